@@ -1,0 +1,108 @@
+"""Regenerate the Python code for every .proto under protos/ into the packages.
+
+    python scripts/gen_protos.py           # write *_pb2.py, *_pb2_grpc.py, *_pb2.pyi
+    python scripts/gen_protos.py --check   # exit 1 when the committed code is stale
+
+The googleapis protos (google/api/*.proto) are imported from the installed
+googleapis-common-protos package and copied to build/googleapis, where buf
+finds them too; they are never committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import google.api
+from grpc_tools import protoc
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOS = ROOT / "protos"
+GOOGLEAPIS = ROOT / "build" / "googleapis"
+GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+
+
+def stage_googleapis() -> Path:
+    """Copy google/api/*.proto from the installed package into build/googleapis."""
+    source = Path(next(iter(google.api.__path__)))
+    target = GOOGLEAPIS / "google" / "api"
+    target.mkdir(parents=True, exist_ok=True)
+    for proto in source.glob("*.proto"):
+        shutil.copyfile(proto, target / proto.name)
+    return GOOGLEAPIS
+
+
+def generate(out: Path) -> list[Path]:
+    """Run protoc over every project proto into the empty folder out; return the files written."""
+    protos = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+    well_known = Path(protoc.__file__).parent / "_proto"
+    args = [
+        "protoc",
+        f"-I{PROTOS}",
+        f"-I{stage_googleapis()}",
+        f"-I{well_known}",
+        f"--python_out={out}",
+        f"--pyi_out={out}",
+        f"--grpc_python_out={out}",
+        *protos,
+    ]
+    if protoc.main(args) != 0:
+        raise SystemExit("protoc failed")
+    written = [p for p in out.rglob("*") if p.name.endswith(GENERATED_SUFFIXES)]
+    # Each generated folder is a package so that `from report_service.v1 import x_pb2` works.
+    for folder in {p.parent for p in written}:
+        (folder / "__init__.py").touch()
+    return written
+
+
+def committed() -> set[Path]:
+    """The generated files currently in the tree, relative to the root."""
+    found = set()
+    for package in (p.relative_to(PROTOS).parts[0] for p in PROTOS.iterdir() if p.is_dir()):
+        for path in (ROOT / package).rglob("*"):
+            if path.name.endswith(GENERATED_SUFFIXES):
+                found.add(path.relative_to(ROOT))
+    return found
+
+
+def check() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = {p.relative_to(tmp) for p in generate(Path(tmp))}
+        stale = sorted(
+            str(p)
+            for p in fresh | committed()
+            if not (ROOT / p).exists()
+            or not (Path(tmp) / p).exists()
+            or not filecmp.cmp(ROOT / p, Path(tmp) / p, shallow=False)
+        )
+    if stale:
+        print("generated code is stale; run: python scripts/gen_protos.py", file=sys.stderr)
+        print("\n".join(f"  {p}" for p in stale), file=sys.stderr)
+        return 1
+    print(f"generated code is fresh ({len(fresh)} files)")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail when committed code is stale")
+    if parser.parse_args().check:
+        return check()
+    for stale in committed():
+        (ROOT / stale).unlink()
+    with tempfile.TemporaryDirectory() as tmp:
+        written = generate(Path(tmp))
+        for path in written + [p.parent / "__init__.py" for p in written]:
+            target = ROOT / path.relative_to(tmp)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    print(f"generated {len(written)} files")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
