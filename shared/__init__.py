@@ -1,0 +1,1 @@
+"""The platform both draft services run on: config, store, auth, errors, server."""

@@ -1,0 +1,172 @@
+"""Authentication (bearer JWT -> Principal) and authorisation (the method's proto option)."""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import jwt
+from google.protobuf import descriptor_pool
+
+from shared.config import AuthSettings
+from shared.errors import PermissionDenied, Unauthenticated
+from shared.v1 import auth_pb2
+
+MAX_TOKEN_LENGTH = 8192  # far above any real token; bounds the work a forged header can cause
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's `sub`, and the permissions it grants."""
+
+    subject: str
+    permissions: frozenset[str]
+
+
+_PRINCIPAL: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "principal", default=None
+)
+
+
+def current_principal() -> Principal:
+    """The caller of the RPC being served; set by the interceptor before the servicer runs."""
+    principal = _PRINCIPAL.get()
+    if principal is None:
+        raise Unauthenticated("no authenticated caller for this call")
+    return principal
+
+
+def bind_principal(principal: Principal) -> contextvars.Token:
+    return _PRINCIPAL.set(principal)
+
+
+def unbind_principal(token: contextvars.Token) -> None:
+    _PRINCIPAL.reset(token)
+
+
+class TokenVerifier:
+    """Turns an `authorization` header into a Principal, or raises Unauthenticated."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        if settings.public_key:
+            self._key, self._algorithms = settings.public_key, ["RS256", "ES256"]
+        elif settings.secret:
+            self._key, self._algorithms = settings.secret, ["HS256"]
+        else:
+            raise ValueError("AuthSettings has no key")
+        self._audience = settings.audience
+        self._issuer = settings.issuer
+
+    def verify(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise Unauthenticated(
+                "missing authorization metadata: send 'authorization: Bearer <JWT>'",
+                reason="MISSING_CREDENTIALS",
+            )
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated(
+                "authorization metadata must be 'Bearer <JWT>'", reason="MALFORMED_CREDENTIALS"
+            )
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthenticated("bearer token is too long", reason="MALFORMED_CREDENTIALS")
+        try:
+            claims = jwt.decode(
+                token.strip(),
+                self._key,
+                algorithms=self._algorithms,
+                audience=self._audience,
+                issuer=self._issuer,
+                options={
+                    "require": ["exp", "sub"],
+                    "verify_aud": self._audience is not None,
+                    "verify_iss": self._issuer is not None,
+                },
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("bearer token has expired", reason="TOKEN_EXPIRED") from None
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated(f"bearer token rejected: {exc}", reason="INVALID_TOKEN") from None
+        return Principal(subject=_subject(claims), permissions=_permissions(claims))
+
+
+def _subject(claims: dict) -> str:
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.strip():
+        raise Unauthenticated("bearer token has an empty 'sub' claim", reason="INVALID_TOKEN")
+    return subject
+
+
+def _permissions(claims: dict) -> frozenset[str]:
+    listed = claims.get("permissions")
+    if listed is None:
+        scope = claims.get("scope", "")
+        listed = scope.split() if isinstance(scope, str) else None
+    if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
+        raise Unauthenticated(
+            "bearer token 'permissions' must be a list of strings (or 'scope' a string)",
+            reason="INVALID_TOKEN",
+        )
+    return frozenset(listed)
+
+
+def mint_token(
+    settings: AuthSettings,
+    subject: str,
+    permissions: Iterable[str],
+    *,
+    ttl_seconds: int = 3600,
+) -> str:
+    """An HS256 token for subject, signed with the configured secret (operators, --dev, tests)."""
+    if not settings.secret:
+        raise ValueError("minting needs AUTH_JWT_SECRET (public-key set-ups mint elsewhere)")
+    now = int(time.time())
+    claims: dict = {"sub": subject, "permissions": sorted(permissions), "iat": now}
+    claims["exp"] = now + ttl_seconds
+    if settings.audience:
+        claims["aud"] = settings.audience
+    if settings.issuer:
+        claims["iss"] = settings.issuer
+    return jwt.encode(claims, settings.secret, algorithm="HS256")
+
+
+# ---------------------------------------------------------------------------
+# Authorisation: what the method's (shared.v1.auth) option asks for.
+# ---------------------------------------------------------------------------
+
+
+@functools.cache
+def method_requirement(method: str) -> auth_pb2.MethodAuth | None:
+    """The (shared.v1.auth) option of `/pkg.Service/Method`, or None when it declares none."""
+    service, _, name = method.lstrip("/").partition("/")
+    try:
+        descriptor = descriptor_pool.Default().FindMethodByName(f"{service}.{name}")
+    except KeyError:
+        return None
+    options = descriptor.GetOptions()
+    if not options.HasExtension(auth_pb2.auth):
+        return None
+    return options.Extensions[auth_pb2.auth]
+
+
+def authorize(principal: Principal, method: str) -> None:
+    """Raise PermissionDenied unless principal may call method; no option means no one may."""
+    requirement = method_requirement(method)
+    which = requirement.WhichOneof("requirement") if requirement is not None else None
+    if which == "permission" and requirement.permission:
+        if requirement.permission not in principal.permissions:
+            raise PermissionDenied(
+                f"{method} needs the permission {requirement.permission!r}",
+                reason="MISSING_PERMISSION",
+                metadata={"permission": requirement.permission},
+            )
+        return
+    if which == "authenticated" and requirement.authenticated:
+        return
+    raise PermissionDenied(
+        f"{method} declares no access rule and is refused for every caller",
+        reason="METHOD_NOT_DECLARED",
+    )

@@ -1,0 +1,74 @@
+"""Database from a URL, and the migrations runner both services use."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlparse
+
+import peewee
+from playhouse.migrations import Runner
+from playhouse.pool import PooledPostgresqlDatabase
+
+from shared.config import ConfigError
+
+_LOGGER = logging.getLogger(__name__)
+
+# SQLite: WAL lets readers run beside the one writer; busy_timeout makes a second writer
+# wait instead of failing; IMMEDIATE transactions take the write lock up front so that
+# two read-then-write transactions cannot deadlock on lock upgrade.
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "busy_timeout": 10_000,
+    "synchronous": "normal",
+}
+POSTGRES_POOL_SIZE = 32
+_MIGRATION_LOCK_ID = 0x6472616674  # "draft": one migrator at a time per PostgreSQL database
+
+
+def open_database(url: str) -> peewee.Database:
+    """A peewee database for `sqlite:///path` (relative or `////absolute`) or `postgresql://`.
+
+    Query parameters of a PostgreSQL URL go to libpq as they are (`sslmode`,
+    `application_name`, `options=-csearch_path%3Dx`, ...).
+    """
+    if url.startswith("sqlite:///"):
+        path = Path(unquote(url[len("sqlite:///") :]))
+        if not path.name:
+            raise ConfigError(f"database URL {url!r} names no file")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return peewee.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
+    parsed = urlparse(url)
+    if parsed.scheme in ("postgresql", "postgres"):
+        name = parsed.path.lstrip("/")
+        if not name:
+            raise ConfigError(f"database URL {url!r} names no database")
+        return PooledPostgresqlDatabase(
+            unquote(name),
+            user=unquote(parsed.username) if parsed.username else None,
+            password=unquote(parsed.password) if parsed.password else None,
+            host=parsed.hostname,
+            port=parsed.port,
+            max_connections=POSTGRES_POOL_SIZE,
+            stale_timeout=300,
+            timeout=10,
+            **{"connect_timeout": 5, **dict(parse_qsl(parsed.query))},
+        )
+    raise ConfigError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+
+
+def apply_migrations(database: peewee.Database, directory: Path) -> list[str]:
+    """Apply the pending playhouse.migrations scripts in directory; return their names."""
+    with database.connection_context():
+        if isinstance(database, peewee.PostgresqlDatabase):
+            # Several workers may start at once; the advisory lock makes them take turns.
+            database.execute_sql("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_ID,))
+        try:
+            applied = Runner(database, directory=str(directory)).up()
+        finally:
+            if isinstance(database, peewee.PostgresqlDatabase):
+                database.execute_sql("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_ID,))
+    for name in applied:
+        _LOGGER.info("applied migration %s", name)
+    return applied

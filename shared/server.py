@@ -1,0 +1,153 @@
+"""Server bootstrap: store, servicers, health, reflection, interceptor, graceful shutdown.
+
+The server model (a thread pool behind grpc's sync server) lives here and nowhere else, so
+that changing it touches no servicer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import signal
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+import peewee
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from playhouse.pool import PooledDatabase
+
+from shared.auth import TokenVerifier
+from shared.config import Settings
+from shared.db import apply_migrations, open_database
+from shared.interceptor import PlatformInterceptor
+from shared.service import ServiceDefinition
+
+_LOGGER = logging.getLogger(__name__)
+
+THREADS = 16  # concurrent RPCs per process; also the most database connections one holds
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # larger requests are refused with RESOURCE_EXHAUSTED
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """A started server: where it listens and the store it serves."""
+
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    database: peewee.Database
+
+
+def open_store(definition: ServiceDefinition, settings: Settings, *, migrate: bool = True):
+    """Open the service's database, bind its proxy, and apply pending migrations."""
+    database = open_database(settings.database_url)
+    definition.database.initialize(database)
+    if migrate:
+        apply_migrations(database, definition.migrations)
+    return database
+
+
+def close_store(database: peewee.Database) -> None:
+    if isinstance(database, PooledDatabase):
+        database.close_all()
+    else:
+        database.close()
+
+
+def create_server(
+    definition: ServiceDefinition, settings: Settings, executor: futures.Executor
+) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """A bound, not yet started server with the production interceptor; port 0 picks one."""
+    server = grpc.server(
+        executor,
+        interceptors=[PlatformInterceptor(definition.name, TokenVerifier(settings.auth))],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+        ],
+        maximum_concurrent_rpcs=THREADS * 8,
+    )
+    definition.add_servicers(server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*definition.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    return server, port, health_servicer
+
+
+@contextlib.contextmanager
+def run_server(
+    definition: ServiceDefinition, settings: Settings, *, migrate: bool = True
+) -> Iterator[RunningServer]:
+    """Serve until the block exits; then NOT_SERVING, drain in-flight calls, close the store."""
+    database = open_store(definition, settings, migrate=migrate)
+    executor = futures.ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="rpc")
+    try:
+        server, port, health_servicer = create_server(definition, settings, executor)
+        server.start()
+        for name in ("", *definition.service_names):
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        try:
+            yield RunningServer(server, port, health_servicer, database)
+        finally:
+            health_servicer.enter_graceful_shutdown()
+            server.stop(settings.grace_period).wait()
+    finally:
+        executor.shutdown(wait=True)
+        close_store(database)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+def serve(definition: ServiceDefinition, settings: Settings, *, announce=print) -> int:
+    """Run one server process until SIGTERM/SIGINT; exit status 0 after a graceful drain."""
+    with run_server(definition, settings, migrate=settings.workers == 1) as running:
+        announce(f"listening on {settings.host}:{running.port}")
+        _wait_for_signal()
+        _LOGGER.info("signal received: draining for up to %.1fs", settings.grace_period)
+    return 0
+
+
+def serve_workers(definition: ServiceDefinition, settings: Settings, *, announce=print) -> int:
+    """Run settings.workers processes sharing one port through SO_REUSEPORT.
+
+    Migrations run once, here, before any worker starts. The kernel spreads new
+    connections across the workers; each worker drains on SIGTERM like a single server.
+    """
+    if settings.port == 0:
+        raise ValueError("--workers above 1 needs a fixed --port (the workers share it)")
+    close_store(open_store(definition, settings))
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_worker_main, args=(definition.name, settings), daemon=False)
+        for _ in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+    announce(f"listening on {settings.host}:{settings.port}")
+    _wait_for_signal()
+    for worker in workers:
+        worker.terminate()  # SIGTERM: each drains its in-flight calls
+    for worker in workers:
+        worker.join()
+    return max((abs(w.exitcode or 0) for w in workers), default=0)
+
+
+def _worker_main(service_name: str, settings: Settings) -> None:
+    import importlib
+
+    module = importlib.import_module(f"{service_name.replace('-', '_')}.server")
+    serve(module.SERVICE, settings, announce=_LOGGER.info)

@@ -1,0 +1,34 @@
+"""What a deployable service tells the platform about itself."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import peewee
+
+
+@dataclass(frozen=True)
+class Command:
+    """An extra CLI sub-command, such as `cohort-service seed FILE.json`."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]  # called with the database open and migrated
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """A service's name, store and servicers; shared.cli and shared.server do the rest."""
+
+    name: str  # "report-service"; also the ErrorInfo domain
+    env_prefix: str  # "REPORT" -> REPORT_HOST, REPORT_PORT, REPORT_DATABASE_URL, ...
+    default_port: int
+    database: peewee.DatabaseProxy
+    migrations: Path
+    add_servicers: Callable[[grpc.Server], None]
+    service_names: tuple[str, ...]  # full names, for health and reflection
+    commands: Mapping[str, Command] = field(default_factory=dict)

@@ -1,0 +1,118 @@
+"""Helpers for tests: real servers on port 0, real tokens, store snapshots and query counts."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+import peewee
+
+from shared.auth import mint_token
+from shared.config import AuthSettings, Settings
+from shared.server import run_server
+from shared.service import ServiceDefinition
+
+TEST_SECRET = "test-secret-" + "x" * 32
+TEST_AUTH = AuthSettings(secret=TEST_SECRET)
+ALL_PERMISSIONS = ("cohort:read", "cohort:write", "catalog:write", "report:read", "report:write")
+
+# ---------------------------------------------------------------------------
+# Servers and credentials
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunningService:
+    channel: grpc.Channel
+    address: str
+    database: peewee.Database
+    settings: Settings
+
+
+def test_settings(definition: ServiceDefinition, database_url: str, **overrides) -> Settings:
+    settings = Settings(
+        service=definition.name,
+        host="127.0.0.1",
+        port=0,
+        database_url=database_url,
+        dev=False,
+        workers=1,
+        grace_period=1.0,
+        auth=TEST_AUTH,
+    )
+    return dataclasses.replace(settings, **overrides)
+
+
+@contextlib.contextmanager
+def serve(
+    definition: ServiceDefinition, database_url: str, **overrides
+) -> Iterator[RunningService]:
+    """A real server on port 0 with the production interceptor, and a channel to it."""
+    settings = test_settings(definition, database_url, **overrides)
+    with run_server(definition, settings) as running:
+        address = f"127.0.0.1:{running.port}"
+        with grpc.insecure_channel(address) as channel:
+            yield RunningService(channel, address, running.database, settings)
+
+
+def bearer(
+    sub: str = "user:alice",
+    permissions: tuple[str, ...] | list[str] = ALL_PERMISSIONS,
+    *,
+    auth: AuthSettings = TEST_AUTH,
+    ttl_seconds: int = 600,
+) -> list[tuple[str, str]]:
+    """Call metadata carrying a valid token for sub."""
+    token = mint_token(auth, sub, permissions, ttl_seconds=ttl_seconds)
+    return [("authorization", f"Bearer {token}")]
+
+
+# ---------------------------------------------------------------------------
+# Store assertions
+# ---------------------------------------------------------------------------
+
+
+class _QueryCounter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+        self.statements: list[str] = []
+        self._lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._lock:
+            self.count += 1
+            self.statements.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def count_queries(database: peewee.Database | None = None) -> Iterator[_QueryCounter]:
+    """Count the SQL statements peewee issues (in any thread) inside the block."""
+    logger = logging.getLogger("peewee")
+    counter = _QueryCounter()
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(counter)
+    try:
+        yield counter
+    finally:
+        logger.removeHandler(counter)
+        logger.setLevel(previous)
+
+
+def snapshot(database: peewee.Database) -> dict[str, list[tuple]]:
+    """Every row of every table, sorted: equal snapshots mean nothing changed."""
+    schema = None
+    if isinstance(database, peewee.PostgresqlDatabase):
+        schema = database.execute_sql("SELECT current_schema()").fetchone()[0]
+    tables = database.get_tables(schema=schema) if schema else database.get_tables()
+    result = {}
+    for table in tables:
+        rows = database.execute_sql(f'SELECT * FROM "{table}"').fetchall()
+        result[table] = sorted((tuple(row) for row in rows), key=repr)
+    return result
