@@ -1,0 +1,1 @@
+"""cohort-service: composable cohort drafts and the catalog they point at, over gRPC."""
