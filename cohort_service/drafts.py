@@ -1,0 +1,114 @@
+"""Reading and deleting drafts, and assembling their form states in a fixed number of queries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from cohort_service import mapping
+from cohort_service.forms import Form, load_forms
+from cohort_service.lookups import Rows, fetch_rows
+from cohort_service.models import Draft, DraftState, Proposal, ProposalDecision, database
+from cohort_service.slots import SLOTS
+from cohort_service.v1 import draft_pb2
+from shared.errors import InvalidArgument, NotFound
+
+DRAFT_NOT_FOUND = "DRAFT_NOT_FOUND"
+
+
+def find_draft(owner: str, draft_id: uuid.UUID, *, lock: bool = False) -> Draft:
+    """The owner's draft, locked for the transaction when asked; NOT_FOUND otherwise.
+
+    Another principal's draft is NOT_FOUND too: its existence is not revealed.
+    """
+    query = Draft.select().where((Draft.id == draft_id) & (Draft.owner == owner))
+    if lock and database.for_update:  # SQLite has no FOR UPDATE; its write lock is whole-database
+        query = query.for_update()
+    draft = query.first()
+    if draft is None:
+        raise NotFound(f"you have no cohort draft {draft_id}", reason=DRAFT_NOT_FOUND)
+    return draft
+
+
+def pending_proposals(draft_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Proposal]]:
+    proposals = (
+        Proposal.select()
+        .where(
+            Proposal.draft_id.in_(list(draft_ids)) & (Proposal.decision == ProposalDecision.PENDING)
+        )
+        .order_by(Proposal.create_time, Proposal.id)
+    )
+    return mapping.proposals_by_draft(proposals)
+
+
+def rows_for(owner: str, forms: Collection[Form]) -> Rows:
+    ids = {slot.name: {item for form in forms for item in form.items[slot.name]} for slot in SLOTS}
+    return fetch_rows(owner, ids)
+
+
+def form_states(owner: str, drafts: Sequence[Draft]) -> list[draft_pb2.DraftFormState]:
+    """The live forms of drafts, in their order."""
+    if not drafts:
+        return []
+    forms = load_forms([draft.id for draft in drafts])
+    rows = rows_for(owner, forms.values())
+    proposals = pending_proposals(forms)
+    return [
+        mapping.form_state(draft, forms[draft.id], rows, proposals.get(draft.id, ()))
+        for draft in drafts
+    ]
+
+
+def get_draft(owner: str, draft_id: uuid.UUID) -> draft_pb2.DraftFormState:
+    with database.atomic():  # one snapshot for the draft and its links
+        return form_states(owner, [find_draft(owner, draft_id)])[0]
+
+
+def list_drafts(
+    owner: str, size: int, cursor: list | None, include_dormant: bool
+) -> tuple[list[draft_pb2.DraftFormState], list | None]:
+    """A page of the owner's drafts, newest first, and the cursor of the next page."""
+    states = [DraftState.ACTIVE, DraftState.DORMANT] if include_dormant else [DraftState.ACTIVE]
+    query = Draft.select().where((Draft.owner == owner) & Draft.state.in_(states))
+    if cursor is not None:
+        created_at, last_id = _read_cursor(cursor)
+        query = query.where(
+            (Draft.created_at < created_at)
+            | ((Draft.created_at == created_at) & (Draft.id < last_id))
+        )
+    with database.atomic():
+        drafts = list(query.order_by(Draft.created_at.desc(), Draft.id.desc()).limit(size + 1))
+        page = drafts[:size]
+        next_cursor = None
+        if len(drafts) > size:
+            last = page[-1]
+            next_cursor = [last.created_at.isoformat(), str(last.id)]
+        return form_states(owner, page), next_cursor
+
+
+def _read_cursor(cursor: list) -> tuple[datetime, uuid.UUID]:
+    try:
+        return datetime.fromisoformat(cursor[0]), uuid.UUID(cursor[1])
+    except (IndexError, TypeError, ValueError, AttributeError):
+        raise InvalidArgument(
+            "page_token is not a token this RPC issued",
+            [("page_token", "must be the next_page_token of a previous response, or empty")],
+        ) from None
+
+
+def delete_draft(owner: str, draft_id: uuid.UUID) -> None:
+    """Delete the draft, its links (by cascade) and its undecided proposals.
+
+    Decided proposals stay, so that a repeated ack still gets its first response.
+    """
+    with database.atomic():
+        draft = find_draft(owner, draft_id, lock=True)
+        delete_with_pending_proposals(draft)
+
+
+def delete_with_pending_proposals(draft: Draft) -> None:
+    Proposal.delete().where(
+        (Proposal.draft_id == draft.id) & (Proposal.decision == ProposalDecision.PENDING)
+    ).execute()
+    draft.delete_instance()

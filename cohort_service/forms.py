@@ -1,0 +1,145 @@
+"""A draft's form as ids per slot, the changes a patch makes to it, and their storage."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from cohort_service.slots import FLAGS, SLOTS
+
+Ids = tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True)
+class Form:
+    """What a draft links to: ids per slot in form order, and the ids marked pending."""
+
+    items: Mapping[str, Ids] = field(default_factory=lambda: {slot.name: () for slot in SLOTS})
+    pending: frozenset[uuid.UUID] = frozenset()
+
+    def all_ids(self) -> set[uuid.UUID]:
+        return {item for ids in self.items.values() for item in ids}
+
+    def pending_in_order(self) -> list[uuid.UUID]:
+        return [item for slot in SLOTS for item in self.items[slot.name] if item in self.pending]
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a patch does to a form, resolved to ids; also how a proposal is stored.
+
+    slots: replaced slots (an empty tuple clears one); slots not named stay as they are.
+    cohort_active: None leaves the cohort_active selection alone, () removes it, (id,)
+    selects that option in place of any other. pending: None keeps the marks on the items
+    that remain; a set replaces them.
+    """
+
+    slots: Mapping[str, Ids] = field(default_factory=dict)
+    cohort_active: Ids | None = None
+    pending: frozenset[uuid.UUID] | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "slots": {name: [str(i) for i in ids] for name, ids in self.slots.items()},
+                "cohort_active": _strings(self.cohort_active),
+                "pending": _strings(self.pending),
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Change:
+        data = json.loads(text)
+        return cls(
+            slots={name: _uuids(ids) for name, ids in data["slots"].items()},
+            cohort_active=_uuids(data["cohort_active"]),
+            pending=None if data["pending"] is None else frozenset(_uuids(data["pending"])),
+        )
+
+    def ids(self) -> dict[str, set[uuid.UUID]]:
+        """Every id the change names, per slot."""
+        named = {name: set(ids) for name, ids in self.slots.items()}
+        named.setdefault(FLAGS.name, set()).update(self.cohort_active or ())
+        return named
+
+
+def _strings(ids: Iterable[uuid.UUID] | None) -> list[str] | None:
+    return None if ids is None else sorted(str(i) for i in ids)
+
+
+def _uuids(strings: list[str] | None) -> Ids | None:
+    return None if strings is None else tuple(uuid.UUID(s) for s in strings)
+
+
+def apply_change(form: Form, change: Change, cohort_active_options: Collection[uuid.UUID]) -> Form:
+    """The form after change. Pending marks on items that left the form are dropped."""
+    items = dict(form.items)
+    items.update(change.slots)
+    if change.cohort_active is not None:
+        # `active` changes only the cohort_active selection (rule 5).
+        chosen = change.cohort_active
+        flags = items[FLAGS.name]
+        if chosen and chosen[0] in flags:
+            items[FLAGS.name] = tuple(
+                f for f in flags if f not in cohort_active_options or f == chosen[0]
+            )
+        else:
+            items[FLAGS.name] = tuple(f for f in flags if f not in cohort_active_options) + chosen
+    pending = form.pending if change.pending is None else change.pending
+    in_form = {item for ids in items.values() for item in ids}
+    return Form(items, frozenset(pending & in_form))
+
+
+# ---------------------------------------------------------------------------
+# Storage: one link table per slot; a query per slot, never per item.
+# ---------------------------------------------------------------------------
+
+
+def load_forms(draft_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Form]:
+    """The stored forms of the given drafts: one query per slot, whatever their number."""
+    items: dict[uuid.UUID, dict[str, list[uuid.UUID]]] = {
+        draft_id: {slot.name: [] for slot in SLOTS} for draft_id in draft_ids
+    }
+    pending: dict[uuid.UUID, set[uuid.UUID]] = {draft_id: set() for draft_id in draft_ids}
+    if not draft_ids:
+        return {}
+    for slot in SLOTS:
+        link = slot.link
+        rows = (
+            link.select(link.draft, link.item, link.pending)
+            .where(link.draft.in_(list(draft_ids)))
+            .order_by(link.draft, link.position)
+            .tuples()
+        )
+        for draft_id, item_id, is_pending in rows:
+            items[draft_id][slot.name].append(item_id)
+            if is_pending:
+                pending[draft_id].add(item_id)
+    return {
+        draft_id: Form(
+            {name: tuple(ids) for name, ids in slots.items()}, frozenset(pending[draft_id])
+        )
+        for draft_id, slots in items.items()
+    }
+
+
+def save_form(draft_id: uuid.UUID, old: Form, new: Form) -> None:
+    """Rewrite the link tables of the slots whose items or pending marks differ."""
+    for slot in SLOTS:
+        before = [(i, i in old.pending) for i in old.items[slot.name]]
+        after = [(i, i in new.pending) for i in new.items[slot.name]]
+        if before == after:
+            continue
+        link = slot.link
+        if before:
+            link.delete().where(link.draft == draft_id).execute()
+        if after:
+            link.insert_many(
+                [
+                    {"draft": draft_id, "item": item, "pending": is_pending, "position": position}
+                    for position, (item, is_pending) in enumerate(after)
+                ]
+            ).execute()

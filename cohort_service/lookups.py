@@ -1,0 +1,76 @@
+"""Loading the rows a form's ids (and a request's names) point at: one query per slot."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+import peewee
+
+from cohort_service import models
+from cohort_service.slots import PARENTS, SLOTS, Slot, SlotKind
+
+
+@dataclass
+class Rows:
+    """Rows by slot and id, catalog rows by name key, and the cohort_active options."""
+
+    items: dict[str, dict[uuid.UUID, peewee.Model]] = field(
+        default_factory=lambda: {slot.name: {} for slot in SLOTS}
+    )
+    by_name: dict[str, dict[str, peewee.Model]] = field(
+        default_factory=lambda: {slot.name: {} for slot in SLOTS}
+    )
+    cohort_active: dict[str, uuid.UUID] = field(default_factory=dict)  # "true" -> option id
+
+    def add(self, slot: Slot, row: peewee.Model) -> None:
+        self.items[slot.name][row.id] = row
+
+
+def fetch_rows(
+    owner: str,
+    ids: Mapping[str, Collection[uuid.UUID]],
+    names: Mapping[str, Collection[str]] | None = None,
+    *,
+    with_cohort_active: bool = False,
+) -> Rows:
+    """The rows of every slot's ids and name keys; value resources only when owner owns them.
+
+    A slot with nothing to look up costs no query, so the count never depends on how
+    many items a request or a form has.
+    """
+    names = names or {}
+    rows = Rows()
+    for slot in SLOTS:
+        slot_ids = list(ids.get(slot.name, ()))
+        slot_names = list(names.get(slot.name, ()))
+        wants_cohort_active = with_cohort_active and slot.kind is SlotKind.FLAGS
+        if not (slot_ids or slot_names or wants_cohort_active):
+            continue
+        for row in _select(slot, owner, slot_ids, slot_names, wants_cohort_active):
+            rows.add(slot, row)
+            if slot.kind is SlotKind.CATALOG:
+                rows.by_name[slot.name][row.name_key] = row
+            if slot.kind is SlotKind.FLAGS and row.flag.key == models.COHORT_ACTIVE_KEY:
+                rows.cohort_active[row.value] = row.id
+    return rows
+
+
+def _select(
+    slot: Slot, owner: str, ids: list[uuid.UUID], names: list[str], with_cohort_active: bool
+) -> peewee.Query:
+    item = slot.item
+    if slot.kind is SlotKind.FLAGS:
+        condition = item.id.in_(ids)
+        if with_cohort_active:
+            condition |= models.Flag.key == models.COHORT_ACTIVE_KEY
+        return item.select(item, models.Flag).join(models.Flag).where(condition)
+    if slot.kind is SlotKind.CATALOG:
+        return item.select().where(item.id.in_(ids) | item.name_key.in_(names))
+    if slot.kind is SlotKind.VALUE:
+        parent = PARENTS[slot.name][0].item
+        return (
+            item.select(item, parent).join(parent).where(item.id.in_(ids) & (item.owner == owner))
+        )
+    return item.select().where(item.id.in_(ids) & (item.owner == owner))

@@ -1,0 +1,271 @@
+"""PatchCohortDraft: apply a patch, stage a soft one as a proposal, or decide a proposal.
+
+Each call is one transaction: claim the idempotency key (or the proposal's decision)
+first, so that concurrent repeats queue behind the winner; then load, resolve, check,
+write. Anything raised rolls the whole call back.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from cohort_service import idempotency, mapping
+from cohort_service.drafts import (
+    delete_with_pending_proposals,
+    find_draft,
+    pending_proposals,
+    rows_for,
+)
+from cohort_service.forms import Change, Form, apply_change, load_forms, save_form
+from cohort_service.lookups import Rows, fetch_rows
+from cohort_service.models import (
+    Draft,
+    DraftState,
+    Proposal,
+    ProposalDecision,
+    database,
+    utcnow,
+)
+from cohort_service.patch_request import read_idempotency_key, read_patch
+from cohort_service.resolve import check_form, resolve
+from cohort_service.slots import PENDING_PATH, SLOTS
+from cohort_service.v1 import draft_service_pb2
+from shared.errors import FailedPrecondition, NotFound, Violations
+
+PatchResponse = draft_service_pb2.PatchCohortDraftResponse
+
+PROPOSAL_NOT_FOUND = "PROPOSAL_NOT_FOUND"
+PROPOSAL_ALREADY_DECIDED = "PROPOSAL_ALREADY_DECIDED"
+PROPOSAL_NO_LONGER_VALID = "PROPOSAL_NO_LONGER_VALID"
+
+
+def is_ack(request: draft_service_pb2.PatchCohortDraftRequest) -> bool:
+    return request.HasField("accept")
+
+
+# ---------------------------------------------------------------------------
+# Patches and soft patches
+# ---------------------------------------------------------------------------
+
+
+def patch_draft(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) -> PatchResponse:
+    """Apply request to the owner's draft (or a new one); stage it instead when soft."""
+    violations = Violations()
+    given_key = read_idempotency_key(request, violations)
+    key = given_key or str(uuid.uuid4())
+    patch = read_patch(request, violations)
+    with database.atomic():
+        if not violations:  # a request that will fail has nothing to replay, and must not claim
+            replay = idempotency.claim(owner, key, idempotency.fingerprint(request))
+            if replay is not None:
+                return PatchResponse.FromString(replay)
+        draft = find_draft(owner, patch.draft_id, lock=True) if patch.draft_id else None
+        current = load_forms([draft.id])[draft.id] if draft else Form()
+        resolution = resolve(owner, patch, current, violations)
+        rows = resolution.rows
+        result = apply_change(current, resolution.change, rows.cohort_active.values())
+        check_form(
+            result,
+            resolution.change,
+            rows,
+            violations,
+            resolution.origins,
+            resolution.pending_paths,
+        )
+        violations.raise_if_any()
+        for slot in SLOTS:
+            if resolution.new_rows[slot.name]:
+                slot.item.insert_many(
+                    [row.__data__ for row in resolution.new_rows[slot.name]]
+                ).execute()
+        if request.soft:
+            response = _stage(owner, key, draft, result, resolution.change, rows)
+        else:
+            response = _apply(owner, key, draft, current, result, rows)
+        idempotency.remember(owner, key, response.SerializeToString(deterministic=True))
+        return response
+
+
+def _apply(
+    owner: str, key: str, draft: Draft | None, current: Form, result: Form, rows: Rows
+) -> PatchResponse:
+    now = utcnow()
+    if draft is None:
+        draft = Draft.create(
+            id=uuid.uuid4(),
+            owner=owner,
+            state=DraftState.ACTIVE,
+            revision=1,
+            created_at=now,
+            update_time=now,
+        )
+        message = "draft created"
+    else:
+        _advance(draft, now)
+        message = "draft updated"
+    save_form(draft.id, current, result)
+    return _response(draft, key, message, result, rows)
+
+
+def _advance(draft: Draft, now) -> None:
+    """Count one applied patch; an applied patch makes a dormant draft live."""
+    draft.revision += 1
+    draft.state = DraftState.ACTIVE
+    draft.update_time = now
+    draft.save()
+
+
+def _stage(
+    owner: str, key: str, draft: Draft | None, preview: Form, change: Change, rows: Rows
+) -> PatchResponse:
+    now = utcnow()
+    created_draft = draft is None
+    if created_draft:
+        draft = Draft.create(
+            id=uuid.uuid4(),
+            owner=owner,
+            state=DraftState.DORMANT,
+            revision=0,
+            created_at=now,
+            update_time=now,
+        )
+    Proposal.create(
+        id=uuid.uuid4(),
+        principal=owner,
+        key=key,
+        draft_id=draft.id,
+        created_draft=created_draft,
+        change=change.to_json(),
+        create_time=now,
+    )
+    return _response(
+        draft,
+        key,
+        "proposal staged; accept or reject it with this idempotency_key and `accept`",
+        preview,
+        rows,
+        state=DraftState.DORMANT,
+    )
+
+
+def _response(
+    draft: Draft, key: str, message: str, form: Form, rows: Rows, *, state: int | None = None
+) -> PatchResponse:
+    proposals = pending_proposals([draft.id]).get(draft.id, ())
+    return PatchResponse(
+        success=True,
+        draft_id=str(draft.id),
+        idempotency_key=key,
+        message=message,
+        form_state=mapping.form_state(draft, form, rows, proposals, state=state),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Acks: {idempotency_key, accept, optional draft id} decide a proposal (rule 10)
+# ---------------------------------------------------------------------------
+
+
+def acknowledge(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) -> PatchResponse:
+    """Accept or reject the proposal staged with request.idempotency_key."""
+    violations = Violations()
+    patch = read_patch(request, violations)
+    for field_name in patch.populated_fields:
+        violations.add(
+            field_name, "an ack (accept) carries no slot; send the change as a patch of its own"
+        )
+    if request.soft:
+        violations.add("soft", "an ack (accept) cannot itself be soft")
+    if request.update_mask.paths:
+        violations.add("update_mask", "an ack (accept) carries no update_mask")
+    if not request.idempotency_key:
+        violations.add(
+            "idempotency_key", "is required in an ack: the key of the soft patch to decide"
+        )
+    violations.raise_if_any("the ack has invalid fields")
+    key, accept = request.idempotency_key, request.accept
+    with database.atomic():
+        proposal, decided_now = _claim_decision(owner, key, patch.draft_id, accept)
+        if not decided_now:
+            was_accepted = proposal.decision == ProposalDecision.ACCEPTED
+            if was_accepted != accept:
+                raise FailedPrecondition(
+                    f"the proposal {key!r} was already {'accepted' if was_accepted else 'rejected'}"
+                    "; a decision is final",
+                    reason=PROPOSAL_ALREADY_DECIDED,
+                )
+            return PatchResponse.FromString(bytes(proposal.decision_response))
+        response = _accept(owner, proposal) if accept else _reject(owner, proposal)
+        Proposal.update(decision_response=response.SerializeToString(deterministic=True)).where(
+            Proposal.id == proposal.id
+        ).execute()
+        return response
+
+
+def _claim_decision(
+    owner: str, key: str, draft_id: uuid.UUID | None, accept: bool
+) -> tuple[Proposal, bool]:
+    """(proposal, True) if this call decided it; (proposal, False) if it was decided before.
+
+    The conditional UPDATE comes first: concurrent acks queue on the row and only the
+    first finds it pending.
+    """
+    where = (Proposal.principal == owner) & (Proposal.key == key)
+    if draft_id is not None:
+        where &= Proposal.draft_id == draft_id
+    decision = ProposalDecision.ACCEPTED if accept else ProposalDecision.REJECTED
+    decided_now = bool(
+        Proposal.update(decision=decision, decide_time=utcnow())
+        .where(where & (Proposal.decision == ProposalDecision.PENDING))
+        .execute()
+    )
+    proposal = Proposal.get_or_none(where)
+    if proposal is None:
+        raise NotFound(
+            f"you staged no proposal with idempotency_key {key!r}", reason=PROPOSAL_NOT_FOUND
+        )
+    return proposal, decided_now
+
+
+def _accept(owner: str, proposal: Proposal) -> PatchResponse:
+    """Re-check the proposal against the draft as it is now, then apply it."""
+    draft = find_draft(owner, proposal.draft_id, lock=True)
+    current = load_forms([draft.id])[draft.id]
+    change = Change.from_json(proposal.change)
+    ids = {slot.name: set(current.items[slot.name]) for slot in SLOTS}
+    for slot_name, named in change.ids().items():
+        ids[slot_name].update(named)
+    rows = fetch_rows(owner, ids, with_cohort_active=True)
+    result = apply_change(current, change, rows.cohort_active.values())
+    violations = Violations()
+    pending_paths = [(PENDING_PATH, item) for item in sorted(change.pending or (), key=str)]
+    check_form(result, change, rows, violations, pending_paths=pending_paths)
+    if violations:
+        raise FailedPrecondition(
+            "the proposal no longer fits the draft, which changed since it was staged; "
+            "reject it and stage a new one",
+            list(violations),
+            reason=PROPOSAL_NO_LONGER_VALID,
+        )
+    _advance(draft, utcnow())
+    save_form(draft.id, current, result)
+    return _response(draft, proposal.key, "proposal accepted", result, rows)
+
+
+def _reject(owner: str, proposal: Proposal) -> PatchResponse:
+    """Discard the proposal; a dormant draft it created goes with it."""
+    draft = Draft.get_or_none((Draft.id == proposal.draft_id) & (Draft.owner == owner))
+    if draft is not None and not (proposal.created_draft and draft.state == DraftState.DORMANT):
+        form = load_forms([draft.id])[draft.id]
+        rows = rows_for(owner, [form])
+        return _response(
+            draft, proposal.key, "proposal rejected; the draft is unchanged", form, rows
+        )
+    if draft is not None:
+        delete_with_pending_proposals(draft)
+    return PatchResponse(
+        success=True,
+        draft_id=str(proposal.draft_id),
+        idempotency_key=proposal.key,
+        message="proposal rejected; the dormant draft it created was deleted",
+    )
