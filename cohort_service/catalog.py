@@ -1,0 +1,196 @@
+"""The catalog store: departments, simulations, profiles and flags (used by RPCs and `seed`)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+
+import peewee
+
+from cohort_service import validation
+from cohort_service.models import (
+    CatalogEntry,
+    Department,
+    Flag,
+    FlagOption,
+    FlagType,
+    Profile,
+    Simulation,
+    database,
+    name_key,
+    utcnow,
+)
+from shared.errors import AlreadyExists, InvalidArgument, Violations
+
+# ErrorInfo reasons of ALREADY_EXISTS, per kind.
+EXISTS_REASONS = {
+    Department: "DEPARTMENT_EXISTS",
+    Simulation: "SIMULATION_EXISTS",
+    Profile: "PROFILE_EXISTS",
+}
+FLAG_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
+MAX_FLAG_OPTIONS = 100
+FLAG_TYPES = {FlagType.BOOLEAN, FlagType.SINGLE_SELECT, FlagType.MULTI_SELECT}
+
+
+def _noun(model: type[CatalogEntry]) -> str:
+    return model._meta.table_name
+
+
+def create_entry(model: type[CatalogEntry], name: str) -> CatalogEntry:
+    """A new department, simulation or profile; ALREADY_EXISTS if the name is taken."""
+    violations = Violations()
+    checked = validation.check_name(violations, "name", name)
+    violations.raise_if_any()
+    try:
+        with database.atomic():
+            return model.create(id=uuid.uuid4(), name=checked, name_key=name_key(checked))
+    except peewee.IntegrityError:
+        raise AlreadyExists(
+            f"a {_noun(model)} named {checked!r} already exists "
+            "(names are compared trimmed and case-insensitively)",
+            reason=EXISTS_REASONS[model],
+        ) from None
+
+
+def create_missing_entries(model: type[CatalogEntry], names: Sequence[str]) -> int:
+    """Create the entries whose names do not exist yet (for `seed`); return how many."""
+    violations = Violations()
+    wanted: dict[str, str] = {}
+    for index, raw in enumerate(names):
+        checked = validation.check_name(violations, f"{_noun(model)}s[{index}]", raw)
+        if checked is not None:
+            wanted.setdefault(name_key(checked), checked)
+    violations.raise_if_any()
+    with database.atomic():
+        existing = {
+            row.name_key
+            for row in model.select(model.name_key).where(model.name_key.in_(list(wanted)))
+        }
+        missing = [
+            {"id": uuid.uuid4(), "name": name, "name_key": key, "created_at": utcnow()}
+            for key, name in wanted.items()
+            if key not in existing
+        ]
+        if missing:
+            model.insert_many(missing).execute()
+    return len(missing)
+
+
+def page_of_entries(
+    model: type[CatalogEntry], size: int, cursor: list | None
+) -> tuple[list[CatalogEntry], list | None]:
+    """Entries ordered by name, after cursor; and the cursor of the next page."""
+    query = model.select()
+    if cursor is not None:
+        key, last_id = _cursor(cursor)
+        query = query.where(
+            (model.name_key > key) | ((model.name_key == key) & (model.id > last_id))
+        )
+    rows = list(query.order_by(model.name_key, model.id).limit(size + 1))
+    page = rows[:size]
+    next_cursor = [page[-1].name_key, str(page[-1].id)] if len(rows) > size else None
+    return page, next_cursor
+
+
+def _cursor(cursor: list) -> tuple[str, uuid.UUID]:
+    try:
+        return str(cursor[0]), uuid.UUID(cursor[1])
+    except (IndexError, TypeError, ValueError, AttributeError):
+        raise _invalid_token() from None
+
+
+def _invalid_token() -> InvalidArgument:
+    return InvalidArgument(
+        "page_token is not a token this RPC issued",
+        [("page_token", "must be the next_page_token of a previous response, or empty")],
+    )
+
+
+# ---------------------------------------------------------------------------
+# Flags
+# ---------------------------------------------------------------------------
+
+
+def check_flag(
+    key: str, flag_type: int, options: Sequence[tuple[str, str]], violations: Violations
+) -> list[tuple[str, str]]:
+    """The options trimmed; every problem of the flag recorded in violations."""
+    if not FLAG_KEY.fullmatch(key):
+        violations.add(
+            "key",
+            f"{key!r} is not a flag key: 1-64 lower-case letters, digits and _, "
+            "starting with a letter",
+        )
+    if flag_type not in FLAG_TYPES:
+        violations.add(
+            "type", "must be FLAG_TYPE_BOOLEAN, FLAG_TYPE_SINGLE_SELECT or FLAG_TYPE_MULTI_SELECT"
+        )
+    if not 1 <= len(options) <= MAX_FLAG_OPTIONS:
+        violations.add("options", f"needs 1-{MAX_FLAG_OPTIONS} options, got {len(options)}")
+    checked: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for index, (raw_value, label) in enumerate(options[:MAX_FLAG_OPTIONS]):
+        value = validation.check_name(
+            violations, f"options[{index}].value", raw_value, what="option value"
+        )
+        if len(label) > validation.MAX_NAME_LENGTH:
+            violations.add(
+                f"options[{index}].label",
+                f"has {len(label)} characters; at most {validation.MAX_NAME_LENGTH} are accepted",
+            )
+        if value is None:
+            continue
+        if value in seen:
+            violations.add(f"options[{index}].value", f"{value!r} is given twice")
+        seen.add(value)
+        checked.append((value, label.strip()))
+    if flag_type == FlagType.BOOLEAN and options and seen != {"true", "false"}:
+        violations.add("options", "a BOOLEAN flag has exactly the options `true` and `false`")
+    return checked
+
+
+def create_flag(key: str, flag_type: int, options: Sequence[tuple[str, str]]) -> tuple[Flag, list]:
+    """A new flag with its options; ALREADY_EXISTS (FLAG_EXISTS) if the key is taken."""
+    violations = Violations()
+    checked = check_flag(key, flag_type, options, violations)
+    violations.raise_if_any("the flag has invalid fields")
+    try:
+        with database.atomic():
+            flag = Flag.create(id=uuid.uuid4(), key=key, type=flag_type)
+            rows = [
+                FlagOption(id=uuid.uuid4(), flag=flag, value=value, label=label, position=index)
+                for index, (value, label) in enumerate(checked)
+            ]
+            FlagOption.insert_many([row.__data__ for row in rows]).execute()
+            return flag, rows
+    except peewee.IntegrityError:
+        raise AlreadyExists(
+            f"a flag with key {key!r} already exists", reason="FLAG_EXISTS"
+        ) from None
+
+
+def page_of_flags(size: int, cursor: list | None) -> tuple[list[tuple[Flag, list]], list | None]:
+    """Flags ordered by key with their options (two queries); and the next page's cursor."""
+    query = Flag.select()
+    if cursor is not None:
+        query = query.where(Flag.key > _flag_cursor(cursor))
+    flags = list(query.order_by(Flag.key).limit(size + 1))
+    page = flags[:size]
+    options: dict[uuid.UUID, list[FlagOption]] = {flag.id: [] for flag in page}
+    if page:
+        for option in (
+            FlagOption.select()
+            .where(FlagOption.flag.in_(list(options)))
+            .order_by(FlagOption.flag, FlagOption.position)
+        ):
+            options[option.flag_id].append(option)
+    next_cursor = [page[-1].key] if len(flags) > size else None
+    return [(flag, options[flag.id]) for flag in page], next_cursor
+
+
+def _flag_cursor(cursor: list) -> str:
+    if len(cursor) != 1 or not isinstance(cursor[0], str):
+        raise _invalid_token()
+    return cursor[0]

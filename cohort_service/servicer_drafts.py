@@ -1,0 +1,45 @@
+"""CohortDraftService: patch, read, list and delete the caller's cohort drafts."""
+
+from __future__ import annotations
+
+from google.protobuf import empty_pb2
+
+from cohort_service import drafts, patches
+from cohort_service.v1 import draft_pb2, draft_service_pb2, draft_service_pb2_grpc
+from cohort_service.validation import parse_uuid
+from shared.auth import current_principal
+from shared.errors import Violations
+from shared.pagination import decode_page_token, encode_page_token, page_size
+
+
+def _draft_id(raw: str):
+    violations = Violations()
+    draft_id = parse_uuid(violations, "draft_id", raw)
+    violations.raise_if_any()
+    return draft_id
+
+
+class CohortDraftServicer(draft_service_pb2_grpc.CohortDraftServiceServicer):
+    def PatchCohortDraft(self, request, context) -> draft_service_pb2.PatchCohortDraftResponse:
+        owner = current_principal().subject
+        if patches.is_ack(request):
+            return patches.acknowledge(owner, request)
+        return patches.patch_draft(owner, request)
+
+    def GetCohortDraft(self, request, context) -> draft_pb2.DraftFormState:
+        return drafts.get_draft(current_principal().subject, _draft_id(request.draft_id))
+
+    def ListCohortDrafts(self, request, context) -> draft_service_pb2.ListCohortDraftsResponse:
+        states, cursor = drafts.list_drafts(
+            current_principal().subject,
+            page_size(request.page_size),
+            decode_page_token(request.page_token),
+            request.include_dormant,
+        )
+        return draft_service_pb2.ListCohortDraftsResponse(
+            drafts=states, next_page_token=encode_page_token(cursor) if cursor else ""
+        )
+
+    def DeleteCohortDraft(self, request, context) -> empty_pb2.Empty:
+        drafts.delete_draft(current_principal().subject, _draft_id(request.draft_id))
+        return empty_pb2.Empty()
