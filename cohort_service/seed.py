@@ -16,11 +16,23 @@ import uuid
 from pathlib import Path
 
 from cohort_service import catalog
-from cohort_service.models import Department, Flag, FlagOption, Profile, Simulation, database
-from cohort_service.v1 import catalog_pb2
+from cohort_service.models import (
+    Department,
+    Flag,
+    FlagOption,
+    FlagType,
+    Profile,
+    Simulation,
+    database,
+)
 from shared.errors import ServiceError, Violations
 
 _LOGGER = logging.getLogger(__name__)
+FLAG_TYPES_BY_NAME = {
+    "BOOLEAN": FlagType.BOOLEAN,
+    "SINGLE_SELECT": FlagType.SINGLE_SELECT,
+    "MULTI_SELECT": FlagType.MULTI_SELECT,
+}
 ENTRY_KINDS = {"departments": Department, "simulations": Simulation, "profiles": Profile}
 
 
@@ -64,16 +76,7 @@ def load(data: dict) -> dict[str, int]:
 def _load_flag(index: int, spec: dict) -> tuple[int, int]:
     key = str(spec.get("key", ""))
     type_name = str(spec.get("type", "")).removeprefix("FLAG_TYPE_")
-    flag_type = (
-        catalog_pb2.FlagType.Value(f"FLAG_TYPE_{type_name}")
-        if type_name
-        in (
-            "BOOLEAN",
-            "SINGLE_SELECT",
-            "MULTI_SELECT",
-        )
-        else 0
-    )
+    flag_type = FLAG_TYPES_BY_NAME.get(type_name, 0)  # 0: check_flag names the problem
     options = [(str(o.get("value", "")), str(o.get("label", ""))) for o in spec.get("options", [])]
     violations = Violations()
     checked = catalog.check_flag(key, flag_type, options, violations)
