@@ -95,7 +95,7 @@ def _existing(
         if row is not None:
             found.append((path, row.id))
         else:
-            violations.add(path, f"no {slot.noun} named {name!r}")
+            violations.add(path, f'no {slot.noun} named "{name}"')
     return found
 
 
@@ -135,7 +135,7 @@ def _parent_row(
         by_name = rows.by_name[parent_slot.name].get(ref.key)
         if by_name is None:
             violations.add(
-                f"{value.path}.{parent_field}", f"no {parent_slot.noun} named {ref.name!r}"
+                f"{value.path}.{parent_field}", f'no {parent_slot.noun} named "{ref.name}"'
             )
             return None
     if by_id is not None and by_name is not None and by_id.id != by_name.id:

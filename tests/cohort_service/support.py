@@ -1,0 +1,69 @@
+"""Helpers of the cohort-service tests: a client bound to one principal, error details."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from cohort_service.v1 import (
+    catalog_service_pb2_grpc,
+    draft_pb2,
+    draft_service_pb2,
+    draft_service_pb2_grpc,
+)
+from tests.support import RunningService
+
+
+@dataclass
+class Client:
+    """Stubs and the call metadata of one principal."""
+
+    server: RunningService
+    metadata: list[tuple[str, str]]
+
+    @property
+    def catalog(self) -> catalog_service_pb2_grpc.CohortCatalogServiceStub:
+        return catalog_service_pb2_grpc.CohortCatalogServiceStub(self.server.channel)
+
+    @property
+    def drafts(self) -> draft_service_pb2_grpc.CohortDraftServiceStub:
+        return draft_service_pb2_grpc.CohortDraftServiceStub(self.server.channel)
+
+    def patch(self, **fields) -> draft_service_pb2.PatchCohortDraftResponse:
+        return self.drafts.PatchCohortDraft(
+            draft_service_pb2.PatchCohortDraftRequest(**fields), metadata=self.metadata
+        )
+
+    def get(self, draft_id: str) -> draft_pb2.DraftFormState:
+        return self.drafts.GetCohortDraft(
+            draft_service_pb2.GetCohortDraftRequest(draft_id=draft_id), metadata=self.metadata
+        )
+
+    def list(self, **fields) -> draft_service_pb2.ListCohortDraftsResponse:
+        return self.drafts.ListCohortDrafts(
+            draft_service_pb2.ListCohortDraftsRequest(**fields), metadata=self.metadata
+        )
+
+    def delete(self, draft_id: str) -> None:
+        self.drafts.DeleteCohortDraft(
+            draft_service_pb2.DeleteCohortDraftRequest(draft_id=draft_id), metadata=self.metadata
+        )
+
+
+def details(error: grpc.RpcError) -> tuple[str, dict[str, str]]:
+    """(ErrorInfo reason, {field: description} of the BadRequest) of a failed call."""
+    status = rpc_status.from_call(error)
+    reason, violations = "", {}
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason = info.reason
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations = {v.field: v.description for v in bad.field_violations}
+    return reason, violations
