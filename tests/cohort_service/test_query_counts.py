@@ -1,0 +1,42 @@
+"""The store issues a fixed number of queries per call, whatever the number of items."""
+
+from __future__ import annotations
+
+from cohort_service.models import Department, database, name_key
+from tests.support import count_queries
+
+
+def _departments(count: int) -> list[str]:
+    names = [f"Department {n:04d}" for n in range(count)]
+    with database.atomic():
+        Department.insert_many([{"name": n, "name_key": name_key(n)} for n in names]).execute()
+    return [str(d.id) for d in Department.select().order_by(Department.name_key)]
+
+
+def test_a_patch_costs_the_same_queries_with_1_and_500_departments(alice, server):
+    ids = _departments(500)
+    names = [f"department {n:04d}" for n in range(500)]
+    counts = []
+    for size in (1, 500):
+        draft_id = alice.patch(name="warm-up").draft_id
+        with count_queries(server.database) as counter:
+            alice.patch(
+                draft_id=draft_id,
+                department_ids=ids[:size],
+                departments=names[:size],
+                pending_ids=ids[:size],
+            )
+        counts.append(counter.count)
+    assert counts[0] == counts[1]
+
+
+def test_get_and_list_cost_the_same_queries_with_1_and_500_departments(alice, server):
+    ids = _departments(500)
+    counts = []
+    for size in (1, 500):
+        draft_id = alice.patch(department_ids=ids[:size]).draft_id
+        with count_queries(server.database) as counter:
+            alice.get(draft_id)
+            alice.list()
+        counts.append(counter.count)
+    assert counts[0] == counts[1]
