@@ -100,12 +100,12 @@ def apply_change(form: Form, change: Change, cohort_active_options: Collection[u
 
 def load_forms(draft_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Form]:
     """The stored forms of the given drafts: one query per slot, whatever their number."""
+    if not draft_ids:
+        return {}
     items: dict[uuid.UUID, dict[str, list[uuid.UUID]]] = {
         draft_id: {slot.name: [] for slot in SLOTS} for draft_id in draft_ids
     }
     pending: dict[uuid.UUID, set[uuid.UUID]] = {draft_id: set() for draft_id in draft_ids}
-    if not draft_ids:
-        return {}
     for slot in SLOTS:
         link = slot.link
         rows = (

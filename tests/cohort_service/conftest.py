@@ -8,12 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from cohort_service.server import SERVICE
-from cohort_service.v1 import (
-    catalog_pb2,
-    catalog_service_pb2,
-    catalog_service_pb2_grpc,
-    draft_service_pb2_grpc,
-)
+from cohort_service.v1 import catalog_pb2, catalog_service_pb2, catalog_service_pb2_grpc
 from tests.cohort_service.support import Client
 from tests.support import RunningService, bearer, serve
 
@@ -48,21 +43,13 @@ class Catalog:
 
 
 def make_catalog(stub: catalog_service_pb2_grpc.CohortCatalogServiceStub, metadata) -> Catalog:
-    def create(method, names):
-        return {name: method(_request(method, name), metadata=metadata).id for name in names}
+    """Three departments, two simulations, two profiles, and three flags beside cohort_active."""
 
-    def _request(method, name):
-        request_type = {
-            stub.CreateDepartment: catalog_service_pb2.CreateDepartmentRequest,
-            stub.CreateSimulation: catalog_service_pb2.CreateSimulationRequest,
-            stub.CreateProfile: catalog_service_pb2.CreateProfileRequest,
-        }[method]
-        return request_type(name=name)
+    def create(method, request_type, names):
+        return {name: method(request_type(name=name), metadata=metadata).id for name in names}
 
-    flags = {
-        flag.key: flag
-        for flag in stub.ListFlags(catalog_service_pb2.ListFlagsRequest(), metadata=metadata).flags
-    }
+    listed = stub.ListFlags(catalog_service_pb2.ListFlagsRequest(), metadata=metadata).flags
+    flags = {flag.key: flag for flag in listed}
     for key, flag_type, values in (
         ("priority", catalog_pb2.FLAG_TYPE_SINGLE_SELECT, ("high", "low")),
         ("channels", catalog_pb2.FLAG_TYPE_MULTI_SELECT, ("email", "chat")),
@@ -77,9 +64,21 @@ def make_catalog(stub: catalog_service_pb2_grpc.CohortCatalogServiceStub, metada
             metadata=metadata,
         )
     return Catalog(
-        departments=create(stub.CreateDepartment, ["Sales", "Engineering", "Finance"]),
-        simulations=create(stub.CreateSimulation, ["Onboarding", "Renewal"]),
-        profiles=create(stub.CreateProfile, ["Account Executive", "Support Engineer"]),
+        departments=create(
+            stub.CreateDepartment,
+            catalog_service_pb2.CreateDepartmentRequest,
+            ["Sales", "Engineering", "Finance"],
+        ),
+        simulations=create(
+            stub.CreateSimulation,
+            catalog_service_pb2.CreateSimulationRequest,
+            ["Onboarding", "Renewal"],
+        ),
+        profiles=create(
+            stub.CreateProfile,
+            catalog_service_pb2.CreateProfileRequest,
+            ["Account Executive", "Support Engineer"],
+        ),
         flags=flags,
     )
 
@@ -87,6 +86,3 @@ def make_catalog(stub: catalog_service_pb2_grpc.CohortCatalogServiceStub, metada
 @pytest.fixture
 def catalog(alice) -> Catalog:
     return make_catalog(alice.catalog, alice.metadata)
-
-
-__all__ = ["Catalog", "draft_service_pb2_grpc"]
