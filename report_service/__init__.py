@@ -1,0 +1,1 @@
+"""report-service: reports and their per-user draft workflow, over gRPC."""
