@@ -1,0 +1,147 @@
+"""The draft workflow: write, discard and commit drafts; delete an original with its drafts.
+
+Every function runs inside the caller's transaction, so a driver that raises, or any other
+failure, rolls back whatever the function had already written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from report_service import fields, mapping, store
+from report_service.drivers import DriverRegistry
+from report_service.fields import Fields
+from report_service.models import ID_MAX_LENGTH, Report
+from report_service.v1 import report_pb2
+from shared.errors import Aborted, AlreadyExists, FailedPrecondition
+
+DRAFT_ID_TAKEN = "DRAFT_ID_TAKEN"
+DRAFT_ID_TOO_LONG = "DRAFT_ID_TOO_LONG"
+DRAFT_CREATED_CONCURRENTLY = "DRAFT_CREATED_CONCURRENTLY"
+REPORT_UPDATED = "reportUpdated"
+
+
+def draft_id(principal: str, original_id: str) -> str:
+    """`<principal>:<slug>-draft`, slug being original_id after its first `:` (or all of it)."""
+    _, colon, rest = original_id.partition(":")
+    slug = rest if colon else original_id
+    return f"{principal}:{slug}-draft"
+
+
+def report_proto(row: Report) -> report_pb2.Report:
+    """row as a message, with its datasets (one query)."""
+    return mapping.report_to_proto(row, store.datasets_of([row.id])[row.id])
+
+
+# ---------------------------------------------------------------------------
+# Writing a draft (EditReport, PutReportDraft)
+# ---------------------------------------------------------------------------
+
+
+def _new_draft_row(original: Report, principal: str, now: datetime) -> Report:
+    """An unsaved copy of original, as principal's draft of it."""
+    new_id = draft_id(principal, original.id)
+    if len(new_id) > ID_MAX_LENGTH:
+        raise FailedPrecondition(
+            f"your draft of {original.id!r} would have an id longer than {ID_MAX_LENGTH} "
+            "characters",
+            reason=DRAFT_ID_TOO_LONG,
+        )
+    row = Report(**original.__data__)
+    row.id, row.owner_id, row.editing = new_id, principal, original.id
+    row.created_at = row.updated_at = now
+    return row
+
+
+def _insert_draft(row: Report, values: Fields) -> None:
+    if Report.select().where(Report.id == row.id).exists():
+        raise FailedPrecondition(
+            f"your draft id {row.id!r} is already used by another report (perhaps your draft "
+            "of another report with the same slug): commit or discard that one first",
+            reason=DRAFT_ID_TAKEN,
+            metadata={"draft_id": row.id},
+        )
+    try:
+        store.insert_report(row, values)
+    except AlreadyExists:
+        raise Aborted(
+            "a concurrent call created this draft at the same time; retry",
+            reason=DRAFT_CREATED_CONCURRENTLY,
+        ) from None
+
+
+def write_draft(
+    drivers: DriverRegistry,
+    original: Report,
+    principal: str,
+    existing: Report | None,
+    overrides: Fields,
+    now: datetime,
+) -> report_pb2.Report:
+    """Create principal's draft of original (existing None), or replace existing.
+
+    The draft becomes original's fields overlaid with overrides, keeping existing's name;
+    the driver's before_create_draft may change it before it is saved.
+    """
+    datasets = store.datasets_of([original.id])[original.id]
+    values = {**mapping.fields_from_row(original, datasets), **overrides}
+    if existing is not None:
+        values["name"] = existing.name
+    row = existing if existing is not None else _new_draft_row(original, principal, now)
+    preview = Report(**row.__data__)  # what the driver sees, before anything is written
+    store.set_columns(preview, values, now)
+    values = drivers.before_create_draft(
+        original.type,
+        mapping.report_to_proto(original, datasets),
+        mapping.report_to_proto(preview, values["datasets"]),
+    )
+    if existing is None:
+        store.set_columns(row, values, now)
+        _insert_draft(row, values)
+    else:
+        store.update_report(row, values, now)
+    return mapping.report_to_proto(row, values["datasets"])
+
+
+# ---------------------------------------------------------------------------
+# Discarding, deleting, committing
+# ---------------------------------------------------------------------------
+
+
+def discard_draft(drivers: DriverRegistry, draft: Report) -> None:
+    if drivers.has_hook(draft.type, "before_discard_draft"):
+        drivers.before_discard_draft(draft.type, report_proto(draft))
+    store.delete_reports([draft.id])
+
+
+def delete_original(drivers: DriverRegistry, original: Report) -> None:
+    """Delete original; the database deletes its drafts, datasets, activities and settings."""
+    if drivers.has_hook(original.type, "before_discard_draft"):
+        drafts = store.drafts_of(original.id)
+        datasets = store.datasets_of([draft.id for draft in drafts])
+        for draft in drafts:
+            drivers.before_discard_draft(
+                original.type, mapping.report_to_proto(draft, datasets[draft.id])
+            )
+    store.delete_reports([original.id])
+
+
+def commit_draft(
+    drivers: DriverRegistry, original: Report, draft: Report, principal: str, now: datetime
+) -> report_pb2.Report:
+    """Publish draft to original (locked by the caller) and delete it; see CommitReportDraft."""
+    datasets = store.datasets_of([original.id, draft.id])
+    before = mapping.fields_from_row(original, datasets[original.id])
+    proposed = mapping.fields_from_row(draft, datasets[draft.id])
+    changes = drivers.after_commit_draft(
+        original.type,
+        mapping.report_to_proto(original, datasets[original.id]),
+        mapping.report_to_proto(draft, datasets[draft.id]),
+        fields.changed(before, proposed, fields.COMMITTED),
+    )
+    original.defn_updated_at = now
+    store.update_report(original, changes, now)
+    store.delete_reports([draft.id])
+    store.delete_user_settings(original.id)
+    store.record_activity(original.id, REPORT_UPDATED, principal, now, changes)
+    return mapping.report_to_proto(original, changes.get("datasets", datasets[original.id]))

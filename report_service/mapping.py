@@ -1,0 +1,155 @@
+"""Plain conversions between rows, field values (report_service.fields) and proto messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from report_service import fields
+from report_service.fields import Fields
+from report_service.models import Activity, Report
+from report_service.v1 import report_pb2
+
+REPORTS_PATH = "/api/reports"
+
+
+def struct_to_dict(struct: struct_pb2.Struct) -> dict:
+    return json_format.MessageToDict(struct)
+
+
+def dict_to_struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(value)
+    return struct
+
+
+def _timestamp(value) -> timestamp_pb2.Timestamp:
+    timestamp = timestamp_pb2.Timestamp()
+    timestamp.FromDatetime(value)  # naive datetimes are UTC, as models.utcnow() stores them
+    return timestamp
+
+
+# ---------------------------------------------------------------------------
+# Field values from messages and rows
+# ---------------------------------------------------------------------------
+
+
+def _optional_id(name: str):
+    return lambda message: getattr(message, name) if message.HasField(name) else None
+
+
+# Each reads one field from a Report or a ReportDraftInput (they share these field names).
+_READERS = {
+    "name": lambda message: message.name,
+    "defn": lambda message: struct_to_dict(message.defn),
+    "settings": lambda message: struct_to_dict(message.settings),
+    **{name: _optional_id(name) for name in fields.OPTIONAL_IDS},
+    "enable_filter": lambda message: message.enable_filter,
+    "datasets": lambda message: [
+        {"dataset_id": d.dataset_id, "alias": d.alias} for d in message.datasets
+    ],
+    "snapshot": lambda message: {
+        "enabled": message.snapshot.enabled,
+        "schedule": message.snapshot.schedule,
+        "retain_count": message.snapshot.retain_count,
+    },
+}
+
+
+def fields_from_message(message, names: Iterable[str]) -> Fields:
+    """The named fields of a Report or ReportDraftInput (an unset field reads as empty)."""
+    return {name: _READERS[name](message) for name in names}
+
+
+def draft_input_fields(draft: report_pb2.ReportDraftInput) -> Fields:
+    """The fields a ReportDraftInput sets; the ones it leaves unset are absent."""
+    return fields_from_message(draft, [name for name in fields.DRAFT_INPUT if draft.HasField(name)])
+
+
+def fields_from_row(row: Report, datasets: Sequence[Mapping[str, str]]) -> Fields:
+    """Every editable field of a stored report, with its datasets in order."""
+    values = {name: getattr(row, name) for name in ("name", *fields.JSON_OBJECTS)}
+    values.update({name: getattr(row, name) for name in fields.OPTIONAL_IDS})
+    values["enable_filter"] = row.enable_filter
+    values["datasets"] = [dict(dataset) for dataset in datasets]
+    values["snapshot"] = {
+        "enabled": row.snapshot_enabled,
+        "schedule": row.snapshot_schedule,
+        "retain_count": row.snapshot_retain_count,
+    }
+    return values
+
+
+def column_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The Report columns holding values (all of them but the datasets, stored apart)."""
+    columns = {
+        name: value for name, value in values.items() if name not in ("datasets", "snapshot")
+    }
+    if "snapshot" in values:
+        snapshot = values["snapshot"]
+        columns["snapshot_enabled"] = snapshot["enabled"]
+        columns["snapshot_schedule"] = snapshot["schedule"]
+        columns["snapshot_retain_count"] = snapshot["retain_count"]
+    return columns
+
+
+# ---------------------------------------------------------------------------
+# Messages
+# ---------------------------------------------------------------------------
+
+
+def _link(href: str) -> report_pb2.ReportLink:
+    return report_pb2.ReportLink(href=href)
+
+
+def links(row: Report) -> report_pb2.ReportLinks:
+    result = report_pb2.ReportLinks(self=_link(f"{REPORTS_PATH}/{row.id}"))
+    if row.editing_id is not None:
+        result.original.CopyFrom(_link(f"{REPORTS_PATH}/{row.editing_id}"))
+        result.commit_draft.CopyFrom(_link(f"{REPORTS_PATH}/{row.editing_id}/draft/_commit"))
+    return result
+
+
+def report_to_proto(row: Report, datasets: Sequence[Mapping[str, str]]) -> report_pb2.Report:
+    values = fields_from_row(row, datasets)
+    report = report_pb2.Report(
+        id=row.id,
+        type=row.type,
+        name=values["name"],
+        defn=dict_to_struct(values["defn"]),
+        settings=dict_to_struct(values["settings"]),
+        enable_filter=values["enable_filter"],
+        datasets=[report_pb2.ReportDataset(**dataset) for dataset in values["datasets"]],
+        snapshot=report_pb2.SnapshotSettings(**values["snapshot"]),
+        owner_id=row.owner_id,
+        editing_id=row.editing_id or "",
+        created_at=_timestamp(row.created_at),
+        updated_at=_timestamp(row.updated_at),
+        defn_updated_at=_timestamp(row.defn_updated_at),
+        links=links(row),
+    )
+    for name in fields.OPTIONAL_IDS:
+        if values[name] is not None:
+            setattr(report, name, values[name])
+    return report
+
+
+def activity_to_proto(row: Activity) -> report_pb2.Activity:
+    return report_pb2.Activity(
+        id=str(row.id),
+        report_id=row.report_id,
+        type=row.type,
+        actor_id=row.actor_id,
+        created_at=_timestamp(row.created_at),
+        details=dict_to_struct(row.details),
+    )
+
+
+def user_settings_to_proto(
+    report_id: str, user_id: str, settings: Mapping[str, Any]
+) -> report_pb2.UserReportSettings:
+    return report_pb2.UserReportSettings(
+        report_id=report_id, user_id=user_id, settings=dict_to_struct(settings)
+    )

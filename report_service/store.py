@@ -1,0 +1,224 @@
+"""Report queries: loading with the access rules, and writing, each a fixed number of statements.
+
+Callers hold the transaction (`with database.atomic():`); nothing here opens one except the
+savepoint that turns a lost insert race into a domain error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import peewee
+
+from report_service import mapping
+from report_service.fields import Fields
+from report_service.models import Activity, Report, ReportDataset, UserReportSettings, database
+from shared.errors import AlreadyExists, FailedPrecondition, NotFound
+
+REPORT_NOT_FOUND = "REPORT_NOT_FOUND"
+DRAFT_NOT_FOUND = "DRAFT_NOT_FOUND"
+REPORT_IS_DRAFT = "REPORT_IS_DRAFT"
+REPORT_ALREADY_EXISTS = "REPORT_ALREADY_EXISTS"
+
+Datasets = list[dict[str, str]]
+
+# ---------------------------------------------------------------------------
+# Loading, with the access rules
+# ---------------------------------------------------------------------------
+
+
+def _select_report(report_id: str, *, lock: bool = False) -> Report | None:
+    query = Report.select().where(Report.id == report_id)
+    if lock and database.for_update:  # SQLite has no FOR UPDATE; its write lock is whole-database
+        query = query.for_update()
+    return query.first()
+
+
+def _not_found(report_id: str) -> NotFound:
+    return NotFound(f"there is no report {report_id!r}", reason=REPORT_NOT_FOUND)
+
+
+def visible_report(report_id: str, principal: str) -> Report:
+    """An original, or one of principal's drafts; NOT_FOUND for anything else.
+
+    Another principal's draft is NOT_FOUND too: its existence is not revealed.
+    """
+    row = _select_report(report_id)
+    if row is None or (row.editing_id is not None and row.owner_id != principal):
+        raise _not_found(report_id)
+    return row
+
+
+def original_report(report_id: str, principal: str, *, lock: bool = False) -> Report:
+    """The original report_id, locked for the transaction when asked.
+
+    NOT_FOUND unless it is visible to principal; FAILED_PRECONDITION for principal's own draft,
+    since the draft RPCs take the id of the original.
+    """
+    row = _select_report(report_id, lock=lock)
+    if row is None or (row.editing_id is not None and row.owner_id != principal):
+        raise _not_found(report_id)
+    if row.editing_id is not None:
+        raise FailedPrecondition(
+            f"{report_id!r} is a draft; the draft RPCs take the id of the original report "
+            f"({row.editing_id!r})",
+            reason=REPORT_IS_DRAFT,
+            metadata={"editing_id": row.editing_id},
+        )
+    return row
+
+
+def find_draft(original_id: str, principal: str) -> Report | None:
+    return (
+        Report.select()
+        .where((Report.editing == original_id) & (Report.owner_id == principal))
+        .first()
+    )
+
+
+def own_draft(original_id: str, principal: str) -> Report:
+    """principal's draft of original_id, or NOT_FOUND."""
+    draft = find_draft(original_id, principal)
+    if draft is None:
+        raise NotFound(
+            f"you have no draft of report {original_id!r}",
+            reason=DRAFT_NOT_FOUND,
+            metadata={"report_id": original_id},
+        )
+    return draft
+
+
+def drafts_of(original_id: str) -> list[Report]:
+    return list(Report.select().where(Report.editing == original_id).order_by(Report.id))
+
+
+def originals_page(after_id: str | None, limit: int) -> list[Report]:
+    query = Report.select().where(Report.editing.is_null())
+    if after_id is not None:
+        query = query.where(Report.id > after_id)
+    return list(query.order_by(Report.id).limit(limit))
+
+
+def datasets_of(report_ids: Collection[str]) -> dict[str, Datasets]:
+    """The datasets of each report, in order, in one query."""
+    result: dict[str, Datasets] = {report_id: [] for report_id in report_ids}
+    if not result:
+        return result
+    query = (
+        ReportDataset.select(ReportDataset.report, ReportDataset.dataset_id, ReportDataset.alias)
+        .where(ReportDataset.report.in_(list(result)))
+        .order_by(ReportDataset.report, ReportDataset.position)
+        .tuples()
+    )
+    for report_id, dataset_id, alias in query:
+        result[report_id].append({"dataset_id": dataset_id, "alias": alias})
+    return result
+
+
+def user_settings(report_id: str, user_id: str) -> UserReportSettings | None:
+    return (
+        UserReportSettings.select()
+        .where((UserReportSettings.report == report_id) & (UserReportSettings.user_id == user_id))
+        .first()
+    )
+
+
+def activities_page(report_id: str, before_id: int | None, limit: int) -> list[Activity]:
+    query = Activity.select().where(Activity.report == report_id)
+    if before_id is not None:
+        query = query.where(Activity.id < before_id)
+    return list(query.order_by(Activity.id.desc()).limit(limit))
+
+
+# ---------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------
+
+
+def _replace_datasets(report_id: str, datasets: Sequence[Mapping[str, str]]) -> None:
+    ReportDataset.delete().where(ReportDataset.report == report_id).execute()
+    if datasets:
+        ReportDataset.insert_many(
+            [
+                {
+                    "report": report_id,
+                    "dataset_id": dataset["dataset_id"],
+                    "alias": dataset.get("alias", ""),
+                    "position": position,
+                }
+                for position, dataset in enumerate(datasets)
+            ]
+        ).execute()
+
+
+def insert_report(
+    row: Report, values: Fields, *, taken_reason: str = REPORT_ALREADY_EXISTS
+) -> None:
+    """Insert row (its columns already set from values) and its datasets.
+
+    ALREADY_EXISTS (or taken_reason) when the id is taken, also by a concurrent insert.
+    """
+    try:
+        with database.atomic():  # a savepoint: a lost race must leave the transaction usable
+            row.save(force_insert=True)
+    except peewee.IntegrityError:
+        raise AlreadyExists(
+            f"the report id {row.id!r} is already taken",
+            reason=taken_reason,
+            metadata={"id": row.id},
+        ) from None
+    _replace_datasets(row.id, values.get("datasets", ()))
+
+
+def set_columns(row: Report, values: Fields, now: datetime) -> None:
+    """Set row's columns from values in memory; defn_updated_at moves only when defn changes."""
+    if "defn" in values and values["defn"] != row.defn:
+        row.defn_updated_at = now
+    for column, value in mapping.column_values(values).items():
+        setattr(row, column, value)
+    row.updated_at = now
+
+
+def update_report(row: Report, values: Fields, now: datetime) -> None:
+    """Write values (and updated_at, defn_updated_at) to the stored row; datasets if given."""
+    set_columns(row, values, now)
+    columns = {
+        column: getattr(row, column)
+        for column in (*mapping.column_values(values), "updated_at", "defn_updated_at")
+    }
+    Report.update(columns).where(Report.id == row.id).execute()
+    if "datasets" in values:
+        _replace_datasets(row.id, values["datasets"])
+
+
+def delete_reports(report_ids: Collection[str]) -> None:
+    """Delete the reports; the database cascades to drafts, datasets, activities and settings."""
+    if report_ids:
+        Report.delete().where(Report.id.in_(list(report_ids))).execute()
+
+
+def delete_user_settings(report_id: str) -> None:
+    UserReportSettings.delete().where(UserReportSettings.report == report_id).execute()
+
+
+def put_user_settings(report_id: str, user_id: str, settings: dict, now: datetime) -> None:
+    (
+        UserReportSettings.insert(
+            report=report_id, user_id=user_id, settings=settings, updated_at=now
+        )
+        .on_conflict(
+            conflict_target=[UserReportSettings.report, UserReportSettings.user_id],
+            update={UserReportSettings.settings: settings, UserReportSettings.updated_at: now},
+        )
+        .execute()
+    )
+
+
+def record_activity(
+    report_id: str, activity_type: str, actor_id: str, now: datetime, details: Mapping[str, Any]
+) -> Activity:
+    return Activity.create(
+        report=report_id, type=activity_type, actor_id=actor_id, created_at=now, details=details
+    )

@@ -1,0 +1,154 @@
+"""Request checks: report ids, editable field values and update masks, each bad field reported."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf import field_mask_pb2
+
+from report_service import fields
+from report_service.models import ID_MAX_LENGTH
+from report_service.v1 import report_pb2
+from shared.errors import Violations
+
+NAME_MAX_LENGTH = 200
+TYPE_MAX_LENGTH = 100
+ALIAS_MAX_LENGTH = 200
+SCHEDULE_MAX_LENGTH = 200
+RETAIN_COUNT_MAX = 10_000
+DATASETS_MAX = 1_000
+
+
+def _check_length(
+    violations: Violations, field: str, value: Any, minimum: int, maximum: int
+) -> None:
+    if not isinstance(value, str):
+        violations.add(field, f"must be a string, got {type(value).__name__}")
+    elif not minimum <= len(value) <= maximum:
+        accepted = f"{minimum}-{maximum}" if minimum else f"at most {maximum}"
+        violations.add(field, f"must be {accepted} characters long, got {len(value)}")
+
+
+def check_report_id(violations: Violations, field: str, value: str) -> None:
+    """A report id, as given in a request: 1-512 characters."""
+    _check_length(violations, field, value, 1, ID_MAX_LENGTH)
+
+
+def check_type(violations: Violations, field: str, value: str) -> None:
+    _check_length(violations, field, value, 1, TYPE_MAX_LENGTH)
+    if isinstance(value, str) and value and not value.strip():
+        violations.add(field, "must not be blank")
+
+
+def _check_name(violations: Violations, field: str, value: Any) -> None:
+    _check_length(violations, field, value, 1, NAME_MAX_LENGTH)
+    if isinstance(value, str) and value and not value.strip():
+        violations.add(field, "must not be blank")
+
+
+def _check_json_object(violations: Violations, field: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        violations.add(field, f"must be a JSON object, got {type(value).__name__}")
+
+
+def _check_optional_id(violations: Violations, field: str, value: Any) -> None:
+    if value is not None:
+        _check_length(violations, field, value, 0, ID_MAX_LENGTH)
+
+
+def _check_bool(violations: Violations, field: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        violations.add(field, f"must be true or false, got {type(value).__name__}")
+
+
+def _check_datasets(violations: Violations, field: str, value: Any) -> None:
+    if not isinstance(value, list):
+        violations.add(field, f"must be a list, got {type(value).__name__}")
+        return
+    if len(value) > DATASETS_MAX:
+        violations.add(field, f"must have at most {DATASETS_MAX} entries, got {len(value)}")
+        return
+    for index, dataset in enumerate(value):
+        path = f"{field}[{index}]"
+        if not isinstance(dataset, dict):
+            violations.add(path, "must be an object with dataset_id and alias")
+            continue
+        _check_length(violations, f"{path}.dataset_id", dataset.get("dataset_id"), 1, ID_MAX_LENGTH)
+        _check_length(violations, f"{path}.alias", dataset.get("alias", ""), 0, ALIAS_MAX_LENGTH)
+
+
+def _check_snapshot(violations: Violations, field: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        violations.add(field, "must be an object with enabled, schedule and retain_count")
+        return
+    _check_bool(violations, f"{field}.enabled", value.get("enabled"))
+    _check_length(violations, f"{field}.schedule", value.get("schedule"), 0, SCHEDULE_MAX_LENGTH)
+    retain_count = value.get("retain_count")
+    if (
+        not isinstance(retain_count, int)
+        or isinstance(retain_count, bool)
+        or not 0 <= retain_count <= RETAIN_COUNT_MAX
+    ):
+        violations.add(
+            f"{field}.retain_count", f"must be 0-{RETAIN_COUNT_MAX:,}, got {retain_count!r}"
+        )
+
+
+_CHECKS = {
+    "name": _check_name,
+    "defn": _check_json_object,
+    "settings": _check_json_object,
+    **dict.fromkeys(fields.OPTIONAL_IDS, _check_optional_id),
+    "enable_filter": _check_bool,
+    "datasets": _check_datasets,
+    "snapshot": _check_snapshot,
+}
+
+
+def check_fields(violations: Violations, prefix: str, values: Mapping[str, Any]) -> None:
+    """Check each editable field in values; paths are `prefix.field` (`report.name`)."""
+    for name, value in values.items():
+        check = _CHECKS.get(name)
+        if check is None:
+            violations.add(f"{prefix}.{name}", "is not an editable field of a report")
+        else:
+            check(violations, f"{prefix}.{name}", value)
+
+
+# ---------------------------------------------------------------------------
+# update_mask (AIP-134)
+# ---------------------------------------------------------------------------
+
+
+def populated(report: report_pb2.Report) -> tuple[str, ...]:
+    """The editable fields report populates: the implied mask of an update without one."""
+    present = {
+        "name": bool(report.name),
+        "enable_filter": report.enable_filter,
+        "datasets": len(report.datasets) > 0,
+    }
+    return tuple(
+        name
+        for name in fields.EDITABLE
+        if (present[name] if name in present else report.HasField(name))
+    )
+
+
+def update_paths(
+    violations: Violations, mask: field_mask_pb2.FieldMask, report: report_pb2.Report
+) -> tuple[str, ...]:
+    """The editable fields an UpdateReport replaces; a bad path is a violation of update_mask."""
+    if not mask.paths:
+        return populated(report)
+    if "*" in mask.paths:
+        return fields.EDITABLE
+    accepted = ", ".join(f"`{name}`" for name in (*fields.EDITABLE, "*"))
+    for path in mask.paths:
+        if path in fields.IMMUTABLE:
+            violations.add("update_mask", f"`{path}` is immutable once the report is created")
+        elif path in fields.OUTPUT_ONLY:
+            violations.add("update_mask", f"`{path}` is output only and cannot be updated")
+        elif path not in fields.EDITABLE:
+            violations.add("update_mask", f"unknown field path `{path}`: accepted are {accepted}")
+    return tuple(name for name in fields.EDITABLE if name in mask.paths)
