@@ -1,0 +1,104 @@
+"""Helpers of the report-service tests: a client bound to one principal, a valid report, errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
+from tests.support import RunningService, bearer
+
+
+def struct(value: dict) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(value)
+    return message
+
+
+def as_dict(message) -> dict:
+    """A message as its proto JSON (the keys a client of the HTTP API sees)."""
+    return json_format.MessageToDict(message)
+
+
+def valid_report(**changes) -> report_pb2.Report:
+    """A report CreateReport accepts; each test changes the one field it is about."""
+    fields = {
+        "id": "team:sales-dashboard",
+        "type": "dashboard",
+        "name": "Sales Dashboard",
+        "defn": struct({"visuals": [{"kind": "bar"}]}),
+        "template_id": "template-123",
+        "datasource_id": "mysql-prod",
+        "settings": struct({"theme": "dark"}),
+        "enable_filter": True,
+        "datasets": [
+            report_pb2.ReportDataset(dataset_id="orders", alias="o"),
+            report_pb2.ReportDataset(dataset_id="customers", alias="c"),
+        ],
+        "snapshot": report_pb2.SnapshotSettings(enabled=True, schedule="0 6 * * *", retain_count=7),
+    }
+    fields.update(changes)
+    return report_pb2.Report(**fields)
+
+
+@dataclass
+class Client:
+    """ReportService as seen by one principal: `alice.call("GetReport", id=...)`."""
+
+    server: RunningService
+    metadata: list[tuple[str, str]]
+
+    @classmethod
+    def of(cls, server: RunningService, subject: str, permissions=None) -> Client:
+        if permissions is None:
+            return cls(server, bearer(subject))
+        return cls(server, bearer(subject, permissions))
+
+    @property
+    def stub(self) -> report_service_pb2_grpc.ReportServiceStub:
+        return report_service_pb2_grpc.ReportServiceStub(self.server.channel)
+
+    def call(self, rpc: str, **fields):
+        request = getattr(report_service_pb2, f"{rpc}Request")(**fields)
+        return getattr(self.stub, rpc)(request, metadata=self.metadata)
+
+    def create(self, **changes) -> report_pb2.Report:
+        return self.call("CreateReport", report=valid_report(**changes))
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a failed call told the client: code, message, ErrorInfo and BadRequest details."""
+
+    code: grpc.StatusCode
+    message: str
+    reason: str
+    domain: str
+    metadata: dict[str, str]
+    violations: list[tuple[str, str]]
+
+    @property
+    def fields(self) -> list[str]:
+        return [field for field, _ in self.violations]
+
+
+def failure(error: grpc.RpcError) -> Failure:
+    status = rpc_status.from_call(error)
+    info, bad_request = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+    for detail in status.details:
+        if detail.Is(info.DESCRIPTOR):
+            detail.Unpack(info)
+        elif detail.Is(bad_request.DESCRIPTOR):
+            detail.Unpack(bad_request)
+    return Failure(
+        code=error.code(),
+        message=status.message,
+        reason=info.reason,
+        domain=info.domain,
+        metadata=dict(info.metadata),
+        violations=[(v.field, v.description) for v in bad_request.field_violations],
+    )
