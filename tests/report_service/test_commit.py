@@ -180,23 +180,27 @@ def test_commit_without_a_draft_is_not_found_and_changes_nothing(john, server):
 
 
 def test_concurrent_commits_each_apply_whole_and_the_last_one_wins(john, server):
-    john.create()
-    clients = {}
-    for n in range(4):
+    original = john.create()
+    drafts = {}
+    for n in range(6):
         client = type(john).of(server, f"user:writer{n}")
         draft = client.call("EditReport", id=ORIGINAL)
-        _change_draft(
+        # Even writers keep the original's name and datasets: a commit that compared them with
+        # a stale original (not the one the previous commit wrote) would skip them.
+        if n % 2:
+            draft.name = f"Writer {n}"
+            draft.ClearField("datasets")
+            draft.datasets.add(dataset_id=f"w{n}")
+        draft.defn.Clear()
+        draft.defn.update({"by": n})
+        paths = ("name", "defn", "datasets")
+        drafts[client.metadata[0][1]] = (
             client,
-            draft.id,
-            "name",
-            "defn",
-            "datasets",
-            name=f"Writer {n}",
-            defn=struct({"by": n}),
-            datasets=[report_pb2.ReportDataset(dataset_id=f"w{n}-{k}") for k in range(n + 1)],
+            _change_draft(
+                client, draft.id, *paths, **{path: getattr(draft, path) for path in paths}
+            ),
         )
-        clients[n] = client
-    barrier = threading.Barrier(len(clients))
+    barrier = threading.Barrier(len(drafts))
     errors = []
 
     def commit(client):
@@ -206,7 +210,7 @@ def test_concurrent_commits_each_apply_whole_and_the_last_one_wins(john, server)
         except grpc.RpcError as error:  # pragma: no cover - reported below
             errors.append(error)
 
-    threads = [threading.Thread(target=commit, args=(c,)) for c in clients.values()]
+    threads = [threading.Thread(target=commit, args=(c,)) for c, _ in drafts.values()]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -215,7 +219,11 @@ def test_concurrent_commits_each_apply_whole_and_the_last_one_wins(john, server)
     assert errors == []
     final = john.call("GetReport", id=ORIGINAL)
     activities = john.call("ListReportActivities", report_id=ORIGINAL).activities
-    last = int(activities[0].actor_id.removeprefix("user:writer"))
-    assert len(activities) == len(clients)
-    assert (final.name, as_dict(final)["defn"]) == (f"Writer {last}", {"by": last})
-    assert [d.dataset_id for d in final.datasets] == [f"w{last}-{k}" for k in range(last + 1)]
+    assert len(activities) == len(drafts)
+    (last,) = [d for c, d in drafts.values() if d.owner_id == activities[0].actor_id]
+    assert (final.name, final.defn, list(final.datasets)) == (
+        last.name,
+        last.defn,
+        list(last.datasets),
+    )
+    assert final.snapshot == original.snapshot
