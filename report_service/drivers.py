@@ -103,16 +103,18 @@ class DriverRegistry:
                 report_type, hook, str(exc) or f"the {report_type!r} driver refused ({hook})"
             ) from exc
 
-    def _checked(self, report_type: str, hook: str, values, allowed: tuple[str, ...]) -> Fields:
+    def _checked(
+        self, report_type: str, hook: str, prefix: str, values, allowed: tuple[str, ...]
+    ) -> Fields:
         """values, once checked like a client's input: a driver's mistake refuses the call."""
         if not isinstance(values, dict):
             raise _failed(report_type, hook, f"the {report_type!r} driver returned no changes")
         violations = Violations()
         for name in values:
             if name not in allowed:
-                violations.add(f"{name}", f"is not a field {hook} may change")
+                violations.add(f"{prefix}.{name}", f"is not a field {hook} may change")
         validation.check_fields(
-            violations, "report", {k: v for k, v in values.items() if k in allowed}
+            violations, prefix, {k: v for k, v in values.items() if k in allowed}
         )
         if violations:
             raise _failed(
@@ -127,7 +129,7 @@ class DriverRegistry:
         hook = "before_create_draft"
         self._call(report_type, hook, original, draft)
         values = mapping.fields_from_message(draft, fields.EDITABLE)
-        return self._checked(report_type, hook, values, fields.EDITABLE)
+        return self._checked(report_type, hook, "draft", values, fields.EDITABLE)
 
     def before_discard_draft(self, report_type: str, draft: report_pb2.Report) -> None:
         self._call(report_type, "before_discard_draft", draft)
@@ -143,5 +145,9 @@ class DriverRegistry:
         hook = "after_commit_draft"
         returned = self._call(report_type, hook, original, draft, changes)
         return self._checked(
-            report_type, hook, changes if returned is None else returned, fields.COMMITTED
+            report_type,
+            hook,
+            "changes",
+            changes if returned is None else returned,
+            fields.COMMITTED,
         )
