@@ -197,7 +197,7 @@ class ReportServiceServicer:
         """UpdateReport changes the fields of an original, or of one of the
         caller's own drafts, that update_mask names (the seed's "make changes
         to the draft" step is an UpdateReport on the draft's id). It sets
-        updated_at, and defn_updated_at when defn is updated. Returns
+        updated_at, and defn_updated_at when defn changes. Returns
         INVALID_ARGUMENT if report.id is malformed, a path of update_mask is
         unknown, immutable or output only, or an updated field is out of range;
         NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
