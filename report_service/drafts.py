@@ -28,11 +28,6 @@ def draft_id(principal: str, original_id: str) -> str:
     return f"{principal}:{slug}-draft"
 
 
-def report_proto(row: Report) -> report_pb2.Report:
-    """row as a message, with its datasets (one query)."""
-    return mapping.report_to_proto(row, store.datasets_of([row.id])[row.id])
-
-
 # ---------------------------------------------------------------------------
 # Writing a draft (EditReport, PutReportDraft)
 # ---------------------------------------------------------------------------
@@ -54,20 +49,38 @@ def _new_draft_row(original: Report, principal: str, now: datetime) -> Report:
 
 
 def _insert_draft(row: Report, values: Fields) -> None:
-    if Report.select().where(Report.id == row.id).exists():
+    try:
+        store.insert_report(row, values)
+    except AlreadyExists:
+        taken = store.find_draft(row.editing_id, row.owner_id)
+        if taken is not None and taken.id == row.id:
+            raise Aborted(
+                "a concurrent call created this draft at the same time; retry",
+                reason=DRAFT_CREATED_CONCURRENTLY,
+            ) from None
         raise FailedPrecondition(
             f"your draft id {row.id!r} is already used by another report (perhaps your draft "
             "of another report with the same slug): commit or discard that one first",
             reason=DRAFT_ID_TAKEN,
             metadata={"draft_id": row.id},
-        )
-    try:
-        store.insert_report(row, values)
-    except AlreadyExists:
-        raise Aborted(
-            "a concurrent call created this draft at the same time; retry",
-            reason=DRAFT_CREATED_CONCURRENTLY,
         ) from None
+
+
+def edit_report(
+    drivers: DriverRegistry, original: Report, principal: str, now: datetime
+) -> report_pb2.Report:
+    """principal's draft of original as it is, created first if principal has none."""
+    existing = store.find_draft(original.id, principal)
+    if existing is None:
+        try:
+            return write_draft(drivers, original, principal, None, {}, now)
+        except Aborted as race:
+            # A concurrent EditReport of the same principal created it first: that is the
+            # draft to return, as if this call had come second.
+            existing = store.find_draft(original.id, principal)
+            if existing is None or race.reason != DRAFT_CREATED_CONCURRENTLY:
+                raise
+    return store.report_message(existing)
 
 
 def write_draft(
@@ -110,7 +123,7 @@ def write_draft(
 
 def discard_draft(drivers: DriverRegistry, draft: Report) -> None:
     if drivers.has_hook(draft.type, "before_discard_draft"):
-        drivers.before_discard_draft(draft.type, report_proto(draft))
+        drivers.before_discard_draft(draft.type, store.report_message(draft))
     store.delete_reports([draft.id])
 
 

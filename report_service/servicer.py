@@ -80,7 +80,9 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
     def GetReport(self, request, context) -> report_pb2.Report:
         report_id = _checked_id("id", request.id)
         with database.atomic():
-            return drafts.report_proto(store.visible_report(report_id, current_principal().subject))
+            return store.report_message(
+                store.visible_report(report_id, current_principal().subject)
+            )
 
     def ListReports(self, request, context) -> report_service_pb2.ListReportsResponse:
         size = page_size(request.page_size)
@@ -105,7 +107,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             row = store.visible_report(report.id, current_principal().subject)
             if values:
                 store.update_report(row, values, utcnow())
-            return drafts.report_proto(row)
+            return store.report_message(row)
 
     def DeleteReport(self, request, context) -> report_service_pb2.DeleteReportResponse:
         report_id = _checked_id("id", request.id)
@@ -126,17 +128,14 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         principal = current_principal().subject
         with database.atomic():
             original = store.original_report(report_id, principal)
-            existing = store.find_draft(original.id, principal)
-            if existing is not None:
-                return drafts.report_proto(existing)
-            return drafts.write_draft(self._drivers, original, principal, None, {}, utcnow())
+            return drafts.edit_report(self._drivers, original, principal, utcnow())
 
     def GetReportDraft(self, request, context) -> report_pb2.Report:
         report_id = _checked_id("id", request.id)
         principal = current_principal().subject
         with database.atomic():
             original = store.original_report(report_id, principal)
-            return drafts.report_proto(store.own_draft(original.id, principal))
+            return store.report_message(store.own_draft(original.id, principal))
 
     def PutReportDraft(self, request, context) -> report_service_pb2.PutReportDraftResponse:
         violations = Violations()

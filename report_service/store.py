@@ -15,6 +15,7 @@ import peewee
 from report_service import mapping
 from report_service.fields import Fields
 from report_service.models import Activity, Report, ReportDataset, UserReportSettings, database
+from report_service.v1 import report_pb2
 from shared.errors import AlreadyExists, FailedPrecondition, NotFound
 
 REPORT_NOT_FOUND = "REPORT_NOT_FOUND"
@@ -117,6 +118,11 @@ def datasets_of(report_ids: Collection[str]) -> dict[str, Datasets]:
     return result
 
 
+def report_message(row: Report) -> report_pb2.Report:
+    """row as a message, with its datasets (one query)."""
+    return mapping.report_to_proto(row, datasets_of([row.id])[row.id])
+
+
 def user_settings(report_id: str, user_id: str) -> UserReportSettings | None:
     return (
         UserReportSettings.select()
@@ -153,12 +159,10 @@ def _replace_datasets(report_id: str, datasets: Sequence[Mapping[str, str]]) -> 
         ).execute()
 
 
-def insert_report(
-    row: Report, values: Fields, *, taken_reason: str = REPORT_ALREADY_EXISTS
-) -> None:
+def insert_report(row: Report, values: Fields) -> None:
     """Insert row (its columns already set from values) and its datasets.
 
-    ALREADY_EXISTS (or taken_reason) when the id is taken, also by a concurrent insert.
+    ALREADY_EXISTS when the id is taken, also by a concurrent insert.
     """
     try:
         with database.atomic():  # a savepoint: a lost race must leave the transaction usable
@@ -166,7 +170,7 @@ def insert_report(
     except peewee.IntegrityError:
         raise AlreadyExists(
             f"the report id {row.id!r} is already taken",
-            reason=taken_reason,
+            reason=REPORT_ALREADY_EXISTS,
             metadata={"id": row.id},
         ) from None
     _replace_datasets(row.id, values.get("datasets", ()))

@@ -230,7 +230,8 @@ class ReportServiceServicer:
         configuration (name, defn, ids, settings, enable_filter, dataset
         references and snapshot settings), is owned by the caller and points at
         the original with editing_id; the driver's `before_create_draft` may
-        change it first. An existing draft is returned as it is. Returns
+        change it first. An existing draft is returned as it is, also when a
+        concurrent EditReport of the caller's created it first. Returns
         INVALID_ARGUMENT if id is malformed; NOT_FOUND (reason
         `REPORT_NOT_FOUND`) if there is no such original; FAILED_PRECONDITION
         with reason `REPORT_IS_DRAFT` if id is a draft's, `DRAFT_ID_TAKEN` if
@@ -268,8 +269,9 @@ class ReportServiceServicer:
         the original. The name is not taken from the request: a new draft has
         the original's name, a replaced one keeps its own. The driver's
         `before_create_draft` runs each time (it may change the draft). Returns
-        the same errors as EditReport, and INVALID_ARGUMENT for a draft field
-        out of range.
+        the same errors as EditReport, INVALID_ARGUMENT for a draft field out
+        of range, and ABORTED (reason `DRAFT_CREATED_CONCURRENTLY`) if a
+        concurrent call of the caller's created the draft first (retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

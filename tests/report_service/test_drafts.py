@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
@@ -314,3 +316,26 @@ def test_edit_report_refuses_a_draft_id_longer_than_512_characters(john, server)
     error = failure(caught.value)
     assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "DRAFT_ID_TOO_LONG")
     assert snapshot(server.database) == before
+
+
+def test_concurrent_edit_report_calls_of_one_principal_all_return_the_one_draft(john):
+    john.create()
+    barrier = threading.Barrier(6)
+    results, errors = [], []
+
+    def edit():
+        barrier.wait()
+        try:
+            results.append(john.call("EditReport", id=ORIGINAL))
+        except grpc.RpcError as error:  # pragma: no cover - reported below
+            errors.append(failure(error))
+
+    threads = [threading.Thread(target=edit) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert {draft.id for draft in results} == {JOHNS_DRAFT}
+    assert len({draft.created_at.ToNanoseconds() for draft in results}) == 1
