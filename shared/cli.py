@@ -39,8 +39,13 @@ def _dev_banner(definition: ServiceDefinition, settings: Settings, port: int) ->
     token = mint_token(
         settings.auth, "user:dev", service_permissions(definition), ttl_seconds=12 * 3600
     )
-    service = definition.service_names[0]
-    method = descriptor_pool.Default().FindServiceByName(service).methods[0].name
+    # A List call: it needs no arguments, so the printed line works as it is.
+    service, method = next(
+        (name, m.name)
+        for name in definition.service_names
+        for m in descriptor_pool.Default().FindServiceByName(name).methods
+        if m.name.startswith("List")
+    )
     url = f"http://{settings.host}:{port}/{service}/{method}"
     return "\n".join(
         [
