@@ -1,0 +1,165 @@
+"""Real service processes, started with their production CLI, for tests and harnesses.
+
+In-process servers (tests/support.py `serve`) cover behaviour; what needs a process of its
+own — SIGTERM and SIGKILL, several workers, load from other processes, RSS — starts one
+here, exactly as an operator would: `python -m <service> serve`, settings from the
+environment, readiness from the `listening on HOST:PORT` line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from tests.support import TEST_SECRET
+
+MODULES = {"cohort-service": "cohort_service", "report-service": "report_service"}
+ENV_PREFIXES = {"cohort-service": "COHORT", "report-service": "REPORT"}
+
+
+def free_port() -> int:
+    """A port nothing listens on now (for --workers, which needs a fixed port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class ServiceProcess:
+    """One running service process; stop it with `stop` (SIGTERM) or `kill` (SIGKILL)."""
+
+    service: str
+    process: subprocess.Popen
+    address: str
+    log_path: Path
+    _stdout_lines: list[str] = field(default_factory=list)
+    _reader: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def channel(self) -> grpc.Channel:
+        return grpc.insecure_channel(self.address)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then wait for the exit status (the drain is the service's own)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self._reap(timeout)
+
+    def kill(self) -> int:
+        """SIGKILL: no drain, no cleanup — what a crash or an OOM kill does."""
+        if self.process.poll() is None:
+            self.process.kill()
+        return self._reap(30)
+
+    def _reap(self, timeout: float) -> int:
+        code = self.process.wait(timeout=timeout)
+        if self._reader is not None:
+            self._reader.join(timeout=5)  # it ends at end of file, once the process is gone
+        self.process.stdout.close()
+        return code
+
+    def rss_bytes(self) -> int:
+        """Resident set size now, from /proc (Linux)."""
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+        return int(line.split()[1]) * 1024
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far, from /proc (Linux)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_service(
+    service: str,
+    database_url: str,
+    log_path: Path,
+    *,
+    port: int = 0,
+    workers: int = 1,
+    grace_period: float = 10.0,
+    env: Mapping[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    timeout: float = 60.0,
+) -> ServiceProcess:
+    """Start `python -m <service> serve` and wait until it says where it listens."""
+    prefix = ENV_PREFIXES[service]
+    environment = {
+        **os.environ,
+        "AUTH_JWT_SECRET": TEST_SECRET,
+        f"{prefix}_DATABASE_URL": database_url,
+        f"{prefix}_HOST": "127.0.0.1",
+        f"{prefix}_PORT": str(port),
+        f"{prefix}_WORKERS": str(workers),
+        f"{prefix}_GRACE_PERIOD": str(grace_period),
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", MODULES[service], "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=environment,
+            text=True,
+        )
+    running = ServiceProcess(service, process, "", log_path)
+    running.address = _await_listening(running, timeout)
+    return running
+
+
+def _await_listening(running: ServiceProcess, timeout: float) -> str:
+    found: list[str] = []
+
+    def read() -> None:
+        for line in running.process.stdout:  # keeps draining so the pipe never fills
+            running._stdout_lines.append(line)
+            if not found and line.startswith("listening on "):
+                found.append(line.removeprefix("listening on ").strip())
+
+    running._reader = threading.Thread(target=read, daemon=True)
+    running._reader.start()
+    deadline = time.monotonic() + timeout
+    while not found:
+        if running.process.poll() is not None:
+            raise RuntimeError(
+                f"{running.service} exited with {running.process.returncode} before listening:"
+                f"\n{running.log()}"
+            )
+        if time.monotonic() > deadline:
+            running.kill()
+            raise TimeoutError(f"{running.service} did not listen in {timeout}s:\n{running.log()}")
+        time.sleep(0.02)
+    host, port = found[0].rsplit(":", 1)
+    return f"{host}:{port}"
+
+
+@contextlib.contextmanager
+def service_process(
+    service: str, database_url: str, log_path: Path, **kw
+) -> Iterator[ServiceProcess]:
+    """A service process for the block; SIGKILLed at exit if the block did not stop it."""
+    running = start_service(service, database_url, log_path, **kw)
+    try:
+        yield running
+    finally:
+        if running.process.poll() is None:
+            running.kill()

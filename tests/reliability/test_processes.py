@@ -1,0 +1,25 @@
+"""The production CLI starts a serving process that SIGTERM stops with exit status 0."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.processes import MODULES, service_process
+
+
+@pytest.mark.parametrize("service", sorted(MODULES))
+def test_a_service_process_serves_health_and_exits_zero_on_sigterm(service, tmp_path):
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    with service_process(service, url, tmp_path / "service.log") as running:
+        with running.channel() as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=10
+            )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert running.rss_bytes() > 0
+        assert running.stop() == 0
+    assert "signal received" in running.log()
+    with pytest.raises(grpc.RpcError), grpc.insecure_channel(running.address) as channel:
+        health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
