@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import grpc
 import peewee
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from shared.auth import mint_token
 from shared.config import AuthSettings, Settings
@@ -116,3 +118,42 @@ def snapshot(database: peewee.Database) -> dict[str, list[tuple]]:
         rows = database.execute_sql(f'SELECT * FROM "{table}"').fetchall()
         result[table] = sorted((tuple(row) for row in rows), key=repr)
     return result
+
+
+# ---------------------------------------------------------------------------
+# Error details
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a failed call told the client: code, message, ErrorInfo and BadRequest details."""
+
+    code: grpc.StatusCode
+    message: str
+    reason: str
+    domain: str
+    metadata: dict[str, str]
+    violations: list[tuple[str, str]]
+
+    @property
+    def fields(self) -> list[str]:
+        return [field for field, _ in self.violations]
+
+
+def failure(error: grpc.RpcError) -> Failure:
+    status = rpc_status.from_call(error)
+    info, bad_request = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+    for detail in status.details:
+        if detail.Is(info.DESCRIPTOR):
+            detail.Unpack(info)
+        elif detail.Is(bad_request.DESCRIPTOR):
+            detail.Unpack(bad_request)
+    return Failure(
+        code=error.code(),
+        message=status.message,
+        reason=info.reason,
+        domain=info.domain,
+        metadata=dict(info.metadata),
+        violations=[(v.field, v.description) for v in bad_request.field_violations],
+    )

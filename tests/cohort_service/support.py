@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from cohort_service.v1 import (
     catalog_service_pb2_grpc,
@@ -14,7 +12,7 @@ from cohort_service.v1 import (
     draft_service_pb2,
     draft_service_pb2_grpc,
 )
-from tests.support import RunningService
+from tests.support import RunningService, failure
 
 
 @dataclass
@@ -55,15 +53,5 @@ class Client:
 
 def details(error: grpc.RpcError) -> tuple[str, dict[str, str]]:
     """(ErrorInfo reason, {field: description} of the BadRequest) of a failed call."""
-    status = rpc_status.from_call(error)
-    reason, violations = "", {}
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason = info.reason
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            violations = {v.field: v.description for v in bad.field_violations}
-    return reason, violations
+    found = failure(error)
+    return found.reason, dict(found.violations)

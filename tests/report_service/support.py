@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import grpc
 from google.protobuf import json_format, struct_pb2
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
 from tests.support import RunningService, bearer
@@ -68,37 +65,3 @@ class Client:
 
     def create(self, **changes) -> report_pb2.Report:
         return self.call("CreateReport", report=valid_report(**changes))
-
-
-@dataclass(frozen=True)
-class Failure:
-    """What a failed call told the client: code, message, ErrorInfo and BadRequest details."""
-
-    code: grpc.StatusCode
-    message: str
-    reason: str
-    domain: str
-    metadata: dict[str, str]
-    violations: list[tuple[str, str]]
-
-    @property
-    def fields(self) -> list[str]:
-        return [field for field, _ in self.violations]
-
-
-def failure(error: grpc.RpcError) -> Failure:
-    status = rpc_status.from_call(error)
-    info, bad_request = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
-    for detail in status.details:
-        if detail.Is(info.DESCRIPTOR):
-            detail.Unpack(info)
-        elif detail.Is(bad_request.DESCRIPTOR):
-            detail.Unpack(bad_request)
-    return Failure(
-        code=error.code(),
-        message=status.message,
-        reason=info.reason,
-        domain=info.domain,
-        metadata=dict(info.metadata),
-        violations=[(v.field, v.description) for v in bad_request.field_violations],
-    )

@@ -7,8 +7,8 @@ import pytest
 from google.protobuf import field_mask_pb2
 
 from report_service.v1 import report_pb2
-from tests.report_service.support import Client, failure, valid_report
-from tests.support import RunningService, snapshot
+from tests.report_service.support import Client, valid_report
+from tests.support import RunningService, failure, snapshot
 
 ORIGINAL = "team:sales-dashboard"
 

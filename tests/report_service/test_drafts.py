@@ -10,8 +10,8 @@ from google.protobuf import field_mask_pb2
 
 from report_service.drafts import draft_id
 from report_service.v1 import report_pb2
-from tests.report_service.support import as_dict, failure, struct
-from tests.support import snapshot
+from tests.report_service.support import as_dict, struct
+from tests.support import failure, snapshot
 
 ORIGINAL = "team:sales-dashboard"
 JOHNS_DRAFT = "user:john.doe:sales-dashboard-draft"

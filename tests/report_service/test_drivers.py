@@ -19,8 +19,8 @@ from google.protobuf import field_mask_pb2
 
 from report_service.server import SERVICE
 from report_service.v1 import report_pb2
-from tests.report_service.support import Client, as_dict, failure, struct
-from tests.support import RunningService, serve, snapshot
+from tests.report_service.support import Client, as_dict, struct
+from tests.support import RunningService, failure, serve, snapshot
 
 ORIGINAL = "team:sales-dashboard"
 JOHNS_DRAFT = "user:john.doe:sales-dashboard-draft"

@@ -7,8 +7,8 @@ import pytest
 from google.protobuf import field_mask_pb2
 
 from report_service.v1 import report_pb2
-from tests.report_service.support import as_dict, failure, struct, valid_report
-from tests.support import snapshot
+from tests.report_service.support import as_dict, struct, valid_report
+from tests.support import failure, snapshot
 
 
 def _mask(*paths: str) -> field_mask_pb2.FieldMask:
