@@ -38,11 +38,11 @@ def access_rule(method: MethodDescriptor) -> auth_pb2.MethodAuth:
 
 
 def invoke(channel: grpc.Channel, method: MethodDescriptor, request, metadata, timeout=30):
-    """Call method with request through the channel; raises grpc.RpcError like a stub does."""
+    """Call method with request (a message, or its bytes as they are); raises grpc.RpcError."""
     response_type = message_factory.GetMessageClass(method.output_type)
     stub = channel.unary_unary(
         f"/{method.containing_service.full_name}/{method.name}",
-        request_serializer=lambda message: message.SerializeToString(),
+        request_serializer=lambda r: r if isinstance(r, bytes) else r.SerializeToString(),
         response_deserializer=response_type.FromString,
     )
     return stub(request, metadata=metadata, timeout=timeout)

@@ -7,30 +7,25 @@ test_every_method_is_classified fails. Each case also proves that nothing change
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
-from collections.abc import Iterator
 
 import grpc
 import jwt
 import pytest
 
-from shared.config import AuthSettings
-from tests.conftest import _postgres_test_url
 from tests.reliability.rpc import DEFINITIONS, access_rule, all_methods, invoke, methods_of
+from tests.reliability.servers import AUTH
 from tests.reliability.worlds import (
     NOT_OWNER_SCOPED,
     OTHER,
     OWNER,
     OWNER_SCOPED,
     SETUP,
-    World,
     valid_request,
 )
-from tests.support import ALL_PERMISSIONS, TEST_SECRET, RunningService, bearer, serve, snapshot
+from tests.support import ALL_PERMISSIONS, TEST_SECRET, RunningService, bearer, snapshot
 
-AUTH = AuthSettings(secret=TEST_SECRET, audience="draft-services", issuer="https://auth.test")
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -65,59 +60,6 @@ BAD_CREDENTIALS = {
     "wrong audience": lambda: _signed(_claims(aud="someone-else")),
     "wrong issuer": lambda: _signed(_claims(iss="https://evil.test")),
 }
-
-
-# ---------------------------------------------------------------------------
-# One server per service and database, reused by every case (cases change nothing)
-# ---------------------------------------------------------------------------
-
-
-class Servers:
-    """At most one server at a time (each service's store is a process-wide proxy)."""
-
-    def __init__(self, url_for) -> None:
-        self._url_for = url_for
-        self._stack = contextlib.ExitStack()
-        self.service: str | None = None
-        self.running: RunningService | None = None
-        self.world: World | None = None
-
-    def get(self, service: str) -> tuple[RunningService, World]:
-        if self.service != service:
-            self.close()
-            self.running = self._stack.enter_context(
-                serve(DEFINITIONS[service], self._url_for(service), auth=AUTH)
-            )
-            self.world = SETUP[service](
-                self.running.channel, bearer(OWNER, auth=AUTH), uuid.uuid4().hex[:8]
-            )
-            self.service = service
-        return self.running, self.world
-
-    def close(self) -> None:
-        self._stack.close()
-        self.service = self.running = self.world = None
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def servers(request, tmp_path_factory) -> Iterator[Servers]:
-    if request.param == "sqlite":
-        directory = tmp_path_factory.mktemp("matrix")
-
-        def url_for(service: str) -> str:
-            return f"sqlite:///{directory / f'{service}.db'}"
-
-    else:
-        admin = request.getfixturevalue("postgres_admin")
-
-        def url_for(service: str) -> str:
-            return _postgres_test_url(admin)  # a fresh schema for each service in turn
-
-    pool = Servers(url_for)
-    yield pool
-    pool.close()
 
 
 def _expect(server: RunningService, method, request, metadata, code: grpc.StatusCode):
