@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,7 +38,10 @@ _INT_RANGES = {
 _SIZES = (199, 200, 201, 511, 512, 513, 10_000, 10_001, 100_000)
 _LIST_SIZES = (1000, 1001, 3000)
 _MAX_DEPTH = 3  # nested (non well-known) messages built from scratch
-_CHARACTERS = st.characters(exclude_categories=("Cs",))  # any code point protobuf can encode
+# Any code point protobuf can encode but NUL, which has strategies of its own (a NUL anywhere
+# makes the whole request fail its first check, so it must not be everywhere).
+_CHARACTERS = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+_PLAIN = st.characters(min_codepoint=32, max_codepoint=126)
 
 
 @dataclass(frozen=True)
@@ -58,10 +62,13 @@ def _short_text() -> st.SearchStrategy[str]:
 
 
 def strings(vocabulary: Vocabulary) -> st.SearchStrategy[str]:
-    """Unicode, NUL bytes, blanks, huge strings, valid and invalid UUIDs, the world's real ids."""
-    choices = [
+    """Plausible values half the time (real ids, UUIDs, plain names), so that calls get past
+    validation; else unicode, NUL, blanks, huge strings and almost-UUIDs."""
+    plausible = [st.uuids().map(str), st.text(_PLAIN, min_size=1, max_size=20)]
+    if vocabulary.ids:
+        plausible += [st.sampled_from(vocabulary.ids)] * 2
+    hostile = st.one_of(
         _short_text(),
-        st.uuids().map(str),
         st.text("0123456789abcdefABCDEF-{} ", min_size=1, max_size=40),  # almost UUIDs
         st.builds(lambda a, b: f"{a}\x00{b}", _short_text(), _short_text()),
         st.text(" \t\n\r\u00a0\u2003\u200b", max_size=6),
@@ -71,11 +78,13 @@ def strings(vocabulary: Vocabulary) -> st.SearchStrategy[str]:
             st.sampled_from(_SIZES),
         ),
         st.sampled_from(["", "*", ":", "null", "true", "../..", "%00", "'; DROP TABLE x; --"]),
-    ]
-    if vocabulary.ids:
-        known = st.sampled_from(vocabulary.ids)
-        choices += [known, known, st.builds(lambda i, s: i + s, known, _short_text())]
-    return st.one_of(choices)
+        *(
+            [st.builds(lambda i, s: i + s, st.sampled_from(vocabulary.ids), _short_text())]
+            if vocabulary.ids
+            else []
+        ),
+    )
+    return st.one_of(st.one_of(plausible), hostile)
 
 
 def page_tokens() -> st.SearchStrategy[str]:
@@ -230,6 +239,15 @@ def _single(field: FieldDescriptor, vocabulary: Vocabulary, depth: int) -> st.Se
     return _scalar(field, vocabulary)
 
 
+def _small(field: FieldDescriptor, vocabulary: Vocabulary) -> st.SearchStrategy:
+    """A small element, for lists of thousands (of huge elements, requests would pass 4 MiB)."""
+    if field.type == _F.TYPE_MESSAGE:
+        return st.just(message_factory.GetMessageClass(field.message_type)())
+    if field.type == _F.TYPE_STRING:
+        return st.sampled_from(("", "not-a-uuid", str(uuid.UUID(int=1)), *vocabulary.ids[:4]))
+    return _scalar(field, vocabulary)
+
+
 def _values(field: FieldDescriptor, vocabulary: Vocabulary, depth: int) -> st.SearchStrategy:
     """What one field can be set to: a value, a list (repeated) or a dict (map)."""
     if _is_map(field):
@@ -243,7 +261,9 @@ def _values(field: FieldDescriptor, vocabulary: Vocabulary, depth: int) -> st.Se
     element = _single(field, vocabulary, depth)
     if not _is_repeated(field):
         return element
-    huge = st.builds(lambda item, size: [item] * size, element, st.sampled_from(_LIST_SIZES))
+    huge = st.builds(
+        lambda item, size: [item] * size, _small(field, vocabulary), st.sampled_from(_LIST_SIZES)
+    )
     return st.one_of(st.lists(element, max_size=5), huge)
 
 
@@ -373,10 +393,11 @@ def field_paths(descriptor: Descriptor, depth: int = 0) -> tuple[str, ...]:
 def requests(
     descriptor: Descriptor, valid: Sequence[Message], vocabulary: Vocabulary
 ) -> st.SearchStrategy[bytes]:
-    """Serialized requests: mostly mutations of the valid ones, some from scratch, some damaged."""
+    """Serialized requests: mostly mutations of the valid ones, some from scratch, a few damaged."""
     serialize = lambda message: message.SerializeToString()  # noqa: E731
-    choices = [messages(descriptor, vocabulary).map(serialize)]
-    for message in valid:
-        choices += [mutated(message, vocabulary).map(serialize)] * 3
-        choices.append(damaged(message.SerializeToString()))
-    return st.one_of(choices)
+    mutations = [mutated(message, vocabulary).map(serialize) for message in valid]
+    damages = [damaged(message.SerializeToString()) for message in valid]
+    # Weighted (one_of would flatten repeats away): mutations reach the servicer's logic,
+    # the rest mostly its first checks.
+    branches = [st.one_of(mutations)] * 6 + [messages(descriptor, vocabulary).map(serialize)] * 2
+    return st.sampled_from([*branches, st.one_of(damages)]).flatmap(lambda branch: branch)

@@ -17,7 +17,7 @@ import os
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import HealthCheck, Phase, event, given, note, settings
 from hypothesis import strategies as st
 
 from shared.server import MAX_MESSAGE_BYTES
@@ -30,7 +30,7 @@ from tests.support import bearer, failure, snapshot
 
 _LONG_RUN = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 FUZZ_SETTINGS = settings(
-    max_examples=_LONG_RUN or 12,
+    max_examples=_LONG_RUN or 30,
     derandomize=not _LONG_RUN,  # the normal suite tries the same cases every run
     database=None,
     deadline=None,
@@ -90,12 +90,15 @@ def test_random_requests_get_a_client_error_or_a_result_that_reads_back(
     except grpc.RpcError as error:
         if len(raw) > MAX_MESSAGE_BYTES:
             assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            event("RESOURCE_EXHAUSTED (over 4 MiB)")
             return
         found = failure(error)
+        event(f"{found.code.name} {found.reason}")
         assert found.code in ALLOWED, (found.code, found.message)
         assert found.domain == DEFINITIONS[service].name, f"no ErrorInfo: {found}"
         assert snapshot(server.database) == before, f"a failed call changed the store: {found}"
     else:
+        event("OK")
         if method.name in READ_ONLY[service]:
             assert snapshot(server.database) == before, "a read changed the store"
         else:
