@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from google.protobuf import message_factory
+from google.protobuf import message_factory, struct_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from hypothesis import strategies as st
@@ -154,10 +154,12 @@ def json_values(vocabulary: Vocabulary, max_leaves: int = 12) -> st.SearchStrate
     )
 
 
-def _chain(depth: int, kind: str):
-    """A Struct (or Value) `depth` objects deep: {"a": {"a": ...}} or [[...]]."""
-    struct_type = message_factory.GetMessageClass(_descriptor_of("google.protobuf.Struct"))
-    root = struct_type()
+def _chain(depth: int, kind: str) -> struct_pb2.Struct:
+    """A Struct `depth` objects deep: {"a": {"a": ...}}, or {"a": [{"a": [...]}]}.
+
+    Built in place: the Struct constructor and update() refuse depths the server must see.
+    """
+    root = struct_pb2.Struct()
     current = root
     for _ in range(depth):
         if kind == "list":
@@ -167,17 +169,9 @@ def _chain(depth: int, kind: str):
     return root
 
 
-def _descriptor_of(full_name: str) -> Descriptor:
-    from google.protobuf import descriptor_pool
-
-    return descriptor_pool.Default().FindMessageTypeByName(full_name)
-
-
 def structs(vocabulary: Vocabulary) -> st.SearchStrategy[Message]:
-    struct_type = message_factory.GetMessageClass(_descriptor_of("google.protobuf.Struct"))
-
     def build(value: dict) -> Message:
-        message = struct_type()
+        message = struct_pb2.Struct()
         message.update(value)
         return message
 
@@ -199,7 +193,7 @@ def _well_known(descriptor: Descriptor, vocabulary: Vocabulary) -> st.SearchStra
     if name == "google.protobuf.Struct":
         return structs(vocabulary)
     if name == "google.protobuf.Value":
-        return st.builds(lambda s: s.fields["v"], structs(vocabulary))
+        return structs(vocabulary).filter(len).map(lambda s: next(iter(s.fields.values())))
     if name == "google.protobuf.FieldMask":
         paths = st.one_of(
             st.sampled_from((*vocabulary.paths, "*", "", "id", "a.b"))
