@@ -96,10 +96,15 @@ def page_tokens() -> st.SearchStrategy[str]:
         st.floats(allow_nan=False),
         _short_text(),
         st.uuids().map(str),
-        st.sampled_from(["reports", "activities", "2026-01-01T00:00:00", "9999-12-31"]),
+        st.sampled_from(["reports", "activities", "2026-01-01T00:00:00", "9999-12-31", "a\x00"]),
+        st.integers(2**63 - 2, 2**64 + 2),
     )
+    kinds = st.sampled_from(["reports", "activities", "2026-01-01T00:00:00.000001"])
     cursor = st.one_of(
-        st.lists(scalars, max_size=4), scalars, st.dictionaries(_short_text(), scalars)
+        st.tuples(kinds, scalars).map(list),  # the shape the lists issue, with any value
+        st.lists(scalars, max_size=4),
+        scalars,
+        st.dictionaries(_short_text(), scalars),
     )
     return cursor.map(
         lambda value: base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+
 import grpc
 import pytest
 from google.protobuf import struct_pb2
 
 from cohort_service.v1 import draft_pb2, draft_service_pb2
 from report_service.v1 import report_pb2, report_service_pb2
-from tests.reliability.rpc import DEFINITIONS, invoke, methods_of
+from tests.reliability.rpc import DEFINITIONS, invoke, methods_of, request_type
 from tests.reliability.servers import AUTH
 from tests.reliability.worlds import OWNER
 from tests.support import bearer, failure, snapshot
@@ -140,3 +142,39 @@ def test_a_thousand_bad_ids_and_a_huge_value_still_get_a_readable_bad_request(se
     assert found.fields[:2] == ["department_ids[0]", "department_ids[1]"]
     assert len(found.violations[0][1]) <= 160
     assert "more invalid fields are not listed" in found.violations[-1][1]
+
+
+# ---------------------------------------------------------------------------
+# Forged page tokens: a NUL reached PostgreSQL, a 65-bit integer SQLite, deep JSON recursion
+# ---------------------------------------------------------------------------
+
+
+def _token(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+FORGED_TOKENS = {
+    "NUL in a string": _token(b'["reports", "a\\u0000b"]'),
+    "NUL alone": _token(b'["a\\u0000"]'),
+    "NUL in a key": _token(b'["a\\u0000", "00000000-0000-0000-0000-000000000000"]'),
+    "integer past 64 bits": _token(b'["activities", 18446744073709551616]'),
+    "nested lists": _token(b"[[1]]"),
+    "JSON nested too deep for the parser": _token(b"[" * 100_000),
+}
+
+
+@pytest.mark.parametrize("service", sorted(DEFINITIONS))
+def test_forged_page_tokens_are_invalid_argument_on_every_list(servers, service):
+    server, world = servers.get(service)
+    for method in methods_of(DEFINITIONS[service]):
+        if "page_token" not in method.input_type.fields_by_name:
+            continue
+        for label, token in FORGED_TOKENS.items():
+            request = request_type(method)(page_token=token)
+            if "report_id" in method.input_type.fields_by_name:
+                request.report_id = world.ids["original"]
+            found = _refused(server, service, method.name, request)
+            assert (found.code, found.fields) == (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                ["page_token"],
+            ), (method.name, label)
