@@ -89,19 +89,19 @@ def strings(vocabulary: Vocabulary) -> st.SearchStrategy[str]:
 
 def page_tokens() -> st.SearchStrategy[str]:
     """Forged cursors: base64 of JSON a service might decode and then trust."""
-    scalars = st.one_of(
-        st.none(),
-        st.booleans(),
-        st.integers(),
-        st.floats(allow_nan=False),
-        _short_text(),
-        st.uuids().map(str),
-        st.sampled_from(["reports", "activities", "2026-01-01T00:00:00", "9999-12-31", "a\x00"]),
+    hostile = st.one_of(
         st.integers(2**63 - 2, 2**64 + 2),
+        st.sampled_from(["a\x00", "\x00", 1e308, -1e308]),
+        _short_text(),
     )
-    kinds = st.sampled_from(["reports", "activities", "2026-01-01T00:00:00.000001"])
+    plain = st.one_of(st.none(), st.booleans(), st.integers(), st.uuids().map(str))
+    scalars = st.one_of(hostile, plain)
+    kinds = st.sampled_from(
+        ["reports", "activities", "2026-01-01T00:00:00.000001", "a", "a\x00", "aa_key"]
+    )
     cursor = st.one_of(
-        st.tuples(kinds, scalars).map(list),  # the shape the lists issue, with any value
+        st.tuples(kinds, scalars).map(list),  # the shapes the lists issue, with any values
+        st.tuples(kinds).map(list),
         st.lists(scalars, max_size=4),
         scalars,
         st.dictionaries(_short_text(), scalars),
@@ -120,7 +120,9 @@ def _integers(field: FieldDescriptor) -> st.SearchStrategy[int]:
 def _scalar(field: FieldDescriptor, vocabulary: Vocabulary) -> st.SearchStrategy:
     if field.type == _F.TYPE_STRING:
         if field.name == "page_token":
-            return st.one_of(strings(vocabulary), page_tokens())
+            return st.sampled_from([page_tokens()] * 3 + [strings(vocabulary)]).flatmap(
+                lambda strategy: strategy
+            )
         return strings(vocabulary)
     if field.type == _F.TYPE_BYTES:
         return st.binary(max_size=64)
