@@ -59,18 +59,29 @@ def close_store(database: peewee.Database) -> None:
         database.close()
 
 
+def grpc_server(
+    executor: futures.Executor, interceptors: list, *, reuse_port: bool = False
+) -> grpc.Server:
+    """The server model and options every process runs; the bench baseline calls it too."""
+    return grpc.server(
+        executor,
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ],
+        maximum_concurrent_rpcs=THREADS * 8,
+    )
+
+
 def create_server(
     definition: ServiceDefinition, settings: Settings, executor: futures.Executor
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A bound, not yet started server with the production interceptor; port 0 picks one."""
-    server = grpc.server(
+    server = grpc_server(
         executor,
-        interceptors=[PlatformInterceptor(definition.name, TokenVerifier(settings.auth))],
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
-        ],
-        maximum_concurrent_rpcs=THREADS * 8,
+        [PlatformInterceptor(definition.name, TokenVerifier(settings.auth))],
+        reuse_port=settings.workers > 1,
     )
     definition.add_servicers(server)
     health_servicer = health.HealthServicer()
