@@ -55,7 +55,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--idle", action="store_true", help="include idle (waiting) threads")
+    parser.add_argument(
+        "--gil", action="store_true", help="only samples holding the GIL (Python CPU time)"
+    )
     args = parser.parse_args()
     generators = Generators(1)
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as scratch:
@@ -81,8 +83,8 @@ def main() -> None:
                         "--duration", str(int(args.seconds)), "--rate", "200",
                         "--output", str(out), "--nonblocking",
                     ]  # fmt: skip
-                    if args.idle:
-                        command.append("--idle")
+                    if args.gil:
+                        command.append("--gil")
                     spy = threading.Thread(
                         target=subprocess.run, args=(command,), kwargs={"capture_output": True}
                     )
