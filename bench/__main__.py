@@ -91,16 +91,15 @@ def run_table(args, generators, stores, work, warmup, duration) -> list[dict]:
                         server = (
                             base if scenario.service == "baseline" else servers[scenario.service]
                         )
+                        if scenario.slow and args.quick and concurrency > 16:
+                            continue
+                        window = (
+                            (max(warmup, 1.0), max(duration, 2.0))
+                            if scenario.slow
+                            else (warmup, duration)
+                        )
                         runs = [
-                            measure(
-                                generators,
-                                server,
-                                scenario,
-                                database,
-                                concurrency,
-                                warmup,
-                                duration,
-                            )
+                            measure(generators, server, scenario, database, concurrency, *window)
                             for _ in range(args.repeat)
                         ]
                         row = _median_row(runs)
