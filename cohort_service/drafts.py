@@ -33,8 +33,9 @@ def find_draft(owner: str, draft_id: uuid.UUID, *, lock: bool = False) -> Draft:
 
 
 def pending_proposals(draft_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Proposal]]:
+    # Only what the form shows: a pending proposal's stored change can be large.
     proposals = (
-        Proposal.select()
+        Proposal.select(Proposal.id, Proposal.draft_id, Proposal.key, Proposal.create_time)
         .where(
             Proposal.draft_id.in_(list(draft_ids)) & (Proposal.decision == ProposalDecision.PENDING)
         )
