@@ -30,11 +30,12 @@ def with_ratios(rows: list[dict]) -> list[dict]:
 def table(rows: list[dict]) -> str:
     header = (
         f"{'db':<8} {'scenario':<34} {'C':>3} {'calls/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
-        f" {'p99/p50':>7} {'CPU µs/call':>11} {'× base':>7}"
+        f" {'p99/p50':>7} {'CPU µs/call':>11} {'× base':>7} {'resp B':>7}"
     )
     lines = [
         "baseline = the services' server model (grpc sync server, same thread pool and options),",
         "  a handler that returns its 1 KB request: no auth, no database. Same run, same C.",
+        "CPU µs/call: the server process's user+system CPU over the window / calls served.",
         header,
         "-" * len(header),
     ]
@@ -44,7 +45,7 @@ def table(rows: list[dict]) -> str:
             f"{r['database']:<8} {r['scenario']:<34} {r['concurrency']:>3}"
             f" {r['calls_per_second']:>8.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}"
             f" {ratio:>7.1f} {r['cpu_us_per_call']:>11.0f} {r['ratio']:>7.2f}"
-            + (f"  ({r['errors']} errors)" if r["errors"] else "")
+            f" {r['response_bytes']:>7}" + (f"  ({r['errors']} errors)" if r["errors"] else "")
         )
     return "\n".join(lines)
 
