@@ -31,6 +31,7 @@ _LOGGER = logging.getLogger(__name__)
 
 THREADS = 16  # concurrent RPCs per process; also the most database connections one holds
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # larger requests are refused with RESOURCE_EXHAUSTED
+WORKER_START_SECONDS = 60  # a --workers process that does not serve by then fails the start
 
 
 @dataclass(frozen=True)
@@ -142,12 +143,16 @@ def serve_workers(definition: ServiceDefinition, settings: Settings, *, announce
         raise ValueError("--workers above 1 needs a fixed --port (the workers share it)")
     close_store(open_store(definition, settings))
     context = multiprocessing.get_context("spawn")
+    ready = context.Queue()
     workers = [
-        context.Process(target=_worker_main, args=(definition.name, settings), daemon=False)
+        context.Process(target=_worker_main, args=(definition.name, settings, ready), daemon=False)
         for _ in range(settings.workers)
     ]
     for worker in workers:
         worker.start()
+    # "listening on" promises that calls are accepted: wait until every worker serves.
+    for _ in workers:
+        ready.get(timeout=WORKER_START_SECONDS)
     announce(f"listening on {settings.host}:{settings.port}")
     _wait_for_signal()
     for worker in workers:
@@ -157,8 +162,13 @@ def serve_workers(definition: ServiceDefinition, settings: Settings, *, announce
     return max((abs(w.exitcode or 0) for w in workers), default=0)
 
 
-def _worker_main(service_name: str, settings: Settings) -> None:
+def _worker_main(service_name: str, settings: Settings, ready) -> None:
     import importlib
 
     module = importlib.import_module(f"{service_name.replace('-', '_')}.server")
-    serve(module.SERVICE, settings, announce=_LOGGER.info)
+
+    def announce(line: str) -> None:
+        _LOGGER.info(line)
+        ready.put(line)
+
+    serve(module.SERVICE, settings, announce=announce)
