@@ -17,7 +17,7 @@ from concurrent import futures
 
 import grpc
 
-from shared.server import MAX_MESSAGE_BYTES, THREADS, grpc_server
+from shared.server import MAX_CONCURRENT_RPCS, MAX_MESSAGE_BYTES, THREADS, grpc_server
 
 METHOD = "/bench.Baseline/Echo"
 
@@ -58,7 +58,7 @@ async def serve_aio(host: str, port: int) -> None:
     server = grpc.aio.server(
         migration_thread_pool=executor,
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
-        maximum_concurrent_rpcs=THREADS * 8,
+        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
     )
     server.add_generic_rpc_handlers((_handler(),))
     port = server.add_insecure_port(f"{host}:{port}")

@@ -29,7 +29,12 @@ from shared.service import ServiceDefinition
 
 _LOGGER = logging.getLogger(__name__)
 
-THREADS = 16  # concurrent RPCs per process; also the most database connections one holds
+# RPCs running at once per process; also the most database connections one holds. The
+# servicers are CPU-bound Python, so threads beyond a few only contend for the GIL: bench,
+# SQLite, C=16, 4 threads against 16 (interleaved runs) served GetCohortDraft 1.4x faster at
+# 30-40% less CPU per call, with p99 1.3x p50 instead of 1.7x. Calls beyond it queue.
+THREADS = 4
+MAX_CONCURRENT_RPCS = 128  # beyond this, RESOURCE_EXHAUSTED instead of an ever longer queue
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # larger requests are refused with RESOURCE_EXHAUSTED
 WORKER_START_SECONDS = 60  # a --workers process that does not serve by then fails the start
 
@@ -71,7 +76,7 @@ def grpc_server(
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
-        maximum_concurrent_rpcs=THREADS * 8,
+        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
     )
 
 
