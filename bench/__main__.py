@@ -28,7 +28,7 @@ from tests.processes import start_module, start_service
 
 RESULTS = Path(__file__).parent / "results"
 PROFILES = {  # warm-up and measured seconds per point
-    "quick": (0.2, 0.4),
+    "quick": (0.2, 0.3),
     "full": (1.0, 3.0),
 }
 
@@ -94,7 +94,7 @@ def run_table(args, generators, stores, work, warmup, duration) -> list[dict]:
                         if scenario.slow and args.quick and concurrency > 16:
                             continue
                         window = (
-                            (max(warmup, 1.0), max(duration, 2.0))
+                            (max(warmup, 0.5), max(duration, 1.5))
                             if scenario.slow
                             else (warmup, duration)
                         )
