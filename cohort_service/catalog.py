@@ -32,6 +32,9 @@ EXISTS_REASONS = {
 FLAG_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 MAX_FLAG_OPTIONS = 100
 FLAG_TYPES = {FlagType.BOOLEAN, FlagType.SINGLE_SELECT, FlagType.MULTI_SELECT}
+# Rows per statement when seeding: a whole large catalog in one statement exceeds the
+# bound parameters SQLite (250,000 here, 32,766 in many builds) and PostgreSQL (65,535) take.
+SEED_BATCH = 5000
 
 
 def _noun(model: type[CatalogEntry]) -> str:
@@ -64,17 +67,17 @@ def create_missing_entries(model: type[CatalogEntry], names: Sequence[str]) -> i
             wanted.setdefault(name_key(checked), checked)
     violations.raise_if_any()
     with database.atomic():
-        existing = {
-            row.name_key
-            for row in model.select(model.name_key).where(model.name_key.in_(list(wanted)))
-        }
+        existing = set()
+        for keys in peewee.chunked(wanted, SEED_BATCH):
+            query = model.select(model.name_key).where(model.name_key.in_(keys))
+            existing.update(key for (key,) in query.tuples())
         missing = [
             {"id": uuid.uuid4(), "name": name, "name_key": key, "created_at": utcnow()}
             for key, name in wanted.items()
             if key not in existing
         ]
-        if missing:
-            model.insert_many(missing).execute()
+        for rows in peewee.chunked(missing, SEED_BATCH):
+            model.insert_many(rows).execute()
     return len(missing)
 
 

@@ -12,6 +12,7 @@ from cohort_service.lookups import Rows, fetch_rows
 from cohort_service.models import Draft, DraftState, Proposal, ProposalDecision, database
 from cohort_service.slots import SLOTS
 from cohort_service.v1 import draft_pb2
+from shared.db import read_transaction
 from shared.errors import InvalidArgument, NotFound
 
 DRAFT_NOT_FOUND = "DRAFT_NOT_FOUND"
@@ -32,8 +33,9 @@ def find_draft(owner: str, draft_id: uuid.UUID, *, lock: bool = False) -> Draft:
 
 
 def pending_proposals(draft_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Proposal]]:
+    # Only what the form shows: a pending proposal's stored change can be large.
     proposals = (
-        Proposal.select()
+        Proposal.select(Proposal.id, Proposal.draft_id, Proposal.key, Proposal.create_time)
         .where(
             Proposal.draft_id.in_(list(draft_ids)) & (Proposal.decision == ProposalDecision.PENDING)
         )
@@ -61,7 +63,7 @@ def form_states(owner: str, drafts: Sequence[Draft]) -> list[draft_pb2.DraftForm
 
 
 def get_draft(owner: str, draft_id: uuid.UUID) -> draft_pb2.DraftFormState:
-    with database.atomic():  # one snapshot for the draft and its links
+    with read_transaction(database):  # one snapshot for the draft and its links
         return form_states(owner, [find_draft(owner, draft_id)])[0]
 
 
@@ -77,7 +79,7 @@ def list_drafts(
             (Draft.created_at < created_at)
             | ((Draft.created_at == created_at) & (Draft.id < last_id))
         )
-    with database.atomic():
+    with read_transaction(database):
         drafts = list(query.order_by(Draft.created_at.desc(), Draft.id.desc()).limit(size + 1))
         page = drafts[:size]
         next_cursor = None

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import uuid
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+
+import peewee
 
 from cohort_service.slots import FLAGS, SLOTS
 
@@ -99,31 +103,46 @@ def apply_change(form: Form, change: Change, cohort_active_options: Collection[u
 
 
 def load_forms(draft_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Form]:
-    """The stored forms of the given drafts: one query per slot, whatever their number."""
+    """The stored forms of the given drafts: one query for every slot, whatever their number.
+
+    One UNION ALL of the link tables, not a query per slot: peewee spends ~150 µs building
+    and running each query, and nine of them were half of what GetCohortDraft cost (bench).
+    """
     if not draft_ids:
         return {}
     items: dict[uuid.UUID, dict[str, list[uuid.UUID]]] = {
         draft_id: {slot.name: [] for slot in SLOTS} for draft_id in draft_ids
     }
     pending: dict[uuid.UUID, set[uuid.UUID]] = {draft_id: set() for draft_id in draft_ids}
-    for slot in SLOTS:
-        link = slot.link
-        rows = (
-            link.select(link.draft, link.item, link.pending)
-            .where(link.draft.in_(list(draft_ids)))
-            .order_by(link.draft, link.position)
-            .tuples()
-        )
-        for draft_id, item_id, is_pending in rows:
-            items[draft_id][slot.name].append(item_id)
-            if is_pending:
-                pending[draft_id].add(item_id)
+    wanted = list(draft_ids)
+    parts = [
+        slot.link.select(
+            peewee.Value(index).alias("slot"),
+            slot.link.draft,
+            slot.link.item,
+            slot.link.pending,
+            slot.link.position,
+        ).where(slot.link.draft.in_(wanted))
+        for index, slot in enumerate(SLOTS)
+    ]
+    union = functools.reduce(operator.add, parts)  # `+` is UNION ALL
+    query = union.order_by(peewee.SQL("1"), peewee.SQL("2"), peewee.SQL("5")).tuples()
+    for index, draft_id, item_id, is_pending, _ in query:
+        # A compound query's rows come unconverted: UUIDs are hex text on SQLite.
+        draft_id, item_id = _uuid(draft_id), _uuid(item_id)
+        items[draft_id][SLOTS[index].name].append(item_id)
+        if is_pending:
+            pending[draft_id].add(item_id)
     return {
         draft_id: Form(
             {name: tuple(ids) for name, ids in slots.items()}, frozenset(pending[draft_id])
         )
         for draft_id, slots in items.items()
     }
+
+
+def _uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def save_form(draft_id: uuid.UUID, old: Form, new: Form) -> None:

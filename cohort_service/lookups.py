@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -62,15 +64,29 @@ def _select(
 ) -> peewee.Query:
     item = slot.item
     if slot.kind is SlotKind.FLAGS:
-        condition = item.id.in_(ids)
-        if with_cohort_active:
-            condition |= models.Flag.key == models.COHORT_ACTIVE_KEY
+        condition = _any_of(
+            item.id.in_(ids) if ids else None,
+            models.Flag.key == models.COHORT_ACTIVE_KEY if with_cohort_active else None,
+        )
         return item.select(item, models.Flag).join(models.Flag).where(condition)
     if slot.kind is SlotKind.CATALOG:
-        return item.select().where(item.id.in_(ids) | item.name_key.in_(names))
+        return item.select().where(
+            _any_of(item.id.in_(ids) if ids else None, item.name_key.in_(names) if names else None)
+        )
     if slot.kind is SlotKind.VALUE:
         parent = PARENTS[slot.name][0].item
         return (
             item.select(item, parent).join(parent).where(item.id.in_(ids) & (item.owner == owner))
         )
     return item.select().where(item.id.in_(ids) & (item.owner == owner))
+
+
+def _any_of(*conditions):
+    """The OR of the conditions given, leaving out the empty ones.
+
+    An empty IN renders as `0 = 1`, and SQLite does not simplify `0 = 1 OR name_key IN
+    (...)`: it scans the whole table instead of searching the index (EXPLAIN QUERY PLAN,
+    tests/cohort_service/test_query_plans.py), so name resolution grew with the catalog.
+    """
+    present = [c for c in conditions if c is not None]
+    return functools.reduce(operator.or_, present)

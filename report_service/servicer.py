@@ -9,6 +9,7 @@ from report_service.drivers import DriverRegistry
 from report_service.models import Report, database, utcnow
 from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
 from shared.auth import current_principal
+from shared.db import read_transaction
 from shared.errors import InvalidArgument, Violations
 from shared.pagination import decode_page_token, encode_page_token, page_size
 
@@ -79,7 +80,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
 
     def GetReport(self, request, context) -> report_pb2.Report:
         report_id = _checked_id("id", request.id)
-        with database.atomic():
+        with read_transaction(database):
             return store.report_message(
                 store.visible_report(report_id, current_principal().subject)
             )
@@ -87,7 +88,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
     def ListReports(self, request, context) -> report_service_pb2.ListReportsResponse:
         size = page_size(request.page_size)
         after = _cursor(request.page_token, _REPORTS_PAGE, str)
-        with database.atomic():
+        with read_transaction(database):
             rows, token = _page(store.originals_page(after, size + 1), size, _REPORTS_PAGE, _ID)
             datasets = store.datasets_of([row.id for row in rows])
         return report_service_pb2.ListReportsResponse(
@@ -133,7 +134,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
     def GetReportDraft(self, request, context) -> report_pb2.Report:
         report_id = _checked_id("id", request.id)
         principal = current_principal().subject
-        with database.atomic():
+        with read_transaction(database):
             original = store.original_report(report_id, principal)
             return store.report_message(store.own_draft(original.id, principal))
 
@@ -182,7 +183,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         violations.raise_if_any()
         size = page_size(request.page_size)
         before = _cursor(request.page_token, _ACTIVITIES_PAGE, int)
-        with database.atomic():
+        with read_transaction(database):
             store.visible_report(request.report_id, current_principal().subject)
             rows, token = _page(
                 store.activities_page(request.report_id, before, size + 1),
@@ -197,7 +198,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
     def GetUserReportSettings(self, request, context) -> report_pb2.UserReportSettings:
         report_id = _checked_id("report_id", request.report_id)
         user_id = current_principal().subject
-        with database.atomic():
+        with read_transaction(database):
             store.visible_report(report_id, user_id)
             row = store.user_settings(report_id, user_id)
         return mapping.user_settings_to_proto(report_id, user_id, row.settings if row else {})

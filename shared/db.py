@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlparse
 
@@ -38,7 +39,7 @@ def open_database(url: str) -> peewee.Database:
         if not path.name:
             raise ConfigError(f"database URL {url!r} names no file")
         path.parent.mkdir(parents=True, exist_ok=True)
-        return peewee.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
+        return QueuedWriterSqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
     parsed = urlparse(url)
     if parsed.scheme in ("postgresql", "postgres"):
         name = parsed.path.lstrip("/")
@@ -56,6 +57,64 @@ def open_database(url: str) -> peewee.Database:
             **{"connect_timeout": 5, **dict(parse_qsl(parsed.query))},
         )
     raise ConfigError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+
+
+class QueuedWriterSqliteDatabase(peewee.SqliteDatabase):
+    """SQLite whose write transactions queue on a lock in the process, not in busy_timeout.
+
+    A writer that finds SQLite's lock taken sleeps in the busy handler, by steps of up to
+    100 ms, and never sees the lock come free in between: at 16 concurrent writers the
+    bench measured p99 latencies 30-50 times the p50. Queued on a threading.Lock, the next
+    writer starts the moment the previous one commits. Read transactions (DEFERRED) do not
+    queue; other processes (--workers) still meet at busy_timeout.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._writer = threading.Lock()
+        self._holder = threading.local()
+
+    def begin(self, lock_type: str | None = None) -> None:
+        if (lock_type or self._lock_type or "").upper() == "DEFERRED":
+            super().begin(lock_type)
+            return
+        self._writer.acquire()
+        self._holder.writing = True
+        try:
+            super().begin(lock_type)
+        except BaseException:
+            self._release()
+            raise
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if getattr(self._holder, "writing", False):
+            self._holder.writing = False
+            self._writer.release()
+
+
+def read_transaction(database: peewee.Database):
+    """A transaction that only reads: one consistent snapshot, without the write lock.
+
+    Write transactions on SQLite are IMMEDIATE (see SQLITE_PRAGMAS); a read that took the
+    write lock too would queue behind every writer for nothing. WAL gives a DEFERRED
+    transaction its snapshot at its first read. PostgreSQL's default is fine as it is.
+    """
+    target = database.obj if isinstance(database, peewee.DatabaseProxy) else database
+    if isinstance(target, peewee.SqliteDatabase):
+        return database.atomic(lock_type="DEFERRED")
+    return database.atomic()
 
 
 def apply_migrations(database: peewee.Database, directory: Path) -> list[str]:

@@ -112,16 +112,31 @@ def start_service(
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }
+    return start_module(
+        service, MODULES[service], ("serve", *args), environment, log_path, timeout=timeout
+    )
+
+
+def start_module(
+    name: str,
+    module: str,
+    args: tuple[str, ...],
+    environment: Mapping[str, str],
+    log_path: Path,
+    *,
+    timeout: float = 60.0,
+) -> ServiceProcess:
+    """Start `python -m module args` and wait for its `listening on HOST:PORT` line."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", MODULES[service], "serve", *args],
+            [sys.executable, "-m", module, *args],
             stdout=subprocess.PIPE,
             stderr=log,
-            env=environment,
+            env=dict(environment),
             text=True,
         )
-    running = ServiceProcess(service, process, "", log_path)
+    running = ServiceProcess(name, process, "", log_path)
     running.address = _await_listening(running, timeout)
     return running
 

@@ -84,12 +84,15 @@ class _QueryCounter(logging.Handler):
         super().__init__(logging.DEBUG)
         self.count = 0
         self.statements: list[str] = []
+        self.queries: list[tuple[str, tuple]] = []  # (sql, params), to run EXPLAIN on
         self._lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
         with self._lock:
             self.count += 1
             self.statements.append(record.getMessage())
+            if isinstance(record.msg, tuple) and len(record.msg) == 2:
+                self.queries.append((record.msg[0], tuple(record.msg[1] or ())))
 
 
 @contextlib.contextmanager

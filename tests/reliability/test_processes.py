@@ -6,7 +6,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.processes import MODULES, service_process
+from tests.processes import MODULES, free_port, service_process
 
 
 @pytest.mark.parametrize("service", sorted(MODULES))
@@ -23,3 +23,18 @@ def test_a_service_process_serves_health_and_exits_zero_on_sigterm(service, tmp_
     assert "signal received" in running.log()
     with pytest.raises(grpc.RpcError), grpc.insecure_channel(running.address) as channel:
         health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+
+
+def test_workers_accept_calls_as_soon_as_listening_is_printed(tmp_path):
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    port = free_port()
+    with service_process(
+        "report-service", url, tmp_path / "service.log", port=port, workers=2
+    ) as running:
+        # No wait_for_ready: a refused connection fails at once instead of being retried.
+        with running.channel() as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=10
+            )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert running.stop() == 0

@@ -1,0 +1,1 @@
+"""Performance harness: real service processes under closed-loop load, against a baseline."""
