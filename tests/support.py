@@ -88,6 +88,8 @@ class _QueryCounter(logging.Handler):
         self._lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name != "peewee":  # peewee.pool logs new connections: not statements
+            return
         with self._lock:
             self.count += 1
             self.statements.append(record.getMessage())
