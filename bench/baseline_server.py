@@ -17,7 +17,13 @@ from concurrent import futures
 
 import grpc
 
-from shared.server import MAX_CONCURRENT_RPCS, MAX_MESSAGE_BYTES, THREADS, grpc_server
+from shared.server import (
+    MAX_CONCURRENT_RPCS,
+    MAX_MESSAGE_BYTES,
+    THREADS,
+    grpc_server,
+    wait_for_signal,
+)
 
 METHOD = "/bench.Baseline/Echo"
 
@@ -33,14 +39,6 @@ def _handler() -> grpc.GenericRpcHandler:
     )
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
-
-
 def serve_sync(host: str, port: int) -> None:
     executor = futures.ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="rpc")
     server = grpc_server(executor, [])
@@ -48,7 +46,7 @@ def serve_sync(host: str, port: int) -> None:
     port = server.add_insecure_port(f"{host}:{port}")
     server.start()
     print(f"listening on {host}:{port}", flush=True)
-    _wait_for_signal()
+    wait_for_signal()
     server.stop(1).wait()
     executor.shutdown(wait=True)
 

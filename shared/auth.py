@@ -11,9 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from google.protobuf import descriptor_pool
 
-from shared.config import AuthSettings
+from shared.config import AuthSettings, ConfigError
 from shared.errors import PermissionDenied, Unauthenticated
 from shared.v1 import auth_pb2
 
@@ -58,7 +60,7 @@ class TokenVerifier:
 
     def __init__(self, settings: AuthSettings) -> None:
         if settings.public_key:
-            self._key, self._algorithms = settings.public_key, ["RS256", "ES256"]
+            self._key, self._algorithms = _public_key(settings.public_key)
         elif settings.secret:
             self._key, self._algorithms = settings.secret, ["HS256"]
         else:
@@ -111,10 +113,27 @@ class TokenVerifier:
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("bearer token has expired", reason="TOKEN_EXPIRED") from None
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:  # also InvalidKeyError, which is no InvalidTokenError
             raise Unauthenticated(f"bearer token rejected: {exc}", reason="INVALID_TOKEN") from None
         principal = Principal(subject=_subject(claims), permissions=_permissions(claims))
         return principal, float(claims["exp"])
+
+
+def _public_key(pem: str) -> tuple[object, list[str]]:
+    """The key and the one algorithm it verifies: the key decides, never the token's header."""
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except ValueError as exc:
+        raise ConfigError(
+            f"AUTH_JWT_PUBLIC_KEY_FILE is not a usable PEM public key: {exc}"
+        ) from None
+    if isinstance(key, rsa.RSAPublicKey):
+        return key, ["RS256"]
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return key, ["ES256"]
+    raise ConfigError(
+        "AUTH_JWT_PUBLIC_KEY_FILE must hold an RSA (RS256) or P-256 EC (ES256) public key"
+    )
 
 
 def _subject(claims: dict) -> str:

@@ -141,20 +141,43 @@ def to_status(exc: BaseException, domain: str) -> status_pb2.Status:
     if not isinstance(exc, ServiceError):
         _LOGGER.error("unexpected error", exc_info=exc)
         exc = Internal(_INTERNAL_MESSAGE)
+    metadata = {key: _shorten(value, _MAX_TEXT) for key, value in exc.metadata.items()}
     details = [
-        _pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=domain, metadata=exc.metadata))
+        _pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=domain, metadata=metadata))
     ]
     if exc.violations:
-        details.append(
-            _pack(
-                error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(field=field, description=text)
-                        for field, text in exc.violations
-                    ]
-                )
-            )
-        )
+        details.append(_pack(_bad_request(exc.violations)))
     return status_pb2.Status(
-        code=getattr(code_pb2, exc.code.name), message=exc.message, details=details
+        code=getattr(code_pb2, exc.code.name),
+        message=_shorten(exc.message, _MAX_MESSAGE),
+        details=details,
     )
+
+
+# The status travels in response trailers, and gRPC clients refuse trailers past 8-16 KiB by
+# default: the client then sees RESOURCE_EXHAUSTED and loses the error. A request with a thousand
+# bad items, or a 100,000-character value quoted back, must still get its error, so texts are
+# shortened and violations past a budget are summed up in a last one.
+_MAX_TEXT = 160  # characters of a field path, description or ErrorInfo value
+_MAX_MESSAGE = 200
+_VIOLATIONS_BUDGET = 2000  # bytes of serialized BadRequest
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _bad_request(violations: list[tuple[str, str]]) -> error_details_pb2.BadRequest:
+    bad_request = error_details_pb2.BadRequest()
+    for index, (field, text) in enumerate(violations):
+        if bad_request.ByteSize() > _VIOLATIONS_BUDGET:
+            bad_request.field_violations.add(
+                field="",
+                description=f"{len(violations) - index} more invalid fields are not listed; "
+                "fix the ones above and retry to see them",
+            )
+            break
+        bad_request.field_violations.add(
+            field=_shorten(field, _MAX_TEXT), description=_shorten(text, _MAX_TEXT)
+        )
+    return bad_request

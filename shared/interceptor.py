@@ -1,4 +1,4 @@
-"""The one server interceptor: access log, authentication, authorisation, error mapping."""
+"""The one server interceptor: access log, authentication, authorisation, request checks, errors."""
 
 from __future__ import annotations
 
@@ -6,16 +6,54 @@ import logging
 import time
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
 from shared.auth import TokenVerifier, authorize, bind_principal, unbind_principal
-from shared.errors import to_status
+from shared.errors import InvalidArgument, to_status
+from shared.text_checks import nul_violations
 
 _ACCESS_LOG = logging.getLogger("shared.access")
 
 # Health checks and reflection are open: load balancers and operators call them without tokens.
 OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 _STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class _Undecodable:
+    """Request bytes that did not parse (corrupt, invalid UTF-8, nested too deep).
+
+    grpc itself would answer INTERNAL before any interceptor code runs; carried to the
+    handler instead, they are answered INVALID_ARGUMENT, after the caller is authenticated.
+    """
+
+    def __init__(self, error: DecodeError) -> None:
+        self.error = error
+
+
+def _tolerant(deserializer):
+    def deserialize(data: bytes):
+        try:
+            return deserializer(data)
+        except DecodeError as error:
+            return _Undecodable(error)
+
+    return deserialize if deserializer is not None else None
+
+
+def _check_request(request) -> None:
+    """What every request must be, whatever its type: decodable, and free of NUL characters."""
+    if isinstance(request, _Undecodable):
+        raise InvalidArgument(
+            "the request could not be decoded (corrupt data, text that is not UTF-8, or "
+            f"messages nested too deep): {request.error}",
+            reason="MALFORMED_REQUEST",
+        )
+    violations = nul_violations(request)
+    if violations:
+        raise InvalidArgument(
+            "text fields must not contain NUL characters", violations, reason="NUL_IN_TEXT"
+        )
 
 
 class PlatformInterceptor(grpc.ServerInterceptor):
@@ -36,7 +74,7 @@ class PlatformInterceptor(grpc.ServerInterceptor):
             return None
         return grpc.unary_unary_rpc_method_handler(
             self._wrap(method, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
@@ -49,6 +87,7 @@ class PlatformInterceptor(grpc.ServerInterceptor):
                 principal = self._verifier.verify(metadata.get("authorization"))
                 subject = principal.subject
                 authorize(principal, method)
+                _check_request(request)
                 token = bind_principal(principal)
                 try:
                     return behavior(request, context)

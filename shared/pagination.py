@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Sequence
 
 from shared.errors import InvalidArgument
@@ -40,11 +41,33 @@ def decode_page_token(token: str, *, field: str = "page_token") -> list | None:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         cursor = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         cursor = None
-    if not isinstance(cursor, list):
+    if not isinstance(cursor, list) or not _issuable(cursor):
         raise InvalidArgument(
             f"{field} is not a token this service issued",
             [(field, "must be the next_page_token of a previous response, or empty")],
         )
     return cursor
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _issuable(cursor: list) -> bool:
+    """Whether cursor could be one we issued: a flat list of values the store can take.
+
+    A forged cursor must not reach the store with a NUL (PostgreSQL text refuses it) or an
+    integer past 64 bits (SQLite refuses it).
+    """
+    return all(_storable(value) for value in cursor)
+
+
+def _storable(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" not in value
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return value in _INT64
+    return isinstance(value, float) and math.isfinite(value)

@@ -121,7 +121,7 @@ def run_server(
         close_store(database)
 
 
-def _wait_for_signal() -> None:
+def wait_for_signal() -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -133,7 +133,7 @@ def serve(definition: ServiceDefinition, settings: Settings, *, announce=print) 
     """Run one server process until SIGTERM/SIGINT; exit status 0 after a graceful drain."""
     with run_server(definition, settings, migrate=settings.workers == 1) as running:
         announce(f"listening on {settings.host}:{running.port}")
-        _wait_for_signal()
+        wait_for_signal()
         _LOGGER.info("signal received: draining for up to %.1fs", settings.grace_period)
     return 0
 
@@ -159,7 +159,7 @@ def serve_workers(definition: ServiceDefinition, settings: Settings, *, announce
     for _ in workers:
         ready.get(timeout=WORKER_START_SECONDS)
     announce(f"listening on {settings.host}:{settings.port}")
-    _wait_for_signal()
+    wait_for_signal()
     for worker in workers:
         worker.terminate()  # SIGTERM: each drains its in-flight calls
     for worker in workers:
