@@ -31,6 +31,7 @@ from cohort_service.resolve import check_form, resolve
 from cohort_service.slots import PENDING_PATH, SLOTS
 from cohort_service.v1 import draft_service_pb2
 from shared.errors import FailedPrecondition, NotFound, Violations
+from shared.failpoints import failpoint
 
 PatchResponse = draft_service_pb2.PatchCohortDraftResponse
 
@@ -59,6 +60,7 @@ def patch_draft(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
             replay = idempotency.claim(owner, key, idempotency.fingerprint(request))
             if replay is not None:
                 return PatchResponse.FromString(replay)
+            failpoint("cohort.patch.after_claim")
         draft = find_draft(owner, patch.draft_id, lock=True) if patch.draft_id else None
         current = load_forms([draft.id])[draft.id] if draft else Form()
         resolution = resolve(owner, patch, current, violations)
@@ -83,6 +85,7 @@ def patch_draft(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
         else:
             response = _apply(owner, key, draft, current, result, rows)
         idempotency.remember(owner, key, response.SerializeToString(deterministic=True))
+        failpoint("cohort.patch.before_commit")
         return response
 
 
@@ -104,6 +107,7 @@ def _apply(
         _advance(draft, now)
         message = "draft updated"
     save_form(draft.id, current, result)
+    failpoint("cohort.patch.after_save")
     return _response(draft, key, message, result, rows)
 
 
@@ -138,6 +142,7 @@ def _stage(
         change=change.to_json(),
         create_time=now,
     )
+    failpoint("cohort.patch.after_save")
     return _response(
         draft,
         key,
@@ -186,6 +191,8 @@ def acknowledge(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
     key, accept = request.idempotency_key, request.accept
     with database.atomic():
         proposal, decided_now = _claim_decision(owner, key, patch.draft_id, accept)
+        if decided_now:
+            failpoint("cohort.ack.after_decision")
         if not decided_now:
             was_accepted = proposal.decision == ProposalDecision.ACCEPTED
             if was_accepted != accept:

@@ -14,6 +14,7 @@ from report_service.fields import Fields
 from report_service.models import ID_MAX_LENGTH, Report
 from report_service.v1 import report_pb2
 from shared.errors import Aborted, AlreadyExists, FailedPrecondition
+from shared.failpoints import failpoint
 
 DRAFT_ID_TAKEN = "DRAFT_ID_TAKEN"
 DRAFT_ID_TOO_LONG = "DRAFT_ID_TOO_LONG"
@@ -153,8 +154,15 @@ def commit_draft(
         fields.changed(before, proposed, fields.COMMITTED),
     )
     original.defn_updated_at = now
-    store.update_report(original, changes, now)
+    columns = {name: value for name, value in changes.items() if name != "datasets"}
+    store.update_report(original, columns, now)
+    failpoint("report.commit.after_update")
+    if "datasets" in changes:
+        store.replace_datasets(original.id, changes["datasets"])
+    failpoint("report.commit.after_datasets")
     store.delete_reports([draft.id])
+    failpoint("report.commit.after_draft_delete")
     store.delete_user_settings(original.id)
     store.record_activity(original.id, REPORT_UPDATED, principal, now, changes)
+    failpoint("report.commit.before_commit")
     return mapping.report_to_proto(original, changes.get("datasets", datasets[original.id]))

@@ -143,7 +143,7 @@ def activities_page(report_id: str, before_id: int | None, limit: int) -> list[A
 # ---------------------------------------------------------------------------
 
 
-def _replace_datasets(report_id: str, datasets: Sequence[Mapping[str, str]]) -> None:
+def replace_datasets(report_id: str, datasets: Sequence[Mapping[str, str]]) -> None:
     ReportDataset.delete().where(ReportDataset.report == report_id).execute()
     if datasets:
         ReportDataset.insert_many(
@@ -173,7 +173,7 @@ def insert_report(row: Report, values: Fields) -> None:
             reason=REPORT_ALREADY_EXISTS,
             metadata={"id": row.id},
         ) from None
-    _replace_datasets(row.id, values.get("datasets", ()))
+    replace_datasets(row.id, values.get("datasets", ()))
 
 
 def set_columns(row: Report, values: Fields, now: datetime) -> None:
@@ -194,7 +194,7 @@ def update_report(row: Report, values: Fields, now: datetime) -> None:
     }
     Report.update(columns).where(Report.id == row.id).execute()
     if "datasets" in values:
-        _replace_datasets(row.id, values["datasets"])
+        replace_datasets(row.id, values["datasets"])
 
 
 def delete_reports(report_ids: Collection[str]) -> None:

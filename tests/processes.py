@@ -25,6 +25,8 @@ import grpc
 from tests.support import TEST_SECRET
 
 MODULES = {"cohort-service": "cohort_service", "report-service": "report_service"}
+ARMED_LAUNCHER = "tests.reliability.armed_service"  # test builds only: see shared/failpoints.py
+REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIXES = {"cohort-service": "COHORT", "report-service": "REPORT"}
 
 
@@ -98,8 +100,14 @@ def start_service(
     env: Mapping[str, str] | None = None,
     args: tuple[str, ...] = (),
     timeout: float = 60.0,
+    failpoints: str | None = None,
+    failpoint_seed: int = 0,
 ) -> ServiceProcess:
-    """Start `python -m <service> serve` and wait until it says where it listens."""
+    """Start `python -m <service> serve` and wait until it says where it listens.
+
+    With failpoints (a spec, see shared/failpoints.py) the test launcher arms them and then
+    runs the same production main.
+    """
     prefix = ENV_PREFIXES[service]
     environment = {
         **os.environ,
@@ -112,9 +120,17 @@ def start_service(
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }
-    return start_module(
-        service, MODULES[service], ("serve", *args), environment, log_path, timeout=timeout
-    )
+    if failpoints is None:
+        module, argv = MODULES[service], ("serve", *args)
+    else:
+        module, argv = ARMED_LAUNCHER, (service, "serve", *args)
+        environment["DRAFT_FAILPOINTS"] = failpoints
+        environment["DRAFT_FAILPOINTS_SEED"] = str(failpoint_seed)
+        # The launcher lives in tests/, which is not installed: import it from the checkout.
+        environment["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(REPO_ROOT), environment.get("PYTHONPATH")])
+        )
+    return start_module(service, module, argv, environment, log_path, timeout=timeout)
 
 
 def start_module(
@@ -176,5 +192,4 @@ def service_process(
     try:
         yield running
     finally:
-        if running.process.poll() is None:
-            running.kill()
+        running.kill()  # also reaps a process that died by itself, and closes its pipe
