@@ -1,7 +1,7 @@
-"""Bursts of one identical call from many client processes × threads, released together.
+"""Bursts of one identical call from many client processes x threads, released together.
 
 `Burst` keeps M client processes (multiprocessing 'spawn': no state inherited from the test
-process) alive across bursts; each runs N threads, and all M × N wait on one barrier, so
+process) alive across bursts; each runs N threads, and all M x N wait on one barrier, so
 that the calls leave as close together as the machine allows. Results come back as
 (status code name, response bytes as sent or error details).
 """
@@ -51,7 +51,7 @@ def _fire(
 
 
 class Burst:
-    """M client processes of N threads; `fire` sends one call from each of the M × N threads."""
+    """M client processes of N threads; `fire` sends one call from each of the M x N threads."""
 
     def __init__(self, processes: int, threads: int) -> None:
         self.processes, self.threads = processes, threads

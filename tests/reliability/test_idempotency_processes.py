@@ -1,4 +1,4 @@
-"""Idempotency across processes: M service processes on one database, M client processes × N
+"""Idempotency across processes: M service processes on one database, M client processes x N
 threads firing one identical PatchCohortDraft (or ack) together: one effect, one answer.
 
 Every caller must get OK and the same bytes: rule 8 promises the first response to every

@@ -1,0 +1,636 @@
+"""Crash harness: SIGKILL a real service process at random moments and at its failpoints.
+
+Each round starts the service on the same database and port — armed at one of its
+failpoints (`kill@p`, see shared/failpoints.py) or plain production — while client threads
+drive writes and log what was acknowledged; the process dies by its failpoint or by the
+harness's SIGKILL at a random moment (seeded). After the last round an unarmed process is
+started on the database and the workload checks its invariants: no acknowledged write lost,
+nothing half-applied, idempotency records consistent with the data.
+
+    CRASH_ROUNDS=50 CRASH_SEED=7 .venv/bin/python -m pytest -s \\
+        tests/reliability/test_crash_consistency.py
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import peewee
+from google.protobuf import field_mask_pb2, struct_pb2
+
+from cohort_service.v1 import draft_service_pb2, draft_service_pb2_grpc
+from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
+from shared import failpoints
+from shared.db import open_database
+from tests.processes import ServiceProcess, free_port, start_service
+from tests.support import bearer, snapshot
+
+# A call that was cut off by a crash (or by the end of the run): its outcome is unknown.
+INTERRUPTED = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+)
+CALL_TIMEOUT = 30.0  # a call waits for the next process while the service is down
+# Reconnect quickly to the restarted process (the default back-off grows to minutes).
+CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 250),
+]
+
+
+class Interrupted(Exception):
+    """The call's outcome is unknown: the process died under it, or the run is ending."""
+
+
+@dataclass
+class Figures:
+    rounds: int = 0
+    failpoint_kills: int = 0
+    random_kills: int = 0
+    attempted: int = 0  # writes sent (each retry of one write counts once)
+    acknowledged: int = 0
+    interrupted: int = 0  # calls cut off by a kill
+    checked: int = 0  # invariant checks that passed
+    unexpected: list[str] = field(default_factory=list)
+
+    def line(self, title: str) -> str:
+        return (
+            f"{title}: {self.rounds} rounds, {self.failpoint_kills + self.random_kills} kills "
+            f"({self.failpoint_kills} at failpoints, {self.random_kills} at random moments), "
+            f"{self.attempted} writes attempted, {self.acknowledged} acknowledged, "
+            f"{self.interrupted} calls interrupted, {self.checked} invariant checks passed"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Calls that survive the service's deaths
+# ---------------------------------------------------------------------------
+
+
+class Calls:
+    """Stub calls on one channel to the fixed port, waiting for the service while it is down."""
+
+    def __init__(self, address: str, figures: Figures) -> None:
+        self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.stopping = threading.Event()
+        self.figures = figures
+        self._lock = threading.Lock()
+
+    def __call__(self, method: Callable, request, metadata):
+        if self.stopping.is_set():
+            raise Interrupted()
+        try:
+            return method(request, metadata=metadata, timeout=CALL_TIMEOUT, wait_for_ready=True)
+        except grpc.RpcError as error:
+            if error.code() in INTERRUPTED:
+                with self._lock:
+                    self.figures.interrupted += 1
+                raise Interrupted() from None
+            raise
+        except ValueError:  # the channel was closed: the run is over
+            if self.stopping.is_set():
+                raise Interrupted() from None
+            raise
+
+    def unexpected(self, text: str) -> None:
+        with self._lock:
+            self.figures.unexpected.append(text)
+
+    def count(self, *, attempted: int = 0, acknowledged: int = 0) -> None:
+        with self._lock:
+            self.figures.attempted += attempted
+            self.figures.acknowledged += acknowledged
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.channel.close()
+
+
+# ---------------------------------------------------------------------------
+# The harness
+# ---------------------------------------------------------------------------
+
+
+class Workload:
+    """What the client threads do, and what must hold afterwards."""
+
+    service: str
+    points: tuple[str, ...]  # the failpoints of this service
+
+    def drive(self, index: int, calls: Calls) -> None:
+        raise NotImplementedError
+
+    def check(self, database: peewee.Database, channel: grpc.Channel, figures: Figures) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class CrashPlan:
+    rounds: int = 3
+    seed: int = 1
+    threads: int = 4
+    kill_probability: float = 0.25  # of an armed failpoint, at each hit
+    uptime: tuple[float, float] = (0.3, 1.0)  # seconds before the harness's SIGKILL
+
+
+def run(workload: Workload, url: str, directory: Path, plan: CrashPlan) -> Figures:
+    """Drive workload through plan.rounds crashes, restart on url once more, check it."""
+    rng = random.Random(plan.seed)
+    figures = Figures()
+    port = free_port()
+    calls = Calls(f"127.0.0.1:{port}", figures)
+    threads = [
+        threading.Thread(target=_drive, args=(workload, index, calls), daemon=True)
+        for index in range(plan.threads)
+    ]
+    started = False
+    try:
+        for number in range(plan.rounds):
+            # Even rounds arm one failpoint; odd ones run the production entry point.
+            spec = None
+            if number % 2 == 0:
+                spec = f"{rng.choice(workload.points)}=kill@{plan.kill_probability}"
+            process = _start(workload, url, directory, port, number, spec, rng)
+            if not started:
+                for thread in threads:
+                    thread.start()
+                started = True
+            uptime = rng.uniform(*plan.uptime)
+            try:
+                process.process.wait(timeout=uptime)
+                figures.failpoint_kills += 1
+            except subprocess.TimeoutExpired:
+                figures.random_kills += 1
+            _kill(process)
+            figures.rounds += 1
+    finally:
+        calls.close()
+        for thread in threads:
+            if thread.is_alive():
+                thread.join(timeout=CALL_TIMEOUT)
+    assert figures.unexpected == [], figures.unexpected
+    final = start_service(workload.service, url, directory / "final.log", port=port)
+    database = open_database(url)
+    try:
+        with final.channel() as channel, database.connection_context():
+            workload.check(database, channel, figures)
+    finally:
+        database.close()
+        code = final.stop()
+    assert code == 0, final.log()
+    return figures
+
+
+def _start(workload, url, directory, port, number, spec, rng) -> ServiceProcess:
+    return start_service(
+        workload.service,
+        url,
+        directory / f"round-{number}.log",
+        port=port,
+        failpoints=spec,
+        failpoint_seed=rng.randrange(1 << 30),
+    )
+
+
+def _kill(process: ServiceProcess) -> None:
+    code = process.kill()
+    assert code == -9, f"the service exited with {code}, not by SIGKILL:\n{process.log()}"
+
+
+def _drive(workload: Workload, index: int, calls: Calls) -> None:
+    try:
+        workload.drive(index, calls)
+    except Interrupted:
+        pass
+    except Exception as error:  # any other failure is a finding
+        calls.unexpected(f"thread {index}: {type(error).__name__}: {error}")
+
+
+def check(figures: Figures, condition: bool, message: str) -> None:
+    assert condition, message
+    figures.checked += 1
+
+
+def _struct(value: dict) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(value)
+    return message
+
+
+# ---------------------------------------------------------------------------
+# report-service: Edit → Put → Update → Commit, each version marked in every field
+# ---------------------------------------------------------------------------
+
+
+def _datasets(version: str) -> list[dict[str, str]]:
+    """The dataset list a version writes: its count and ids both tell the version."""
+    count = 1 + int(version.rsplit(".", 1)[1]) % 3
+    return [{"dataset_id": f"ds-{version}-{k}", "alias": f"a{k}"} for k in range(count)]
+
+
+@dataclass
+class ReportLog:
+    """One thread's commits: every version it sent (in order) and those acknowledged."""
+
+    attempted: list[str] = field(default_factory=list)
+    acknowledged: list[str] = field(default_factory=list)
+
+
+class ReportWorkload(Workload):
+    service = "report-service"
+    points = tuple(name for name in failpoints.FAILPOINTS if name.startswith("report."))
+
+    def __init__(self, threads: int) -> None:
+        self.logs = [ReportLog() for _ in range(threads)]
+
+    @staticmethod
+    def report_id(index: int) -> str:
+        return f"team:crash-{index}"
+
+    @staticmethod
+    def principal(index: int) -> str:
+        return f"user:crash-{index}"
+
+    def drive(self, index: int, calls: Calls) -> None:
+        log, report_id = self.logs[index], self.report_id(index)
+        metadata = bearer(self.principal(index), ("report:read", "report:write"), ttl_seconds=3600)
+        stub = report_service_pb2_grpc.ReportServiceStub(calls.channel)
+        self._create(calls, stub, metadata, index, log)
+        draft_id = f"{self.principal(index)}:crash-{index}-draft"
+        sequence = 0
+        while True:
+            sequence += 1
+            version = f"{index}.{sequence}"
+            try:
+                calls(stub.EditReport, report_service_pb2.EditReportRequest(id=report_id), metadata)
+                marked = _struct({"marker": version})
+                calls(
+                    stub.PutReportDraft,
+                    report_service_pb2.PutReportDraftRequest(
+                        id=report_id,
+                        draft=report_pb2.ReportDraftInput(
+                            defn=marked, settings=marked, datasource_id=version
+                        ),
+                    ),
+                    metadata,
+                )
+                calls(
+                    stub.UpdateReport,
+                    report_service_pb2.UpdateReportRequest(
+                        report=report_pb2.Report(
+                            id=draft_id,
+                            name=f"name {version}",
+                            datasets=[report_pb2.ReportDataset(**d) for d in _datasets(version)],
+                        ),
+                        update_mask=field_mask_pb2.FieldMask(paths=["name", "datasets"]),
+                    ),
+                    metadata,
+                )
+                log.attempted.append(version)
+                calls.count(attempted=1)
+                committed = calls(
+                    stub.CommitReportDraft,
+                    report_service_pb2.CommitReportDraftRequest(id=report_id),
+                    metadata,
+                )
+            except Interrupted:
+                if calls.stopping.is_set():
+                    return
+                continue  # unknown outcome: start the next version from EditReport
+            if committed.defn["marker"] != version or committed.name != f"name {version}":
+                calls.unexpected(f"commit of {version} answered {committed}")
+            log.acknowledged.append(version)
+            calls.count(acknowledged=1)
+
+    def _create(self, calls: Calls, stub, metadata, index: int, log: ReportLog) -> None:
+        version = f"{index}.0"
+        marked = _struct({"marker": version})
+        request = report_service_pb2.CreateReportRequest(
+            report=report_pb2.Report(
+                id=self.report_id(index),
+                type="dashboard",
+                name=f"name {version}",
+                defn=marked,
+                settings=marked,
+                datasource_id=version,
+                datasets=[report_pb2.ReportDataset(**d) for d in _datasets(version)],
+            )
+        )
+        log.attempted.append(version)
+        while True:
+            try:
+                calls(stub.CreateReport, request, metadata)
+                break
+            except Interrupted:
+                if calls.stopping.is_set():
+                    raise
+            except grpc.RpcError as error:  # an interrupted create that was applied after all
+                if error.code() != grpc.StatusCode.ALREADY_EXISTS:
+                    raise
+                break
+        log.acknowledged.append(version)
+
+    # -- invariants ----------------------------------------------------------
+
+    def check(self, database: peewee.Database, channel: grpc.Channel, figures: Figures) -> None:
+        reports = {
+            row[0]: row
+            for row in database.execute_sql(
+                "SELECT id, name, defn, settings, datasource_id, editing_id, owner_id FROM report"
+            )
+        }
+        datasets: dict[str, list[tuple]] = {}
+        for report_id, dataset_id, alias, position in database.execute_sql(
+            "SELECT report_id, dataset_id, alias, position FROM report_dataset "
+            "ORDER BY report_id, position"
+        ):
+            datasets.setdefault(report_id, []).append((dataset_id, alias, position))
+        activities: dict[str, list[dict]] = {}
+        for report_id, activity_type, details in database.execute_sql(
+            "SELECT report_id, type, details FROM activity ORDER BY id"
+        ):
+            check(figures, activity_type == "reportUpdated", f"activity type {activity_type}")
+            activities.setdefault(report_id, []).append(json.loads(details))
+
+        for report_id, (_, name, defn, settings, source, editing, _) in reports.items():
+            version = json.loads(defn).get("marker")
+            check(
+                figures,
+                editing is None or (editing in reports and reports[editing][5] is None),
+                f"draft {report_id} is an orphan: its original {editing} is gone",
+            )
+            stored = datasets.get(report_id, [])
+            # A draft's datasets may come from an earlier version than its defn (an
+            # EditReport copy whose UpdateReport never came): whole, but of some version.
+            listed = stored[0][0].split("-")[1] if stored else None
+            check(
+                figures,
+                stored == self._stored_datasets(listed if editing else version),
+                f"{report_id}: datasets {stored} are not those of one version ({version})",
+            )
+            if editing is None:
+                check(
+                    figures,
+                    (name, json.loads(settings).get("marker"), source)
+                    == (f"name {version}", version, version),
+                    f"{report_id}: name {name!r}, settings {settings}, datasource {source!r} "
+                    f"do not all come from version {version}",
+                )
+        for index, log in enumerate(self.logs):
+            if not log.acknowledged:
+                continue  # the create itself never got through
+            self._check_history(
+                index, log, reports, activities.get(self.report_id(index), []), figures
+            )
+        drafts = [row for row in reports.values() if row[5] is not None]
+        check(
+            figures,
+            len({(row[5], row[6]) for row in drafts}) == len(drafts),
+            "two drafts of one report for one principal",
+        )
+
+    def _check_history(self, index, log, reports, activities, figures) -> None:
+        report_id = self.report_id(index)
+        check(figures, report_id in reports, f"{report_id}, created and acknowledged, is gone")
+        version = json.loads(reports[report_id][2]).get("marker")
+        order = {v: position for position, v in enumerate(log.attempted)}
+        check(figures, version in order, f"{report_id} shows {version}, which was never sent")
+        check(
+            figures,
+            order[version] >= order[log.acknowledged[-1]],
+            f"{report_id} lost the acknowledged commit {log.acknowledged[-1]}: shows {version}",
+        )
+        committed = [activity["defn"]["marker"] for activity in activities]
+        check(
+            figures,
+            all(v in order for v in committed)
+            and [order[v] for v in committed] == sorted({order[v] for v in committed}),
+            f"{report_id}: activities {committed} are not commits in the order sent",
+        )
+        check(
+            figures,
+            set(log.acknowledged[1:]) <= set(committed),
+            f"{report_id}: acknowledged commits {log.acknowledged[1:]} lack an activity",
+        )
+        check(
+            figures,
+            (committed[-1] if committed else log.attempted[0]) == version,
+            f"{report_id}: the last activity {committed[-1:]} is not the state {version}",
+        )
+        for activity in activities:
+            v = activity["defn"]["marker"]
+            check(
+                figures,
+                activity.get("name") == f"name {v}"
+                and activity.get("datasets") == _datasets(v)
+                and activity.get("datasource_id") == v,
+                f"{report_id}: activity {activity} mixes versions",
+            )
+
+    @staticmethod
+    def _stored_datasets(version: str | None) -> list[tuple]:
+        if version is None:
+            return []
+        return [
+            (d["dataset_id"], d["alias"], position) for position, d in enumerate(_datasets(version))
+        ]
+
+
+# ---------------------------------------------------------------------------
+# cohort-service: keyed patches, soft patches and their acks, each retried until answered
+# ---------------------------------------------------------------------------
+
+Request = draft_service_pb2.PatchCohortDraftRequest
+Response = draft_service_pb2.PatchCohortDraftResponse
+
+
+@dataclass
+class Op:
+    """One write a thread sent, retried with the same request until it was answered."""
+
+    kind: str  # "create", "patch", "soft", "accept", "soft_new", "reject"
+    request: Request
+    response: Response | None = None  # the acknowledged answer
+
+
+class CohortWorkload(Workload):
+    service = "cohort-service"
+    points = tuple(name for name in failpoints.FAILPOINTS if name.startswith("cohort."))
+    # The cycle of writes after the create: kinds, in order.
+    CYCLE = ("patch", "soft", "accept", "patch", "soft_new", "reject", "patch")
+
+    def __init__(self, threads: int) -> None:
+        self.ops: list[list[Op]] = [[] for _ in range(threads)]
+        self.run_id = uuid.uuid4().hex[:8]  # keys never collide with an earlier run's
+
+    @staticmethod
+    def principal(index: int) -> str:
+        return f"user:crash-{index}"
+
+    def drive(self, index: int, calls: Calls) -> None:
+        metadata = bearer(self.principal(index), ("cohort:read", "cohort:write"), ttl_seconds=3600)
+        stub = draft_service_pb2_grpc.CohortDraftServiceStub(calls.channel)
+        key = f"{self.run_id}-{index}-0"
+        created = self._send(
+            calls, stub, metadata, index, Op("create", Request(name="c", idempotency_key=key))
+        )
+        draft_id = created.draft_id
+        step = 0
+        while True:
+            step += 1
+            kind = self.CYCLE[(step - 1) % len(self.CYCLE)]
+            key = f"{self.run_id}-{index}-{step}"
+            if kind == "patch":
+                request = Request(
+                    draft_id=draft_id, name=f"n{step}", description=f"d{step}", idempotency_key=key
+                )
+            elif kind == "soft":
+                request = Request(
+                    draft_id=draft_id, description=f"s{step}", soft=True, idempotency_key=key
+                )
+            elif kind == "soft_new":
+                request = Request(name=f"dormant{step}", soft=True, idempotency_key=key)
+            else:  # the ack of the previous step's soft patch
+                previous = f"{self.run_id}-{index}-{step - 1}"
+                request = Request(idempotency_key=previous, accept=kind == "accept")
+            self._send(calls, stub, metadata, index, Op(kind, request))
+
+    def _send(self, calls: Calls, stub, metadata, index: int, op: Op) -> Response:
+        self.ops[index].append(op)
+        calls.count(attempted=1)
+        while True:
+            try:
+                op.response = calls(stub.PatchCohortDraft, op.request, metadata)
+                calls.count(acknowledged=1)
+                return op.response
+            except Interrupted:
+                if calls.stopping.is_set():
+                    raise
+                # retried with the same key: the first outcome, if there was one, comes back
+
+    # -- invariants ----------------------------------------------------------
+
+    def check(self, database: peewee.Database, channel: grpc.Channel, figures: Figures) -> None:
+        records = {
+            (principal, key): None if response is None else Response.FromString(bytes(response))
+            for principal, key, response in database.execute_sql(
+                "SELECT principal, key, response FROM idempotency_record"
+            )
+        }
+        proposals = {
+            (principal, key): (uuid.UUID(str(draft_id)), created, decision, response)
+            for principal, key, draft_id, created, decision, response in database.execute_sql(
+                "SELECT principal, key, draft_id, created_draft, decision, decision_response "
+                "FROM proposal"
+            )
+        }
+        drafts = {
+            uuid.UUID(str(draft_id)): revision
+            for draft_id, revision in database.execute_sql("SELECT id, revision FROM draft")
+        }
+        for (principal, key), response in records.items():
+            check(figures, response is not None, f"key {key} claimed without a stored response")
+            draft_id = uuid.UUID(response.draft_id)
+            proposal = proposals.get((principal, key))
+            if draft_id not in drafts:
+                check(
+                    figures,
+                    proposal is not None and proposal[1] and proposal[2] == 2,  # REJECTED
+                    f"key {key} answered draft {draft_id}, which is gone with no rejection",
+                )
+            else:
+                check(
+                    figures,
+                    drafts[draft_id] >= response.form_state.revision,
+                    f"key {key} answered revision {response.form_state.revision} of a draft "
+                    f"now at {drafts[draft_id]}",
+                )
+        named = {uuid.UUID(r.draft_id) for r in records.values() if r is not None}
+        check(figures, set(drafts) <= named, f"drafts no key created: {set(drafts) - named}")
+        for (principal, key), (draft_id, _, decision, response) in proposals.items():
+            check(figures, (principal, key) in records, f"proposal {key} without its key record")
+            check(
+                figures,
+                (decision == 0) == (response is None),
+                f"proposal {key}: decision {decision} with response {response is not None}",
+            )
+            if decision == 0:
+                check(figures, draft_id in drafts, f"pending proposal {key} on a deleted draft")
+        stub = draft_service_pb2_grpc.CohortDraftServiceStub(channel)
+        for index, ops in enumerate(self.ops):
+            self._check_thread(index, ops, records, proposals, drafts, stub, figures)
+        self._check_retries(database, stub, records, proposals, figures)
+
+    def _applied(self, index: int, op: Op, records, proposals) -> Response | None:
+        """The stored first answer to op, if it was applied; None if it never was."""
+        key = (self.principal(index), op.request.idempotency_key)
+        if op.kind in ("accept", "reject"):
+            proposal = proposals.get(key)
+            if proposal is None or proposal[3] is None:
+                return None
+            return Response.FromString(bytes(proposal[3]))
+        return records.get(key)
+
+    def _check_thread(self, index, ops, records, proposals, drafts, stub, figures) -> None:
+        metadata = bearer(self.principal(index), ("cohort:read", "cohort:write"))
+        applied = [(op, self._applied(index, op, records, proposals)) for op in ops]
+        for op, stored in applied:
+            if op.response is not None:
+                check(
+                    figures,
+                    stored == op.response,
+                    f"thread {index}: acknowledged {op.kind} {op.request.idempotency_key} "
+                    f"stored {stored}, answered {op.response}",
+                )
+        if not applied or applied[0][1] is None:
+            return  # the create never got through
+        draft_id = applied[0][1].draft_id
+        changing = [
+            stored
+            for op, stored in applied
+            if stored is not None
+            and (op.kind in ("create", "patch") or stored.message == "proposal accepted")
+        ]
+        check(
+            figures,
+            drafts.get(uuid.UUID(draft_id)) == len(changing),
+            f"thread {index}: revision {drafts.get(uuid.UUID(draft_id))}, but "
+            f"{len(changing)} applied changes",
+        )
+        live = stub.GetCohortDraft(
+            draft_service_pb2.GetCohortDraftRequest(draft_id=draft_id), metadata=metadata
+        )
+        last = changing[-1].form_state
+        check(
+            figures,
+            (live.revision, live.name.value, live.description.value)
+            == (last.revision, last.name.value, last.description.value),
+            f"thread {index}: the draft is {live}, the last applied change answered {last}",
+        )
+
+    def _check_retries(self, database, stub, records, proposals, figures) -> None:
+        """Every applied write, sent again: its first answer, and no change to the store."""
+        before = snapshot(database)
+        for index, ops in enumerate(self.ops):
+            metadata = bearer(self.principal(index), ("cohort:read", "cohort:write"))
+            for op in ops:
+                stored = self._applied(index, op, records, proposals)
+                if stored is None:
+                    continue
+                again = stub.PatchCohortDraft(op.request, metadata=metadata, timeout=CALL_TIMEOUT)
+                check(
+                    figures,
+                    again == stored,
+                    f"retry of {op.kind} {op.request.idempotency_key}: {again}, first {stored}",
+                )
+        check(figures, snapshot(database) == before, "a retry of an applied write changed data")
