@@ -13,8 +13,11 @@ nothing half-applied, idempotency records consistent with the data.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import random
+import re
 import subprocess
 import threading
 import uuid
@@ -55,7 +58,7 @@ class Interrupted(Exception):
 @dataclass
 class Figures:
     rounds: int = 0
-    failpoint_kills: int = 0
+    failpoint_kills: collections.Counter = field(default_factory=collections.Counter)
     random_kills: int = 0
     attempted: int = 0  # writes sent (each retry of one write counts once)
     acknowledged: int = 0
@@ -64,11 +67,14 @@ class Figures:
     unexpected: list[str] = field(default_factory=list)
 
     def line(self, title: str) -> str:
+        at_failpoints = sum(self.failpoint_kills.values())
+        where = ", ".join(f"{name} {n}" for name, n in sorted(self.failpoint_kills.items()))
         return (
-            f"{title}: {self.rounds} rounds, {self.failpoint_kills + self.random_kills} kills "
-            f"({self.failpoint_kills} at failpoints, {self.random_kills} at random moments), "
-            f"{self.attempted} writes attempted, {self.acknowledged} acknowledged, "
-            f"{self.interrupted} calls interrupted, {self.checked} invariant checks passed"
+            f"{title}: {self.rounds} rounds, {at_failpoints + self.random_kills} kills "
+            f"({self.random_kills} at random moments, {at_failpoints} at failpoints: "
+            f"{where or 'none'}), {self.attempted} writes attempted, {self.acknowledged} "
+            f"acknowledged, {self.interrupted} calls interrupted, {self.checked} invariant "
+            "checks passed"
         )
 
 
@@ -130,8 +136,14 @@ class Workload:
     def drive(self, index: int, calls: Calls) -> None:
         raise NotImplementedError
 
-    def check(self, database: peewee.Database, channel: grpc.Channel, figures: Figures) -> None:
+    def check_store(self, database: peewee.Database, figures: Figures) -> None:
+        """Invariants of the stored data, checked after every kill (nothing is running)."""
         raise NotImplementedError
+
+    def check_service(
+        self, database: peewee.Database, channel: grpc.Channel, figures: Figures
+    ) -> None:
+        """Invariants seen through the restarted service, checked once at the end."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +151,7 @@ class CrashPlan:
     rounds: int = 3
     seed: int = 1
     threads: int = 4
-    kill_probability: float = 0.25  # of an armed failpoint, at each hit
+    kill_probability: float = 0.1  # of each armed failpoint, at each hit
     uptime: tuple[float, float] = (0.3, 1.0)  # seconds before the harness's SIGKILL
 
 
@@ -156,23 +168,29 @@ def run(workload: Workload, url: str, directory: Path, plan: CrashPlan) -> Figur
     started = False
     try:
         for number in range(plan.rounds):
-            # Even rounds arm one failpoint; odd ones run the production entry point.
+            # Even rounds arm every failpoint of the service (the first to fire kills);
+            # odd ones run the production entry point, killed at a random moment.
             spec = None
             if number % 2 == 0:
-                spec = f"{rng.choice(workload.points)}=kill@{plan.kill_probability}"
+                spec = ",".join(f"{p}=kill@{plan.kill_probability}" for p in workload.points)
             process = _start(workload, url, directory, port, number, spec, rng)
             if not started:
                 for thread in threads:
                     thread.start()
                 started = True
             uptime = rng.uniform(*plan.uptime)
-            try:
-                process.process.wait(timeout=uptime)
-                figures.failpoint_kills += 1
-            except subprocess.TimeoutExpired:
-                figures.random_kills += 1
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.process.wait(timeout=uptime)  # returns early if a failpoint fired
             _kill(process)
+            fired = _FIRED.search(process.log())
+            if fired:
+                figures.failpoint_kills[fired.group(1)] += 1
+            else:
+                figures.random_kills += 1
             figures.rounds += 1
+            # Checked at every crash: a later write could otherwise hide a half-applied one.
+            with _inspect(url) as database:
+                workload.check_store(database, figures)
     finally:
         calls.close()
         for thread in threads:
@@ -180,15 +198,29 @@ def run(workload: Workload, url: str, directory: Path, plan: CrashPlan) -> Figur
                 thread.join(timeout=CALL_TIMEOUT)
     assert figures.unexpected == [], figures.unexpected
     final = start_service(workload.service, url, directory / "final.log", port=port)
-    database = open_database(url)
     try:
-        with final.channel() as channel, database.connection_context():
-            workload.check(database, channel, figures)
+        with final.channel() as channel, _inspect(url) as database:
+            workload.check_store(database, figures)
+            workload.check_service(database, channel, figures)
     finally:
-        database.close()
         code = final.stop()
     assert code == 0, final.log()
     return figures
+
+
+@contextlib.contextmanager
+def _inspect(url: str):
+    """A connection of the test's own to the service's database, closed after the block."""
+    database = open_database(url)
+    try:
+        with database.connection_context():
+            yield database
+    finally:
+        if hasattr(database, "close_all"):  # a pool keeps connections otherwise
+            database.close_all()
+
+
+_FIRED = re.compile(r"failpoint (\S+) fired")
 
 
 def _start(workload, url, directory, port, number, spec, rng) -> ServiceProcess:
@@ -342,7 +374,7 @@ class ReportWorkload(Workload):
 
     # -- invariants ----------------------------------------------------------
 
-    def check(self, database: peewee.Database, channel: grpc.Channel, figures: Figures) -> None:
+    def check_store(self, database: peewee.Database, figures: Figures) -> None:
         reports = {
             row[0]: row
             for row in database.execute_sql(
@@ -386,7 +418,10 @@ class ReportWorkload(Workload):
                     f"{report_id}: name {name!r}, settings {settings}, datasource {source!r} "
                     f"do not all come from version {version}",
                 )
-        for index, log in enumerate(self.logs):
+        for index, live_log in enumerate(self.logs):
+            # Copies, acknowledged first: a thread may be appending to its log right now.
+            acknowledged = list(live_log.acknowledged)
+            log = ReportLog(list(live_log.attempted), acknowledged)
             if not log.acknowledged:
                 continue  # the create itself never got through
             self._check_history(
@@ -520,7 +555,8 @@ class CohortWorkload(Workload):
 
     # -- invariants ----------------------------------------------------------
 
-    def check(self, database: peewee.Database, channel: grpc.Channel, figures: Figures) -> None:
+    def _stored(self, database: peewee.Database):
+        """(idempotency records, proposals, draft revisions) as they are stored now."""
         records = {
             (principal, key): None if response is None else Response.FromString(bytes(response))
             for principal, key, response in database.execute_sql(
@@ -538,6 +574,10 @@ class CohortWorkload(Workload):
             uuid.UUID(str(draft_id)): revision
             for draft_id, revision in database.execute_sql("SELECT id, revision FROM draft")
         }
+        return records, proposals, drafts
+
+    def check_store(self, database: peewee.Database, figures: Figures) -> None:
+        records, proposals, drafts = self._stored(database)
         for (principal, key), response in records.items():
             check(figures, response is not None, f"key {key} claimed without a stored response")
             draft_id = uuid.UUID(response.draft_id)
@@ -566,9 +606,16 @@ class CohortWorkload(Workload):
             )
             if decision == 0:
                 check(figures, draft_id in drafts, f"pending proposal {key} on a deleted draft")
+        for index, ops in enumerate(self.ops):
+            self._check_thread(index, list(ops), records, proposals, drafts, figures)
+
+    def check_service(
+        self, database: peewee.Database, channel: grpc.Channel, figures: Figures
+    ) -> None:
+        records, proposals, _ = self._stored(database)
         stub = draft_service_pb2_grpc.CohortDraftServiceStub(channel)
         for index, ops in enumerate(self.ops):
-            self._check_thread(index, ops, records, proposals, drafts, stub, figures)
+            self._check_form(index, ops, records, proposals, stub, figures)
         self._check_retries(database, stub, records, proposals, figures)
 
     def _applied(self, index: int, op: Op, records, proposals) -> Response | None:
@@ -581,8 +628,17 @@ class CohortWorkload(Workload):
             return Response.FromString(bytes(proposal[3]))
         return records.get(key)
 
-    def _check_thread(self, index, ops, records, proposals, drafts, stub, figures) -> None:
-        metadata = bearer(self.principal(index), ("cohort:read", "cohort:write"))
+    def _changes(self, index, ops, records, proposals) -> list[Response]:
+        """The first answers of the thread's applied writes that changed its draft, in order."""
+        applied = [(op, self._applied(index, op, records, proposals)) for op in ops]
+        return [
+            stored
+            for op, stored in applied
+            if stored is not None
+            and (op.kind in ("create", "patch") or stored.message == "proposal accepted")
+        ]
+
+    def _check_thread(self, index, ops, records, proposals, drafts, figures) -> None:
         applied = [(op, self._applied(index, op, records, proposals)) for op in ops]
         for op, stored in applied:
             if op.response is not None:
@@ -595,20 +651,23 @@ class CohortWorkload(Workload):
         if not applied or applied[0][1] is None:
             return  # the create never got through
         draft_id = applied[0][1].draft_id
-        changing = [
-            stored
-            for op, stored in applied
-            if stored is not None
-            and (op.kind in ("create", "patch") or stored.message == "proposal accepted")
-        ]
+        changing = self._changes(index, ops, records, proposals)
         check(
             figures,
             drafts.get(uuid.UUID(draft_id)) == len(changing),
             f"thread {index}: revision {drafts.get(uuid.UUID(draft_id))}, but "
             f"{len(changing)} applied changes",
         )
+
+    def _check_form(self, index, ops, records, proposals, stub, figures) -> None:
+        """The live form is what the last applied change answered."""
+        changing = self._changes(index, ops, records, proposals)
+        if not changing:
+            return
+        metadata = bearer(self.principal(index), ("cohort:read", "cohort:write"))
         live = stub.GetCohortDraft(
-            draft_service_pb2.GetCohortDraftRequest(draft_id=draft_id), metadata=metadata
+            draft_service_pb2.GetCohortDraftRequest(draft_id=changing[0].draft_id),
+            metadata=metadata,
         )
         last = changing[-1].form_state
         check(
