@@ -328,6 +328,14 @@ class ReportWorkload(Workload):
                     ),
                     metadata,
                 )
+                # View settings marked with the version: its commit must remove them.
+                calls(
+                    stub.UpdateUserReportSettings,
+                    report_service_pb2.UpdateUserReportSettingsRequest(
+                        report_id=report_id, settings=marked
+                    ),
+                    metadata,
+                )
                 log.attempted.append(version)
                 calls.count(attempted=1)
                 committed = calls(
@@ -394,6 +402,15 @@ class ReportWorkload(Workload):
             check(figures, activity_type == "reportUpdated", f"activity type {activity_type}")
             activities.setdefault(report_id, []).append(json.loads(details))
 
+        for report_id, settings in database.execute_sql(
+            "SELECT report_id, settings FROM user_report_settings"
+        ):
+            marker = json.loads(settings).get("marker")
+            check(
+                figures,
+                json.loads(reports[report_id][2]).get("marker") != marker,
+                f"{report_id}: the view settings of {marker} outlived its commit",
+            )
         for report_id, (_, name, defn, settings, source, editing, _) in reports.items():
             version = json.loads(defn).get("marker")
             check(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import grpc
@@ -12,7 +13,7 @@ from report_service.server import SERVICE as REPORT
 from report_service.v1 import report_service_pb2, report_service_pb2_grpc
 from shared import failpoints
 from tests.cohort_service.support import Client as CohortClient
-from tests.processes import service_process
+from tests.processes import REPO_ROOT, service_process
 from tests.report_service.support import Client as ReportClient
 from tests.report_service.support import struct, valid_report
 from tests.support import bearer, serve, snapshot
@@ -155,6 +156,17 @@ def test_an_ack_failing_after_its_decision_changes_nothing(database_url, armed):
 # ---------------------------------------------------------------------------
 
 KILL_AT_COMMIT = {"DRAFT_FAILPOINTS": "report.commit.after_update=kill#1"}
+
+
+def test_no_service_module_arms_a_failpoint_or_reads_the_variable():
+    packages = ("shared", "cohort_service", "report_service")
+    offenders = [
+        str(path.relative_to(REPO_ROOT))
+        for package in packages
+        for path in (REPO_ROOT / package).rglob("*.py")
+        if path.name != "failpoints.py" and re.search(r"\barm\(|DRAFT_FAILPOINTS", path.read_text())
+    ]
+    assert offenders == []
 
 
 def test_a_production_process_ignores_the_failpoint_variable(tmp_path):
