@@ -2,11 +2,16 @@
 threads firing one identical PatchCohortDraft (or ack) together: one effect, one answer.
 
 Every caller must get OK and the same bytes: rule 8 promises the first response to every
-repeat, concurrent ones included, so no retryable code is allowed either.
+repeat, concurrent ones included, so no retryable code is allowed either. The long run
+repeats each burst (fresh principal and key each time), optionally with more threads:
+
+    IDEMPOTENCY_BURSTS=50 IDEMPOTENCY_THREADS=16 .venv/bin/python -m pytest \
+        tests/reliability/test_idempotency_processes.py
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +26,8 @@ from tests.reliability.burst import Burst
 from tests.support import bearer
 
 SERVICE_PROCESSES = 3  # M service processes, and M client processes
-THREADS = 8  # N threads per client process
+THREADS = int(os.environ.get("IDEMPOTENCY_THREADS", "8"))  # N threads per client process
+BURSTS = range(int(os.environ.get("IDEMPOTENCY_BURSTS", "1")))
 PATCH = "/cohort_service.v1.CohortDraftService/PatchCohortDraft"
 
 Request = draft_service_pb2.PatchCohortDraftRequest
@@ -86,74 +92,82 @@ def _key() -> str:
 
 
 def test_one_create_fired_from_every_process_makes_one_draft_and_one_answer(cluster):
-    metadata = _principal()
-    answers = cluster.fire(Request(name="Q1", description="d", idempotency_key=_key()), metadata)
-    assert len(set(answers)) == 1
-    first = Response.FromString(answers[0])
-    drafts = cluster.stub().ListCohortDrafts(
-        draft_service_pb2.ListCohortDraftsRequest(include_dormant=True), metadata=metadata
-    )
-    assert [draft.draft_id for draft in drafts.drafts] == [first.draft_id]
-    assert drafts.drafts[0].revision == 1
+    for _ in BURSTS:
+        metadata = _principal()
+        answers = cluster.fire(
+            Request(name="Q1", description="d", idempotency_key=_key()), metadata
+        )
+        assert len(set(answers)) == 1
+        first = Response.FromString(answers[0])
+        drafts = cluster.stub().ListCohortDrafts(
+            draft_service_pb2.ListCohortDraftsRequest(include_dormant=True), metadata=metadata
+        )
+        assert [draft.draft_id for draft in drafts.drafts] == [first.draft_id]
+        assert drafts.drafts[0].revision == 1
 
 
 def test_one_patch_fired_from_every_process_advances_the_revision_once(cluster):
-    metadata = _principal()
-    draft_id = cluster.stub().PatchCohortDraft(Request(name="Q1"), metadata=metadata).draft_id
-    request = Request(draft_id=draft_id, description="once", idempotency_key=_key())
-    answers = cluster.fire(request, metadata)
-    assert len(set(answers)) == 1
-    assert Response.FromString(answers[0]).form_state.revision == 2
-    draft = cluster.stub().GetCohortDraft(
-        draft_service_pb2.GetCohortDraftRequest(draft_id=draft_id), metadata=metadata
-    )
-    assert (draft.revision, draft.description.value) == (2, "once")
+    for _ in BURSTS:
+        metadata = _principal()
+        draft_id = cluster.stub().PatchCohortDraft(Request(name="Q1"), metadata=metadata).draft_id
+        request = Request(draft_id=draft_id, description="once", idempotency_key=_key())
+        answers = cluster.fire(request, metadata)
+        assert len(set(answers)) == 1
+        assert Response.FromString(answers[0]).form_state.revision == 2
+        draft = cluster.stub().GetCohortDraft(
+            draft_service_pb2.GetCohortDraftRequest(draft_id=draft_id), metadata=metadata
+        )
+        assert (draft.revision, draft.description.value) == (2, "once")
 
 
 def test_one_soft_patch_fired_from_every_process_stages_one_proposal(cluster):
-    metadata = _principal()
-    draft_id = cluster.stub().PatchCohortDraft(Request(name="Q1"), metadata=metadata).draft_id
-    key = _key()
-    answers = cluster.fire(
-        Request(draft_id=draft_id, description="maybe", soft=True, idempotency_key=key), metadata
-    )
-    assert len(set(answers)) == 1
-    draft = cluster.stub().GetCohortDraft(
-        draft_service_pb2.GetCohortDraftRequest(draft_id=draft_id), metadata=metadata
-    )
-    assert [proposal.idempotency_key for proposal in draft.proposals] == [key]
-    assert (draft.revision, draft.description.value) == (1, "")
+    for _ in BURSTS:
+        metadata = _principal()
+        draft_id = cluster.stub().PatchCohortDraft(Request(name="Q1"), metadata=metadata).draft_id
+        key = _key()
+        answers = cluster.fire(
+            Request(draft_id=draft_id, description="maybe", soft=True, idempotency_key=key),
+            metadata,
+        )
+        assert len(set(answers)) == 1
+        draft = cluster.stub().GetCohortDraft(
+            draft_service_pb2.GetCohortDraftRequest(draft_id=draft_id), metadata=metadata
+        )
+        assert [proposal.idempotency_key for proposal in draft.proposals] == [key]
+        assert (draft.revision, draft.description.value) == (1, "")
 
 
 def test_one_accept_fired_from_every_process_applies_the_proposal_once(cluster):
-    metadata = _principal()
-    stub = cluster.stub()
-    draft_id = stub.PatchCohortDraft(Request(name="Q1"), metadata=metadata).draft_id
-    key = _key()
-    stub.PatchCohortDraft(
-        Request(draft_id=draft_id, description="accepted", soft=True, idempotency_key=key),
-        metadata=metadata,
-    )
-    answers = cluster.fire(Request(idempotency_key=key, accept=True), metadata)
-    assert len(set(answers)) == 1
-    assert Response.FromString(answers[0]).message == "proposal accepted"
-    draft = stub.GetCohortDraft(
-        draft_service_pb2.GetCohortDraftRequest(draft_id=draft_id), metadata=metadata
-    )
-    assert (draft.revision, draft.description.value, len(draft.proposals)) == (2, "accepted", 0)
+    for _ in BURSTS:
+        metadata = _principal()
+        stub = cluster.stub()
+        draft_id = stub.PatchCohortDraft(Request(name="Q1"), metadata=metadata).draft_id
+        key = _key()
+        stub.PatchCohortDraft(
+            Request(draft_id=draft_id, description="accepted", soft=True, idempotency_key=key),
+            metadata=metadata,
+        )
+        answers = cluster.fire(Request(idempotency_key=key, accept=True), metadata)
+        assert len(set(answers)) == 1
+        assert Response.FromString(answers[0]).message == "proposal accepted"
+        draft = stub.GetCohortDraft(
+            draft_service_pb2.GetCohortDraftRequest(draft_id=draft_id), metadata=metadata
+        )
+        assert (draft.revision, draft.description.value, len(draft.proposals)) == (2, "accepted", 0)
 
 
 def test_one_reject_fired_from_every_process_deletes_the_dormant_draft_once(cluster):
-    metadata = _principal()
-    stub = cluster.stub()
-    key = _key()
-    staged = stub.PatchCohortDraft(
-        Request(name="Q1", soft=True, idempotency_key=key), metadata=metadata
-    )
-    answers = cluster.fire(Request(idempotency_key=key, accept=False), metadata)
-    assert len(set(answers)) == 1
-    assert Response.FromString(answers[0]).draft_id == staged.draft_id
-    drafts = stub.ListCohortDrafts(
-        draft_service_pb2.ListCohortDraftsRequest(include_dormant=True), metadata=metadata
-    )
-    assert list(drafts.drafts) == []
+    for _ in BURSTS:
+        metadata = _principal()
+        stub = cluster.stub()
+        key = _key()
+        staged = stub.PatchCohortDraft(
+            Request(name="Q1", soft=True, idempotency_key=key), metadata=metadata
+        )
+        answers = cluster.fire(Request(idempotency_key=key, accept=False), metadata)
+        assert len(set(answers)) == 1
+        assert Response.FromString(answers[0]).draft_id == staged.draft_id
+        drafts = stub.ListCohortDrafts(
+            draft_service_pb2.ListCohortDraftsRequest(include_dormant=True), metadata=metadata
+        )
+        assert list(drafts.drafts) == []
