@@ -131,7 +131,7 @@ def _with_retries(call: Callable[[], T]) -> T:
                 "retrying the call's transaction after contention (attempt %d of %d failed: %s)",
                 attempt,
                 ATTEMPTS,
-                type(exc.args[0] if exc.args else exc).__name__,
+                type(getattr(exc, "orig", None) or exc).__name__,
             )
             time.sleep(pause)
     raise AssertionError("unreachable")

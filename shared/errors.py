@@ -129,9 +129,8 @@ _STATEMENT_CANCELLED = "57014"  # statement_timeout (bound to the call's deadlin
 
 
 def _driver_error(exc: BaseException) -> BaseException:
-    """The DB-API driver's exception under peewee's wrapper (which passes it as args[0])."""
-    wrapped = isinstance(exc, peewee.PeeweeException) and exc.args
-    return exc.args[0] if wrapped and isinstance(exc.args[0], BaseException) else exc
+    """The DB-API driver's exception under peewee's wrapper (which keeps it as `orig`)."""
+    return getattr(exc, "orig", None) or exc
 
 
 def database_failure(exc: BaseException) -> str | None:
