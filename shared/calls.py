@@ -34,7 +34,7 @@ import grpc
 import peewee
 from playhouse.pool import PooledDatabase
 
-from shared.errors import DeadlineExceeded, database_failure
+from shared.errors import DeadlineExceeded, database_failure, driver_error
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def _with_retries(call: Callable[[], T]) -> T:
                 "retrying the call's transaction after contention (attempt %d of %d failed: %s)",
                 attempt,
                 ATTEMPTS,
-                type(getattr(exc, "orig", None) or exc).__name__,
+                type(driver_error(exc)).__name__,
             )
             time.sleep(pause)
     raise AssertionError("unreachable")

@@ -83,8 +83,9 @@ class CallBoundPostgresqlDatabase(PooledPostgresqlDatabase):
             else "BEGIN"
         )
         milliseconds = max(int(remaining * 1000), 1)
+        cursor = self.cursor()  # connects first if needed (and wraps a failure itself)
         with peewee.__exception_wrapper__:
-            self.cursor().execute(f"{begin}; SET LOCAL statement_timeout = {milliseconds}")
+            cursor.execute(f"{begin}; SET LOCAL statement_timeout = {milliseconds}")
 
     def commit(self) -> None:
         check_call_alive()

@@ -128,9 +128,14 @@ _CONTENTION = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock,
 _STATEMENT_CANCELLED = "57014"  # statement_timeout (bound to the call's deadline) or a cancel
 
 
-def _driver_error(exc: BaseException) -> BaseException:
-    """The DB-API driver's exception under peewee's wrapper (which keeps it as `orig`)."""
-    return getattr(exc, "orig", None) or exc
+def driver_error(exc: BaseException) -> BaseException:
+    """The DB-API driver's exception under peewee's wrappers (each keeps the one below as `orig`).
+
+    peewee may wrap twice: its BEGIN wraps a connect that already wrapped the driver's error.
+    """
+    while isinstance(getattr(exc, "orig", None), BaseException):
+        exc = exc.orig
+    return exc
 
 
 def database_failure(exc: BaseException) -> str | None:
@@ -140,7 +145,7 @@ def database_failure(exc: BaseException) -> str | None:
     server's lc_messages). psycopg2 gives an error without SQLSTATE only when libpq itself
     failed: the server refused the connection, or the link broke mid-call.
     """
-    driver = _driver_error(exc)
+    driver = driver_error(exc)
     if isinstance(driver, psycopg2.Error):
         code = driver.pgcode
         if code is None:
