@@ -18,6 +18,7 @@ ALIAS_MAX_LENGTH = 200
 SCHEDULE_MAX_LENGTH = 200
 RETAIN_COUNT_MAX = 10_000
 DATASETS_MAX = 1_000
+MASK_PATHS_MAX = 1_000  # like every list of a request (SPEC §5.12): no unbounded work per path
 
 
 def _check_length(
@@ -141,6 +142,12 @@ def update_paths(
     """The editable fields an UpdateReport replaces; a bad path is a violation of update_mask."""
     if not mask.paths:
         return populated(report)
+    if len(mask.paths) > MASK_PATHS_MAX:
+        violations.add(
+            "update_mask.paths",
+            f"must have at most {MASK_PATHS_MAX} entries, got {len(mask.paths)}",
+        )
+        return ()
     if "*" in mask.paths:
         return fields.EDITABLE
     accepted = ", ".join(f"`{name}`" for name in (*fields.EDITABLE, "*"))
