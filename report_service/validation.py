@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import field_mask_pb2
+from google.protobuf.message import Message
 
 from report_service import fields
 from report_service.models import ID_MAX_LENGTH
@@ -134,6 +135,22 @@ def populated(report: report_pb2.Report) -> tuple[str, ...]:
         for name in fields.EDITABLE
         if (present[name] if name in present else report.HasField(name))
     )
+
+
+def refuse_long_lists(message: Message, prefix: str) -> None:
+    """INVALID_ARGUMENT at once for a list of message over the limit, before any per-item work.
+
+    A 4 MiB request can carry 250,000 datasets: turned into dicts before being counted, four
+    such calls in flight took a report-service process from about 100 MiB to over 300 MiB.
+    """
+    violations = Violations()
+    for field, value in message.ListFields():
+        if field.is_repeated and len(value) > DATASETS_MAX:
+            violations.add(
+                f"{prefix}.{field.name}",
+                f"must have at most {DATASETS_MAX} entries, got {len(value)}",
+            )
+    violations.raise_if_any()
 
 
 def update_paths(

@@ -7,14 +7,23 @@ new RPC or field is covered without an edit here.
 from __future__ import annotations
 
 import contextlib
+import os
+from collections import Counter
 from collections.abc import Iterator
+from concurrent import futures
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from cohort_service.v1 import draft_service_pb2
+from report_service.v1 import report_pb2, report_service_pb2
 from shared.server import MAX_MESSAGE_BYTES
+from tests.processes import service_process
 from tests.reliability.rpc import DEFINITIONS, all_methods, invoke, request_type
+from tests.report_service.support import valid_report
 from tests.support import bearer, failure, serve
 
 LIST_LIMIT = 1000  # SPEC §5.12, and report datasets
@@ -102,3 +111,77 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+# ---------------------------------------------------------------------------
+# Memory under oversized requests, in a service process
+# ---------------------------------------------------------------------------
+
+NEAR_LIMIT = 3_900_000  # bytes: just under MAX_MESSAGE_BYTES, so grpc hands them to us
+# 60 keeps the normal suite quick; LIMITS_OVERSIZED_CALLS=1000 is the long variant.
+OVERSIZED_CALLS = int(os.environ.get("LIMITS_OVERSIZED_CALLS", "60"))
+RSS_GROWTH_LIMIT = 50 * 1024 * 1024
+
+
+def _near_limit_requests(service: str) -> list:
+    """Requests of about NEAR_LIMIT bytes that each fail validation: a long text, a long list."""
+    text = "n" * NEAR_LIMIT
+    items = [f"item-{index:07d}" for index in range(NEAR_LIMIT // 14)]
+    if service == "cohort":
+        return [
+            draft_service_pb2.PatchCohortDraftRequest(name=text, idempotency_key="k"),
+            draft_service_pb2.PatchCohortDraftRequest(departments=items, idempotency_key="k"),
+        ]
+    return [
+        report_service_pb2.CreateReportRequest(report=valid_report(name=text)),
+        report_service_pb2.CreateReportRequest(
+            report=valid_report(
+                datasets=[report_pb2.ReportDataset(dataset_id=item) for item in items[:243_000]]
+            )
+        ),
+    ]
+
+
+@pytest.mark.parametrize("service", sorted(DEFINITIONS))
+def test_a_service_process_keeps_its_memory_under_a_stream_of_oversized_requests(service, tmp_path):
+    name = DEFINITIONS[service].name
+    method = {
+        "cohort": ("cohort_service.v1.CohortDraftService", "PatchCohortDraft"),
+        "report": ("report_service.v1.ReportService", "CreateReport"),
+    }[service]
+    descriptor = descriptor_pool.Default().FindServiceByName(method[0]).FindMethodByName(method[1])
+    near_limit = [request.SerializeToString() for request in _near_limit_requests(service)]
+    assert all(MAX_MESSAGE_BYTES - 400_000 < len(raw) < MAX_MESSAGE_BYTES for raw in near_limit)
+    over_limit = b"\x0a" + _varint(MAX_MESSAGE_BYTES) + b"x" * MAX_MESSAGE_BYTES
+    requests = [*near_limit, over_limit]
+    metadata = bearer()
+
+    def send(index: int) -> grpc.StatusCode:
+        try:
+            invoke(channel, descriptor, requests[index % len(requests)], metadata, timeout=60)
+        except grpc.RpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    with (
+        service_process(name, url, tmp_path / "service.log") as running,
+        running.channel() as channel,
+        futures.ThreadPoolExecutor(max_workers=8) as clients,  # several in flight at once
+    ):
+        list(clients.map(send, range(30)))  # warm-up: allocator arenas, grpc buffers
+        before = running.rss_bytes()
+        codes = Counter(clients.map(send, range(OVERSIZED_CALLS)))
+        after = running.rss_bytes()
+        health = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=10
+        )
+        assert running.stop() == 0
+
+    print(
+        f"\n{name}: RSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB after "
+        f"{OVERSIZED_CALLS} requests of 3.6-4 MiB ({dict(codes)})"
+    )
+    assert set(codes) == {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert after - before < RSS_GROWTH_LIMIT
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
