@@ -136,6 +136,8 @@ def _given(request, name: str) -> bool:
 
 def _read_mask(request, violations: Violations) -> set[str]:
     cleared = set()
+    if not validation.check_list_size(violations, "update_mask.paths", request.update_mask.paths):
+        return cleared
     for index, path in enumerate(request.update_mask.paths):
         if path in MASK_PATHS:
             cleared.add(MASK_PATHS[path])

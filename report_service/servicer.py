@@ -58,6 +58,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
 
     def CreateReport(self, request, context) -> report_pb2.Report:
         report = request.report
+        validation.refuse_long_lists(report, "report")
         violations = Violations()
         validation.check_report_id(violations, "report.id", report.id)
         validation.check_type(violations, "report.type", report.type)
@@ -98,6 +99,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
 
     def UpdateReport(self, request, context) -> report_pb2.Report:
         report = request.report
+        validation.refuse_long_lists(report, "report")
         violations = Violations()
         validation.check_report_id(violations, "report.id", report.id)
         paths = validation.update_paths(violations, request.update_mask, report)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import field_mask_pb2
+from google.protobuf.message import Message
 
 from report_service import fields
 from report_service.models import ID_MAX_LENGTH
@@ -18,6 +19,7 @@ ALIAS_MAX_LENGTH = 200
 SCHEDULE_MAX_LENGTH = 200
 RETAIN_COUNT_MAX = 10_000
 DATASETS_MAX = 1_000
+MASK_PATHS_MAX = 1_000  # like every list of a request (SPEC §5.12): no unbounded work per path
 
 
 def _check_length(
@@ -135,12 +137,34 @@ def populated(report: report_pb2.Report) -> tuple[str, ...]:
     )
 
 
+def refuse_long_lists(message: Message, prefix: str) -> None:
+    """INVALID_ARGUMENT at once for a list of message over the limit, before any per-item work.
+
+    A 4 MiB request can carry 250,000 datasets: turned into dicts before being counted, four
+    such calls in flight took a report-service process from about 100 MiB to over 300 MiB.
+    """
+    violations = Violations()
+    for field, value in message.ListFields():
+        if field.is_repeated and len(value) > DATASETS_MAX:
+            violations.add(
+                f"{prefix}.{field.name}",
+                f"must have at most {DATASETS_MAX} entries, got {len(value)}",
+            )
+    violations.raise_if_any()
+
+
 def update_paths(
     violations: Violations, mask: field_mask_pb2.FieldMask, report: report_pb2.Report
 ) -> tuple[str, ...]:
     """The editable fields an UpdateReport replaces; a bad path is a violation of update_mask."""
     if not mask.paths:
         return populated(report)
+    if len(mask.paths) > MASK_PATHS_MAX:
+        violations.add(
+            "update_mask.paths",
+            f"must have at most {MASK_PATHS_MAX} entries, got {len(mask.paths)}",
+        )
+        return ()
     if "*" in mask.paths:
         return fields.EDITABLE
     accepted = ", ".join(f"`{name}`" for name in (*fields.EDITABLE, "*"))

@@ -11,6 +11,7 @@ import peewee
 from playhouse.migrations import Runner
 from playhouse.pool import PooledPostgresqlDatabase
 
+from shared.calls import check_call_alive, current_call
 from shared.config import ConfigError
 
 _LOGGER = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def open_database(url: str) -> peewee.Database:
         name = parsed.path.lstrip("/")
         if not name:
             raise ConfigError(f"database URL {url!r} names no database")
-        return PooledPostgresqlDatabase(
+        return CallBoundPostgresqlDatabase(
             unquote(name),
             user=unquote(parsed.username) if parsed.username else None,
             password=unquote(parsed.password) if parsed.password else None,
@@ -57,6 +58,38 @@ def open_database(url: str) -> peewee.Database:
             **{"connect_timeout": 5, **dict(parse_qsl(parsed.query))},
         )
     raise ConfigError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+
+
+class CallBoundPostgresqlDatabase(PooledPostgresqlDatabase):
+    """Pooled PostgreSQL whose transactions end with the RPC they serve (see shared.calls).
+
+    A transaction begun for a call with a deadline bounds each of its statements by the
+    time left (`SET LOCAL`, sent with BEGIN in one round trip), so that a statement waiting
+    on a lock or running long is cancelled when the client stops waiting; and COMMIT is
+    refused, rolling back, once the deadline passed or the client cancelled.
+    """
+
+    def begin(self, isolation_level=None) -> None:
+        call = current_call()
+        remaining = call.remaining() if call is not None else None
+        if remaining is None:
+            super().begin(isolation_level)
+            return
+        check_call_alive()
+        level = isolation_level if isolation_level is not None else self._isolation_level
+        begin = (
+            f"BEGIN TRANSACTION ISOLATION LEVEL {self._adapter.isolation_level_str(level)}"
+            if level
+            else "BEGIN"
+        )
+        milliseconds = max(int(remaining * 1000), 1)
+        cursor = self.cursor()  # connects first if needed (and wraps a failure itself)
+        with peewee.__exception_wrapper__:
+            cursor.execute(f"{begin}; SET LOCAL statement_timeout = {milliseconds}")
+
+    def commit(self) -> None:
+        check_call_alive()
+        super().commit()
 
 
 class QueuedWriterSqliteDatabase(peewee.SqliteDatabase):
@@ -87,6 +120,7 @@ class QueuedWriterSqliteDatabase(peewee.SqliteDatabase):
             raise
 
     def commit(self) -> None:
+        check_call_alive()  # before the lock is released: the caller's rollback still holds it
         try:
             super().commit()
         finally:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterable, Mapping
 
 import grpc
 import peewee
+import psycopg2
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
@@ -117,14 +119,67 @@ def _pack(message) -> any_pb2.Any:
     return packed
 
 
-def _database_unavailable(exc: peewee.OperationalError | peewee.InterfaceError) -> bool:
-    # A lost or refused connection is retryable; "database is locked" past the busy
-    # timeout is contention, also retryable. Anything else operational is our bug.
-    text = str(exc).lower()
-    return any(
-        hint in text
-        for hint in ("could not connect", "connection", "server closed", "terminat", "locked")
-    )
+# SQLSTATEs (PostgreSQL appendix A). Class 08 is "connection exception"; 57P01-57P03 are the
+# server shutting down, crashing or not yet accepting connections: what a restart looks like.
+_CONNECTION_CLASS = "08"
+_SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
+# The transaction was rolled back for another one's sake: running it again is safe.
+_CONTENTION = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock timeout
+_STATEMENT_CANCELLED = "57014"  # statement_timeout (bound to the call's deadline) or a cancel
+
+
+def driver_error(exc: BaseException) -> BaseException:
+    """The DB-API driver's exception under peewee's wrappers (each keeps the one below as `orig`).
+
+    peewee may wrap twice: its BEGIN wraps a connect that already wrapped the driver's error.
+    """
+    while isinstance(getattr(exc, "orig", None), BaseException):
+        exc = exc.orig
+    return exc
+
+
+def database_failure(exc: BaseException) -> str | None:
+    """ "unavailable", "contention", "cancelled", or None when exc is no such database failure.
+
+    Decided by SQLSTATE and driver class, not by message text (which is localised by the
+    server's lc_messages). psycopg2 gives an error without SQLSTATE only when libpq itself
+    failed: the server refused the connection, or the link broke mid-call.
+    """
+    driver = driver_error(exc)
+    if isinstance(driver, psycopg2.Error):
+        code = driver.pgcode
+        if code is None:
+            return (
+                "unavailable"
+                if isinstance(driver, psycopg2.OperationalError | psycopg2.InterfaceError)
+                else None
+            )
+        if code.startswith(_CONNECTION_CLASS) or code in _SERVER_GOING_AWAY:
+            return "unavailable"
+        if code in _CONTENTION:
+            return "contention"
+        return "cancelled" if code == _STATEMENT_CANCELLED else None
+    if isinstance(driver, sqlite3.OperationalError):
+        # SQLite's busy_timeout ran out: another process holds the write lock.
+        return "contention" if "locked" in str(driver) else None
+    return None
+
+
+_DATABASE_FAILURES = {
+    "unavailable": lambda: Unavailable(
+        "the database is unavailable (connection refused or lost); retry with backoff",
+        reason="DATABASE_UNAVAILABLE",
+    ),
+    "contention": lambda: Aborted(
+        "the transaction was aborted by concurrent writes (lock timeout, deadlock or "
+        "serialization failure) and nothing was changed; retry with backoff",
+        reason="DATABASE_CONTENTION",
+    ),
+    "cancelled": lambda: DeadlineExceeded(
+        "a database statement ran past the call's deadline and was cancelled; nothing was changed",
+        reason="DEADLINE_EXCEEDED",
+    ),
+}
 
 
 def to_status(exc: BaseException, domain: str) -> status_pb2.Status:
@@ -132,12 +187,8 @@ def to_status(exc: BaseException, domain: str) -> status_pb2.Status:
     if isinstance(exc, peewee.DoesNotExist):
         # peewee's own message quotes the SQL, which a client must never see.
         exc = NotFound("the requested resource does not exist")
-    elif isinstance(exc, peewee.OperationalError | peewee.InterfaceError) and _database_unavailable(
-        exc
-    ):
-        exc = Unavailable(
-            "the database is unavailable; retry with backoff", reason="DATABASE_UNAVAILABLE"
-        )
+    elif (failure := database_failure(exc)) is not None:
+        exc = _DATABASE_FAILURES[failure]()
     if not isinstance(exc, ServiceError):
         _LOGGER.error("unexpected error", exc_info=exc)
         exc = Internal(_INTERNAL_MESSAGE)

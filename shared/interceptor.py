@@ -10,6 +10,7 @@ from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
 from shared.auth import TokenVerifier, authorize, bind_principal, unbind_principal
+from shared.calls import run_call
 from shared.errors import InvalidArgument, to_status
 from shared.text_checks import nul_violations
 
@@ -59,9 +60,10 @@ def _check_request(request) -> None:
 class PlatformInterceptor(grpc.ServerInterceptor):
     """Wraps every unary RPC: verify the token, check the method's permission, map errors."""
 
-    def __init__(self, domain: str, verifier: TokenVerifier) -> None:
+    def __init__(self, domain: str, verifier: TokenVerifier, database=None) -> None:
         self._domain = domain
         self._verifier = verifier
+        self._database = database  # the service's store: each call's connection and deadline
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -90,7 +92,7 @@ class PlatformInterceptor(grpc.ServerInterceptor):
                 _check_request(request)
                 token = bind_principal(principal)
                 try:
-                    return behavior(request, context)
+                    return run_call(self._database, context, lambda: behavior(request, context))
                 finally:
                     unbind_principal(token)
             except Exception as exc:  # every failure becomes a Status, here and only here

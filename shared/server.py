@@ -86,7 +86,7 @@ def create_server(
     """A bound, not yet started server with the production interceptor; port 0 picks one."""
     server = grpc_server(
         executor,
-        [PlatformInterceptor(definition.name, TokenVerifier(settings.auth))],
+        [PlatformInterceptor(definition.name, TokenVerifier(settings.auth), definition.database)],
         reuse_port=settings.workers > 1,
     )
     definition.add_servicers(server)

@@ -43,12 +43,19 @@ def postgres_admin() -> Iterator[psycopg2.extensions.connection]:
     connection.close()
 
 
-def _postgres_test_url(admin) -> str:
+def _postgres_test_url(admin, **server_settings: str | int) -> str:
+    """A URL of a fresh, empty schema; server_settings (e.g. lock_timeout=300) set per session."""
     with admin.cursor() as cursor:
         cursor.execute(f'DROP SCHEMA IF EXISTS "{POSTGRES_SCHEMA}" CASCADE')
         cursor.execute(f'CREATE SCHEMA "{POSTGRES_SCHEMA}"')
+    return postgres_url_with(search_path=POSTGRES_SCHEMA, **server_settings)
+
+
+def postgres_url_with(**server_settings: str | int) -> str:
+    """POSTGRES_URL with libpq `options` setting each of server_settings for every session."""
+    options = " ".join(f"-c{name}={value}" for name, value in server_settings.items())
     separator = "&" if "?" in POSTGRES_URL else "?"
-    return f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={POSTGRES_SCHEMA}')}"
+    return f"{POSTGRES_URL}{separator}options={quote(options)}"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -112,6 +112,51 @@ def count_queries(database: peewee.Database | None = None) -> Iterator[_QueryCou
         logger.setLevel(previous)
 
 
+class LogWatcher(logging.Handler):
+    """The messages one logger emitted (from any thread), and a way to wait for one."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+        self._changed = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._changed:
+            self.messages.append(record.getMessage())
+            self._changed.notify_all()
+
+    def matching(self, *parts: str) -> list[str]:
+        with self._changed:
+            return [m for m in self.messages if all(part in m for part in parts)]
+
+    def wait_for(self, *parts: str, timeout: float = 30.0) -> str:
+        """The first message containing every part; AssertionError if none came in time."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self.matching(*parts), timeout=timeout):
+                raise AssertionError(f"no log message with {parts} in {timeout}s: {self.messages}")
+            return self.matching(*parts)[0]
+
+
+@contextlib.contextmanager
+def watch_log(name: str, level: int = logging.INFO) -> Iterator[LogWatcher]:
+    """Collect what logger `name` logs at level and above inside the block.
+
+    `watch_log("shared.access")` sees each call's line when its handler has returned, which is
+    how a test learns that a call the client gave up on has finished on the server.
+    """
+    logger = logging.getLogger(name)
+    watcher = LogWatcher()
+    watcher.setLevel(level)
+    previous = logger.level
+    logger.setLevel(min(level, previous or level))
+    logger.addHandler(watcher)
+    try:
+        yield watcher
+    finally:
+        logger.removeHandler(watcher)
+        logger.setLevel(previous)
+
+
 def snapshot(database: peewee.Database) -> dict[str, list[tuple]]:
     """Every row of every table, sorted: equal snapshots mean nothing changed."""
     schema = None

@@ -59,9 +59,9 @@ class Client:
     def stub(self) -> report_service_pb2_grpc.ReportServiceStub:
         return report_service_pb2_grpc.ReportServiceStub(self.server.channel)
 
-    def call(self, rpc: str, **fields):
+    def call(self, rpc: str, *, timeout: float | None = None, **fields):
         request = getattr(report_service_pb2, f"{rpc}Request")(**fields)
-        return getattr(self.stub, rpc)(request, metadata=self.metadata)
+        return getattr(self.stub, rpc)(request, metadata=self.metadata, timeout=timeout)
 
     def create(self, **changes) -> report_pb2.Report:
         return self.call("CreateReport", report=valid_report(**changes))

@@ -7,51 +7,17 @@ driver's module) in a temporary folder on sys.path, then starts the server that 
 from __future__ import annotations
 
 import sys
-import textwrap
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
 
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
-from report_service.server import SERVICE
 from report_service.v1 import report_pb2
 from tests.report_service.support import Client, as_dict, struct
-from tests.support import RunningService, failure, serve, snapshot
+from tests.support import RunningService, failure, snapshot
 
 ORIGINAL = "team:sales-dashboard"
 JOHNS_DRAFT = "user:john.doe:sales-dashboard-draft"
-
-Install = Callable[..., AbstractContextManager[RunningService]]
-
-
-@pytest.fixture
-def serve_with_driver(tmp_path: Path, monkeypatch, database_url) -> Install:
-    """Install source as the driver of report type `dashboard`, then serve."""
-
-    @contextmanager
-    def install(source: str, *, attribute: str = "Driver") -> Iterator[RunningService]:
-        module = f"report_driver_{uuid.uuid4().hex}"
-        (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
-        dist_info = tmp_path / f"{module}-1.0.dist-info"
-        dist_info.mkdir()
-        (dist_info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n"
-        )
-        (dist_info / "entry_points.txt").write_text(
-            f"[report_service.drivers]\ndashboard = {module}:{attribute}\n"
-        )
-        monkeypatch.syspath_prepend(str(tmp_path))
-        try:
-            with serve(SERVICE, database_url) as running:
-                yield running
-        finally:
-            sys.modules.pop(module, None)
-
-    return install
 
 
 def _john(server: RunningService) -> Client:
