@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from playhouse.pool import PooledDatabase
 from shared.auth import TokenVerifier
 from shared.config import Settings
 from shared.db import apply_migrations, open_database
+from shared.drain import CallExecutor, Drain
 from shared.interceptor import PlatformInterceptor
 from shared.service import ServiceDefinition
 
@@ -81,12 +83,15 @@ def grpc_server(
 
 
 def create_server(
-    definition: ServiceDefinition, settings: Settings, executor: futures.Executor
+    definition: ServiceDefinition,
+    settings: Settings,
+    executor: futures.Executor,
+    drain: Drain | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A bound, not yet started server with the production interceptor; port 0 picks one."""
     server = grpc_server(
         executor,
-        [PlatformInterceptor(definition.name, TokenVerifier(settings.auth))],
+        [PlatformInterceptor(definition.name, TokenVerifier(settings.auth), drain)],
         reuse_port=settings.workers > 1,
     )
     definition.add_servicers(server)
@@ -105,20 +110,33 @@ def run_server(
 ) -> Iterator[RunningServer]:
     """Serve until the block exits; then NOT_SERVING, drain in-flight calls, close the store."""
     database = open_store(definition, settings, migrate=migrate)
-    executor = futures.ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="rpc")
+    drain = Drain()
+    executor = CallExecutor(drain, max_workers=THREADS, thread_name_prefix="rpc")
     try:
-        server, port, health_servicer = create_server(definition, settings, executor)
+        server, port, health_servicer = create_server(definition, settings, executor, drain)
         server.start()
         for name in ("", *definition.service_names):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         try:
             yield RunningServer(server, port, health_servicer, database)
         finally:
-            health_servicer.enter_graceful_shutdown()
-            server.stop(settings.grace_period).wait()
+            _drain_and_stop(server, health_servicer, drain, settings.grace_period)
     finally:
         executor.shutdown(wait=True)
         close_store(database)
+
+
+def _drain_and_stop(
+    server: grpc.Server, health_servicer: health.HealthServicer, drain: Drain, grace: float
+) -> None:
+    """NOT_SERVING and refusals while the listener stays open, then stop (see shared.drain)."""
+    started = time.monotonic()
+    health_servicer.enter_graceful_shutdown()  # before refusing: a probe never sees SERVING
+    drain.begin()  # ...while its calls are refused
+    if not drain.wait_idle(grace):
+        _LOGGER.warning("calls still running after the %.1fs grace period: cancelling", grace)
+    server.stop(max(0.0, grace - (time.monotonic() - started))).wait()
+    _LOGGER.info("drained in %.3fs", time.monotonic() - started)
 
 
 def wait_for_signal() -> None:
