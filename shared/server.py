@@ -11,7 +11,6 @@ import logging
 import multiprocessing
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from playhouse.pool import PooledDatabase
 from shared.auth import TokenVerifier
 from shared.config import Settings
 from shared.db import apply_migrations, open_database
-from shared.drain import CallExecutor, Drain
+from shared.drain import SHUTDOWN_NOTICE, CallExecutor, Drain, drain_and_stop
 from shared.interceptor import PlatformInterceptor
 from shared.service import ServiceDefinition
 
@@ -106,9 +105,16 @@ def create_server(
 
 @contextlib.contextmanager
 def run_server(
-    definition: ServiceDefinition, settings: Settings, *, migrate: bool = True
+    definition: ServiceDefinition,
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    notice: float = 0.0,
 ) -> Iterator[RunningServer]:
-    """Serve until the block exits; then NOT_SERVING, drain in-flight calls, close the store."""
+    """Serve until the block exits; then NOT_SERVING, drain in-flight calls, close the store.
+
+    notice: the least time the drain keeps the listener open (see shared.drain).
+    """
     database = open_store(definition, settings, migrate=migrate)
     drain = Drain()
     executor = CallExecutor(drain, max_workers=THREADS, thread_name_prefix="rpc")
@@ -120,23 +126,10 @@ def run_server(
         try:
             yield RunningServer(server, port, health_servicer, database)
         finally:
-            _drain_and_stop(server, health_servicer, drain, settings.grace_period)
+            drain_and_stop(server, health_servicer, drain, settings.grace_period, notice)
     finally:
         executor.shutdown(wait=True)
         close_store(database)
-
-
-def _drain_and_stop(
-    server: grpc.Server, health_servicer: health.HealthServicer, drain: Drain, grace: float
-) -> None:
-    """NOT_SERVING and refusals while the listener stays open, then stop (see shared.drain)."""
-    started = time.monotonic()
-    health_servicer.enter_graceful_shutdown()  # before refusing: a probe never sees SERVING
-    drain.begin()  # ...while its calls are refused
-    if not drain.wait_idle(grace):
-        _LOGGER.warning("calls still running after the %.1fs grace period: cancelling", grace)
-    server.stop(max(0.0, grace - (time.monotonic() - started))).wait()
-    _LOGGER.info("drained in %.3fs", time.monotonic() - started)
 
 
 def wait_for_signal() -> None:
@@ -149,7 +142,9 @@ def wait_for_signal() -> None:
 
 def serve(definition: ServiceDefinition, settings: Settings, *, announce=print) -> int:
     """Run one server process until SIGTERM/SIGINT; exit status 0 after a graceful drain."""
-    with run_server(definition, settings, migrate=settings.workers == 1) as running:
+    with run_server(
+        definition, settings, migrate=settings.workers == 1, notice=SHUTDOWN_NOTICE
+    ) as running:
         announce(f"listening on {settings.host}:{running.port}")
         wait_for_signal()
         _LOGGER.info("signal received: draining for up to %.1fs", settings.grace_period)
@@ -188,6 +183,9 @@ def serve_workers(definition: ServiceDefinition, settings: Settings, *, announce
 def _worker_main(service_name: str, settings: Settings, ready) -> None:
     import importlib
 
+    from shared.cli import configure_logging  # here: shared.cli imports this module
+
+    configure_logging()  # a spawned process starts with none: its access log was lost
     module = importlib.import_module(f"{service_name.replace('-', '_')}.server")
 
     def announce(line: str) -> None:
