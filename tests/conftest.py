@@ -43,12 +43,13 @@ def postgres_admin() -> Iterator[psycopg2.extensions.connection]:
     connection.close()
 
 
-def _postgres_test_url(admin) -> str:
+def _postgres_test_url(admin, schema: str = POSTGRES_SCHEMA) -> str:
+    """A URL whose connections work in `schema`, created empty (the caller drops others)."""
     with admin.cursor() as cursor:
-        cursor.execute(f'DROP SCHEMA IF EXISTS "{POSTGRES_SCHEMA}" CASCADE')
-        cursor.execute(f'CREATE SCHEMA "{POSTGRES_SCHEMA}"')
+        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        cursor.execute(f'CREATE SCHEMA "{schema}"')
     separator = "&" if "?" in POSTGRES_URL else "?"
-    return f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={POSTGRES_SCHEMA}')}"
+    return f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

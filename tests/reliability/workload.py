@@ -5,9 +5,10 @@ draft (cohort-service). Nobody else writes there, so the state after the last wr
 acknowledged is the state the service must show: the actor's own reads check that at once,
 and `verify` checks it for every actor at the end, from the acknowledged-write log alone.
 
-The log is JSON lines, one per acknowledged write: {"service", "key", "sub", "state"}; the
-last line of a key is what the store must hold, and for a cohort draft the number of lines
-is its revision (each applied patch adds one, idempotent repeats none).
+The log is JSON lines, one per acknowledged write: {"service", "key", "sub", "write",
+"state"}; the last line of a key is what the store must hold, and the counts must match
+too: a cohort draft's revision is its number of lines (each applied patch adds one,
+idempotent repeats none), a report has one activity per acknowledged commit.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import grpc
 from google.protobuf import struct_pb2
@@ -33,6 +34,9 @@ from tests.support import bearer, failure
 TOKEN_SECONDS = 6 * 3600
 CALL_TIMEOUT = 30.0
 DEPARTMENTS = 8  # the catalog the cohort actors pick from: department(0) .. department(7)
+
+
+Caller = Callable[[Any, str, Any], Any]  # (stub, method name, request) -> response
 
 
 class Inconsistent(AssertionError):
@@ -64,8 +68,9 @@ class AckLog:
         self._stream = stream
         self._lock = threading.Lock()
 
-    def write(self, service: str, key: str, sub: str, state: dict) -> None:
-        line = json.dumps({"service": service, "key": key, "sub": sub, "state": state})
+    def write(self, service: str, key: str, sub: str, write: str, state: dict) -> None:
+        entry = {"service": service, "key": key, "sub": sub, "write": write, "state": state}
+        line = json.dumps(entry)
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()
@@ -114,8 +119,8 @@ class Actor:
         self._record(Call(self.name, method, started, time.time(), "OK"))
         return response
 
-    def acknowledged(self, key: str, state: dict) -> None:
-        self._log.write(self.service, key, self.sub, state)
+    def acknowledged(self, key: str, write: str, state: dict) -> None:
+        self._log.write(self.service, key, self.sub, write, state)
 
     def check(self, what: str, seen, expected) -> None:
         if seen != expected:
@@ -150,7 +155,7 @@ class ReportActor(Actor):
             id=self.report_id, type=self.report_type, name=self.name, defn=_struct({"seq": 0})
         )
         self.call(self.stub(channel), "CreateReport", _request("CreateReport", report=report))
-        self.acknowledged(self.report_id, self.state)
+        self.acknowledged(self.report_id, "create", self.state)
 
     @staticmethod
     def stub(channel: grpc.Channel) -> report_service_pb2_grpc.ReportServiceStub:
@@ -191,7 +196,7 @@ class ReportActor(Actor):
         self.check("the committed defn", _defn(report), self._defn())
         # Commit removes every user's view settings of the report.
         self.state = {"defn_seq": self.seq, "settings_seq": None}
-        self.acknowledged(self.report_id, self.state)
+        self.acknowledged(self.report_id, "commit", self.state)
         return report
 
     def _defn(self) -> dict:
@@ -207,12 +212,11 @@ class ReportActor(Actor):
         reply = self.call(self.stub(channel), "UpdateUserReportSettings", request)
         self.check("the updated settings", _seq(reply.settings), self.seq)
         self.state = {**self.state, "settings_seq": self.seq}
-        self.acknowledged(self.report_id, self.state)
+        self.acknowledged(self.report_id, "settings", self.state)
 
     def read(self, channel: grpc.Channel) -> None:
-        self.check(
-            "what the store holds", read_report(channel, self.metadata, self.report_id), self.state
-        )
+        found = read_report(self.call, channel, self.report_id)
+        self.check("what the store holds", found, self.state)
 
 
 def _request(rpc: str, **fields):
@@ -229,15 +233,11 @@ def _defn(report: report_pb2.Report) -> dict:
     return {"seq": int(values.get("seq", -1)), "actor": values.get("actor")}
 
 
-def read_report(channel: grpc.Channel, metadata, report_id: str) -> dict:
+def read_report(call: Caller, channel: grpc.Channel, report_id: str) -> dict:
     stub = report_service_pb2_grpc.ReportServiceStub(channel)
-    report = stub.GetReport(
-        _request("GetReport", id=report_id), metadata=metadata, timeout=CALL_TIMEOUT
-    )
-    settings = stub.GetUserReportSettings(
-        _request("GetUserReportSettings", report_id=report_id),
-        metadata=metadata,
-        timeout=CALL_TIMEOUT,
+    report = call(stub, "GetReport", _request("GetReport", id=report_id))
+    settings = call(
+        stub, "GetUserReportSettings", _request("GetUserReportSettings", report_id=report_id)
     )
     return {"defn_seq": _seq(report.defn), "settings_seq": _seq(settings.settings)}
 
@@ -294,7 +294,7 @@ class CohortActor(Actor):
         self.check("the patched form", form(reply.form_state), expected)
         self.draft_id, self.state = reply.draft_id, expected
         self.last = (request, reply.SerializeToString())
-        self.acknowledged(self.sub, self.state)
+        self.acknowledged(self.sub, "patch", self.state)
 
     def repeat(self, channel: grpc.Channel) -> None:
         """The last patch again, same key: the first response again, nothing applied."""
@@ -303,7 +303,7 @@ class CohortActor(Actor):
         self.check("a repeated patch's response", reply.SerializeToString(), first)
 
     def read(self, channel: grpc.Channel) -> None:
-        self.check("what the store holds", read_cohort(channel, self.metadata), self.state)
+        self.check("what the store holds", read_cohort(self.call, channel), self.state)
 
 
 def form(state) -> dict:
@@ -315,22 +315,14 @@ def form(state) -> dict:
     }
 
 
-def read_cohort(channel: grpc.Channel, metadata) -> dict:
+def read_cohort(call: Caller, channel: grpc.Channel) -> dict:
     """The principal's one draft; its list holding anything else is an inconsistency."""
     stub = draft_service_pb2_grpc.CohortDraftServiceStub(channel)
-    listed = stub.ListCohortDrafts(
-        draft_service_pb2.ListCohortDraftsRequest(page_size=10),
-        metadata=metadata,
-        timeout=CALL_TIMEOUT,
-    )
+    listed = call(stub, "ListCohortDrafts", draft_service_pb2.ListCohortDraftsRequest(page_size=10))
     if len(listed.drafts) != 1:
         return {"drafts": [d.draft_id for d in listed.drafts]}
-    draft = stub.GetCohortDraft(
-        draft_service_pb2.GetCohortDraftRequest(draft_id=listed.drafts[0].draft_id),
-        metadata=metadata,
-        timeout=CALL_TIMEOUT,
-    )
-    return form(draft)
+    request = draft_service_pb2.GetCohortDraftRequest(draft_id=listed.drafts[0].draft_id)
+    return form(call(stub, "GetCohortDraft", request))
 
 
 # ---------------------------------------------------------------------------
@@ -338,25 +330,53 @@ def read_cohort(channel: grpc.Channel, metadata) -> dict:
 # ---------------------------------------------------------------------------
 
 
+def plain_caller(sub: str) -> Caller:
+    """Calls as `sub`, recording nothing: for checks made after a run."""
+    metadata = tuple(bearer(sub))
+
+    def call(stub, method: str, request):
+        return getattr(stub, method)(request, metadata=metadata, timeout=CALL_TIMEOUT)
+
+    return call
+
+
+def count_activities(call: Caller, channel: grpc.Channel, report_id: str) -> int:
+    stub = report_service_pb2_grpc.ReportServiceStub(channel)
+    count, token = 0, ""
+    while True:
+        request = _request(
+            "ListReportActivities", report_id=report_id, page_size=1000, page_token=token
+        )
+        page = call(stub, "ListReportActivities", request)
+        count += len(page.activities)
+        token = page.next_page_token
+        if not token:
+            return count
+
+
 def verify(
     writes: dict[tuple[str, str], list[dict]], channels: dict[str, grpc.Channel]
 ) -> tuple[int, list[str]]:
-    """(entities checked, mismatches): each one's store state against its last logged write."""
+    """(entities checked, mismatches): each one's store state against its logged writes."""
     mismatches = []
     for (service, key), entries in sorted(writes.items()):
         expected = entries[-1]["state"]
-        metadata = tuple(bearer(entries[-1]["sub"]))
+        call = plain_caller(entries[-1]["sub"])
         if service == "report":
-            found = read_report(channels[service], metadata, key)
+            found = read_report(call, channels[service], key)
+            counts = (
+                count_activities(call, channels[service], key),
+                sum(entry["write"] == "commit" for entry in entries),
+            )
+            what = "activities, acknowledged commits"
         else:
-            found = read_cohort(channels[service], metadata)
-            if found.get("revision") != len(entries):
-                mismatches.append(
-                    f"cohort {key}: revision {found.get('revision')}, "
-                    f"but {len(entries)} acknowledged writes"
-                )
+            found = read_cohort(call, channels[service])
+            counts = (found.get("revision"), len(entries))
+            what = "revision, acknowledged patches"
         if found != expected:
             mismatches.append(f"{service} {key}: store has {found}, last acknowledged {expected}")
+        if counts[0] != counts[1]:
+            mismatches.append(f"{service} {key}: {what} = {counts}")
     return len(writes), mismatches
 
 
@@ -366,11 +386,12 @@ def verify(
 
 
 class Recorder:
-    """Every call of a run, thread-safe; `calls` for the shutdown test's checks."""
+    """Every call of a run, thread-safe: counts by "method code", seconds by method."""
 
     def __init__(self, keep: bool = True) -> None:
-        self.calls: list[Call] = []
+        self.calls: list[Call] = []  # when keep: each Call, for the shutdown test's checks
         self.counts: dict[str, int] = {}
+        self.seconds: dict[str, list[float]] = {}
         self._keep = keep
         self._lock = threading.Lock()
 
@@ -378,6 +399,7 @@ class Recorder:
         with self._lock:
             key = f"{call.method} {call.code}"
             self.counts[key] = self.counts.get(key, 0) + 1
+            self.seconds.setdefault(call.method, []).append(call.ended - call.started)
             if self._keep:
                 self.calls.append(call)
 
