@@ -15,7 +15,7 @@ It passes when:
   (nothing is an expected error: the load stays below the services' concurrency limits);
 - RSS stayed bounded: the last sample of each service is at most `--rss-growth` (1.2) times
   its first sample after the warm-up (a fifth of the run, at least 2 s);
-- both services exit 0 on SIGTERM, and fresh processes on the same databases show every
+- both services exit 0 on SIGTERM, and new servers on the same databases show every
   actor's last acknowledged write, with matching counts (a draft's revision = its patches;
   a report's activities = its commits);
 - no service logged an ERROR or a traceback.
@@ -29,18 +29,22 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import re
+import signal
 import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
 
 from bench.scenarios import seed_catalog
+from cohort_service.server import SERVICE as COHORT
+from report_service.server import SERVICE as REPORT
 from tests.conftest import POSTGRES_URL, _postgres_test_url
 from tests.processes import ServiceProcess, free_port, start_service
 from tests.reliability.workload import (
@@ -54,6 +58,7 @@ from tests.reliability.workload import (
     read_ack_logs,
     verify,
 )
+from tests.support import serve
 
 SERVICES = ("cohort-service", "report-service")
 KIND = {"cohort-service": "cohort", "report-service": "report"}
@@ -160,17 +165,30 @@ def _databases(options: Options, work: Path):
     return urls, drop
 
 
-def _start(urls: dict[str, str], work: Path, options: Options, tag: str):
-    return {
-        service: start_service(
-            service,
-            urls[service],
-            work / f"{service}.{tag}.log",
-            port=free_port() if options.workers > 1 else 0,
-            workers=options.workers,
-        )
-        for service in SERVICES
-    }
+def _start(urls: dict[str, str], work: Path, options: Options) -> dict[str, ServiceProcess]:
+    """Both services at once (each start waits for its `listening on` line)."""
+    with futures.ThreadPoolExecutor(len(SERVICES)) as pool:
+        started = {
+            service: pool.submit(
+                start_service,
+                service,
+                urls[service],
+                work / f"{service}.log",
+                port=free_port() if options.workers > 1 else 0,
+                workers=options.workers,
+            )
+            for service in SERVICES
+        }
+        return {service: future.result() for service, future in started.items()}
+
+
+def _stop(services: dict[str, ServiceProcess], outcome: Outcome) -> None:
+    """SIGTERM to both, then their exit statuses: each drains at the same time."""
+    for running in services.values():
+        running.process.send_signal(signal.SIGTERM)
+    for service, running in services.items():
+        if running.stop(timeout=60) != 0:
+            outcome.problems.append(f"{service} exited with {running.process.returncode}")
 
 
 def run(options: Options) -> Outcome:
@@ -180,13 +198,11 @@ def run(options: Options) -> Outcome:
     outcome = Outcome()
     try:
         seed_catalog(urls["cohort-service"], DEPARTMENTS, work)
-        services = _start(urls, work, options, "run")
+        services = _start(urls, work, options)
         try:
             _load(services, options, work, outcome)
         finally:
-            for service, running in services.items():
-                if running.stop(timeout=60) != 0:
-                    outcome.problems.append(f"{service} exited with {running.process.returncode}")
+            _stop(services, outcome)
         _verify(urls, work, options, outcome)
         for log in sorted(work.glob("*.log")):
             bad = [line for line in log.read_text().splitlines() if LOG_PROBLEMS.search(line)]
@@ -247,19 +263,16 @@ def _sleep_or_exit(clients, seconds: float) -> None:
 
 
 def _verify(urls: dict[str, str], work: Path, options: Options, outcome: Outcome) -> None:
-    """Fresh processes on the same databases, checked against every client's log."""
+    """New servers on the same databases, checked against every client's log."""
     writes = read_ack_logs(path.read_text() for path in sorted(work.glob("acks-*.jsonl")))
     outcome.writes = sum(len(entries) for entries in writes.values())
-    fresh = _start(urls, work, Options(workers=1), "verify")
-    try:
-        channels = {KIND[service]: running.channel() for service, running in fresh.items()}
+    with (
+        serve(COHORT, urls["cohort-service"]) as cohort,
+        serve(REPORT, urls["report-service"]) as report,
+    ):
+        channels = {"cohort": cohort.channel, "report": report.channel}
         outcome.entities, mismatches = verify(writes, channels)
-        outcome.problems.extend(mismatches)
-        for channel in channels.values():
-            channel.close()
-    finally:
-        for running in fresh.values():
-            running.stop(timeout=60)
+    outcome.problems.extend(mismatches)
     expected = options.clients * options.actors * 2
     if outcome.entities != expected:
         outcome.problems.append(f"{outcome.entities} actors logged writes, expected {expected}")
