@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import queue
 import re
 import signal
 import statistics
@@ -179,7 +180,14 @@ def _start(urls: dict[str, str], work: Path, options: Options) -> dict[str, Serv
             )
             for service in SERVICES
         }
-        return {service: future.result() for service, future in started.items()}
+        futures.wait(started.values())
+    failed = [future.exception() for future in started.values() if future.exception()]
+    if failed:  # stop the one that did start before reporting the one that did not
+        for future in started.values():
+            if future.exception() is None:
+                future.result().kill()
+        raise failed[0]
+    return {service: future.result() for service, future in started.items()}
 
 
 def _stop(services: dict[str, ServiceProcess], outcome: Outcome) -> None:
@@ -233,18 +241,25 @@ def _load(services: dict[str, ServiceProcess], options: Options, work: Path, out
     go.set()
     started = time.monotonic()
     outcome.rss = {service: [] for service in services}
-    warmup = max(2.0, options.seconds / 5)
-    while any(client.is_alive() for client in clients):
+    warmup, next_sample = max(2.0, options.seconds / 5), 0.0
+    summaries = []
+    # Results are read as they come: a client cannot exit before its queue is drained.
+    while len(summaries) < len(clients):
         now = time.monotonic() - started
-        if now <= options.seconds:
+        if now >= next_sample and now <= options.seconds:
             for service, running in services.items():
                 outcome.rss[service].append((now, running.tree_rss_bytes()))
             if not outcome.warm_index and now >= warmup:
                 outcome.warm_index = len(outcome.rss[SERVICES[0]]) - 1
-        _sleep_or_exit(clients, options.sample_every)
+            next_sample += options.sample_every
+        try:
+            summaries.append(results.get(timeout=0.1)[1])
+        except queue.Empty:
+            if not any(client.is_alive() for client in clients):
+                outcome.problems.append("a client process ended without its results")
+                break
     outcome.elapsed = time.monotonic() - started
-    for _ in clients:
-        _, summary = results.get(timeout=60)
+    for summary in summaries:
         for key, count in summary["counts"].items():
             outcome.calls[key] = outcome.calls.get(key, 0) + count
         for method, values in summary["seconds"].items():
@@ -254,12 +269,6 @@ def _load(services: dict[str, ServiceProcess], options: Options, work: Path, out
         client.join(timeout=60)
         if client.exitcode != 0:
             outcome.problems.append(f"client process exited with {client.exitcode}")
-
-
-def _sleep_or_exit(clients, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and any(client.is_alive() for client in clients):
-        time.sleep(0.1)
 
 
 def _verify(urls: dict[str, str], work: Path, options: Options, outcome: Outcome) -> None:
@@ -346,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-growth", type=float, default=defaults.rss_growth)
     parser.add_argument("--work", type=Path, help="where logs go (default: a new temp folder)")
     options = Options(**vars(parser.parse_args(argv)))
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C: services stopped, schemas dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     outcome = run(options)
     print(summary(outcome, options))
     return 0 if not outcome.problems else 1
