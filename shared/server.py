@@ -133,11 +133,19 @@ def run_server(
 
 
 def wait_for_signal() -> None:
+    """Return on the first SIGTERM/SIGINT; later ones are ignored for the rest of the process.
+
+    The drain that follows is bounded by the grace period (SIGKILL cuts it short). A Python
+    handler left in place is reset to the default by the interpreter as it exits, and a
+    repeated SIGTERM arriving then killed a process that had drained: status -15, not 0.
+    """
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     while not stop.wait(0.5):
         pass
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def serve(definition: ServiceDefinition, settings: Settings, *, announce=print) -> int:
