@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import random
 import signal
 import threading
 import time
@@ -30,6 +29,7 @@ import psycopg2
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.scenarios import seed_catalog
 from cohort_service.server import SERVICE as COHORT
 from report_service.server import SERVICE as REPORT
 from shared.drain import SHUTTING_DOWN
@@ -54,10 +54,7 @@ pytestmark = pytest.mark.postgres
 LOAD_ACTORS = 6
 HELD_ACTORS = 2  # of the 4 RPC threads a process has: the others keep serving load and probes
 WAIT = 30.0  # seconds for anything the test waits on before it gives up
-SERVICES = {
-    "report-service": (REPORT, ReportActor, "report"),
-    "cohort-service": (COHORT, CohortActor, "draft"),
-}
+SERVICES = {"report-service": (REPORT, ReportActor), "cohort-service": (COHORT, CohortActor)}
 
 
 # ---------------------------------------------------------------------------
@@ -101,13 +98,14 @@ class Prober:
 
 
 @contextlib.contextmanager
-def row_locks(url: str, table: str, keys: list[str]) -> Iterator[psycopg2.extensions.connection]:
-    """A transaction of the test's holding `table` rows `keys` FOR UPDATE until the block ends."""
+def row_locks(url: str, rows: list[tuple[str, str]]) -> Iterator[psycopg2.extensions.connection]:
+    """A transaction of the test's holding rows (table, id) FOR UPDATE until the block ends."""
     connection = psycopg2.connect(url, application_name="shutdown-test-locks")
     try:
         with connection.cursor() as cursor:
-            cursor.execute(f'SELECT id FROM "{table}" WHERE id::text = ANY(%s) FOR UPDATE', (keys,))
-            assert len(cursor.fetchall()) == len(keys)
+            for table, key in rows:
+                cursor.execute(f'SELECT id FROM "{table}" WHERE id::text = %s FOR UPDATE', (key,))
+                assert cursor.rowcount == 1
         yield connection
     finally:
         connection.rollback()
@@ -132,19 +130,12 @@ def until(condition, what: str) -> None:
         time.sleep(0.02)
 
 
-def held_key(actor: Actor) -> str:
-    return actor.report_id if isinstance(actor, ReportActor) else actor.draft_id
-
-
-def start_held_call(actor: Actor, channel: grpc.Channel, outcomes: dict) -> threading.Thread:
-    """The one write call the test keeps in flight (its other steps are done beforehand)."""
+def start_single_write(actor: Actor, channel: grpc.Channel, outcomes: dict) -> threading.Thread:
+    """The actor's one-call write, in a thread; outcomes[actor.name] says how it ended."""
 
     def run() -> None:
         try:
-            if isinstance(actor, ReportActor):
-                actor.finish_commit(channel)
-            else:
-                actor.patch(channel, random.Random(actor.name))
+            actor.single_write(channel)
             outcomes[actor.name] = "OK"
         except Exception as error:  # recorded; the test fails on anything but OK
             outcomes[actor.name] = repr(error)
@@ -164,11 +155,9 @@ def start_held_call(actor: Actor, channel: grpc.Channel, outcomes: dict) -> thre
 def test_sigterm_under_load_finishes_accepted_calls_and_refuses_new_ones(
     service, workers, postgres_admin, tmp_path
 ):
-    definition, actor_type, table = SERVICES[service]
+    definition, actor_type = SERVICES[service]
     url = _postgres_test_url(postgres_admin)
     if service == "cohort-service":
-        from bench.scenarios import seed_catalog
-
         seed_catalog(url, DEPARTMENTS, tmp_path)
     log = io.StringIO()
     acks, recorder = AckLog(log), Recorder()
@@ -182,8 +171,7 @@ def test_sigterm_under_load_finishes_accepted_calls_and_refuses_new_ones(
         for actor in actors + held:
             actor.setup(channels[actor.name])
         for actor in held:
-            if isinstance(actor, ReportActor):
-                actor.prepare_commit(channels[actor.name])
+            actor.prepare_single_write(channels[actor.name])
 
         stop, errors = threading.Event(), []
 
@@ -196,9 +184,9 @@ def test_sigterm_under_load_finishes_accepted_calls_and_refuses_new_ones(
         threads = drive(actors, channels, stop, seed=1, on_error=on_error)
         prober = Prober(running.address)
         outcomes: dict[str, str] = {}
-        with row_locks(url, table, [held_key(actor) for actor in held]) as locks:
+        with row_locks(url, [actor.row for actor in held]) as locks:
             held_threads = [
-                start_held_call(actor, channels[actor.name], outcomes) for actor in held
+                start_single_write(actor, channels[actor.name], outcomes) for actor in held
             ]
             until(lambda: waiting_on(postgres_admin, locks) == HELD_ACTORS, "the held calls")
             until(lambda: prober.saw("SERVING"), "a SERVING probe")
@@ -244,7 +232,3 @@ def test_sigterm_under_load_finishes_accepted_calls_and_refuses_new_ones(
 
 def _first_write(service: str) -> str:
     return "CommitReportDraft" if service == "report-service" else "PatchCohortDraft"
-
-
-def _refused(recorder: Recorder) -> bool:
-    return any(call.reason == SHUTTING_DOWN for call in list(recorder.calls))

@@ -29,6 +29,7 @@ from grpc_status import rpc_status
 from bench.scenarios import department
 from cohort_service.v1 import draft_service_pb2, draft_service_pb2_grpc
 from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
+from tests.report_service.support import struct
 from tests.support import bearer, failure
 
 TOKEN_SECONDS = 6 * 3600
@@ -119,6 +120,15 @@ class Actor:
         self._record(Call(self.name, method, started, time.time(), "OK"))
         return response
 
+    # A write made by one call, which a test can keep in flight by locking `row` (table, id).
+    row: tuple[str, str]
+
+    def prepare_single_write(self, channel: grpc.Channel) -> None:
+        """The calls the single write needs first."""
+
+    def single_write(self, channel: grpc.Channel) -> None:
+        raise NotImplementedError
+
     def acknowledged(self, key: str, write: str, state: dict) -> None:
         self._log.write(self.service, key, self.sub, write, state)
 
@@ -130,12 +140,6 @@ class Actor:
 # ---------------------------------------------------------------------------
 # report-service: Edit -> Put -> Commit of a new definition, view settings, reads
 # ---------------------------------------------------------------------------
-
-
-def _struct(value: dict) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(value)
-    return message
 
 
 class ReportActor(Actor):
@@ -152,7 +156,7 @@ class ReportActor(Actor):
 
     def setup(self, channel: grpc.Channel) -> None:
         report = report_pb2.Report(
-            id=self.report_id, type=self.report_type, name=self.name, defn=_struct({"seq": 0})
+            id=self.report_id, type=self.report_type, name=self.name, defn=struct({"seq": 0})
         )
         self.call(self.stub(channel), "CreateReport", _request("CreateReport", report=report))
         self.acknowledged(self.report_id, "create", self.state)
@@ -180,7 +184,7 @@ class ReportActor(Actor):
         stub = self.stub(channel)
         self.seq += 1
         self.call(stub, "EditReport", _request("EditReport", id=self.report_id))
-        draft = report_pb2.ReportDraftInput(defn=_struct(self._defn()))
+        draft = report_pb2.ReportDraftInput(defn=struct(self._defn()))
         self.call(
             stub, "PutReportDraft", _request("PutReportDraft", id=self.report_id, draft=draft)
         )
@@ -202,12 +206,22 @@ class ReportActor(Actor):
     def _defn(self) -> dict:
         return {"seq": self.seq, "actor": self.name}
 
+    @property
+    def row(self) -> tuple[str, str]:
+        return "report", self.report_id
+
+    def prepare_single_write(self, channel: grpc.Channel) -> None:
+        self.prepare_commit(channel)
+
+    def single_write(self, channel: grpc.Channel) -> None:
+        self.finish_commit(channel)
+
     def update_settings(self, channel: grpc.Channel) -> None:
         self.seq += 1
         request = _request(
             "UpdateUserReportSettings",
             report_id=self.report_id,
-            settings=_struct({"seq": self.seq}),
+            settings=struct({"seq": self.seq}),
         )
         reply = self.call(self.stub(channel), "UpdateUserReportSettings", request)
         self.check("the updated settings", _seq(reply.settings), self.seq)
@@ -295,6 +309,13 @@ class CohortActor(Actor):
         self.draft_id, self.state = reply.draft_id, expected
         self.last = (request, reply.SerializeToString())
         self.acknowledged(self.sub, "patch", self.state)
+
+    @property
+    def row(self) -> tuple[str, str]:
+        return "draft", self.draft_id
+
+    def single_write(self, channel: grpc.Channel) -> None:
+        self.patch(channel, random.Random(self.seq))
 
     def repeat(self, channel: grpc.Channel) -> None:
         """The last patch again, same key: the first response again, nothing applied."""
