@@ -14,9 +14,10 @@ What grpcio 1.85's sync `server.stop(grace)` does (grpc/_server.py `_stop`, and 
   clients calling every 10 ms met this in 4 of 10 plain `stop()` runs.
 
 Hence the drain, in this order:
-1. health NOT_SERVING, and the interceptor refuses every call that arrives from now on with
-   UNAVAILABLE (reason SHUTTING_DOWN) while the listener stays open: probes read
-   NOT_SERVING, and callers get an answer that tells them to go elsewhere;
+1. health NOT_SERVING (open Watch streams get it and end: see HealthServicer), and the
+   interceptor refuses every call that arrives from now on with UNAVAILABLE (reason
+   SHUTTING_DOWN) while the listener stays open: probes read NOT_SERVING, and callers get
+   an answer that tells them to go elsewhere;
 2. wait until the calls accepted before that have finished (at most the grace period), and
    at least `notice` seconds, so that clients still calling have been refused once and moved
    away before the listener closes — a client that keeps calling a server which refuses it
@@ -93,6 +94,22 @@ class Drain:
             self._accepted -= 1
             if not self._accepted:
                 self._idle.notify_all()
+
+
+class HealthServicer(health.HealthServicer):
+    """grpc's health service, whose Watch streams end (OK) once the graceful shutdown begins.
+
+    A Watch stream holds an RPC thread until its client leaves: left open, it kept the drain
+    waiting for the whole grace period and then ended UNAVAILABLE. Now its last message is
+    NOT_SERVING and it ends at once, so a watching client learns of the drain immediately.
+    """
+
+    def enter_graceful_shutdown(self) -> None:
+        super().enter_graceful_shutdown()
+        with self._lock:  # the library's own lock and table of open Watch streams (1.85.1)
+            for callbacks in self._send_response_callbacks.values():
+                for send in callbacks:
+                    send(None)  # None ends a stream, as when its client goes away
 
 
 class CallExecutor(futures.ThreadPoolExecutor):

@@ -24,7 +24,7 @@ from playhouse.pool import PooledDatabase
 from shared.auth import TokenVerifier
 from shared.config import Settings
 from shared.db import apply_migrations, open_database
-from shared.drain import SHUTDOWN_NOTICE, CallExecutor, Drain, drain_and_stop
+from shared.drain import SHUTDOWN_NOTICE, CallExecutor, Drain, HealthServicer, drain_and_stop
 from shared.interceptor import PlatformInterceptor
 from shared.service import ServiceDefinition
 
@@ -94,7 +94,7 @@ def create_server(
         reuse_port=settings.workers > 1,
     )
     definition.add_servicers(server)
-    health_servicer = health.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*definition.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server

@@ -232,3 +232,33 @@ def test_sigterm_under_load_finishes_accepted_calls_and_refuses_new_ones(
 
 def _first_write(service: str) -> str:
     return "CommitReportDraft" if service == "report-service" else "PatchCohortDraft"
+
+
+def test_a_health_watch_reads_not_serving_and_then_ends_ok_when_the_drain_begins(tmp_path):
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    with service_process(
+        "report-service", url, tmp_path / "service.log", grace_period=5
+    ) as running:
+        seen, ended = [], []
+
+        def watch() -> None:
+            with grpc.insecure_channel(running.address) as channel:
+                stream = health_pb2_grpc.HealthStub(channel).Watch(
+                    health_pb2.HealthCheckRequest(), timeout=WAIT
+                )
+                try:
+                    for reply in stream:
+                        seen.append(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+                    ended.append("OK")
+                except grpc.RpcError as error:
+                    ended.append(error.code().name)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        until(lambda: seen == ["SERVING"], "the watch's first status")
+        running.process.send_signal(signal.SIGTERM)
+        watcher.join(timeout=WAIT)
+        code = running.stop(timeout=WAIT)
+
+    # Left open, the stream held the drain for the whole grace period and ended CANCELLED.
+    assert (seen, ended, code) == (["SERVING", "NOT_SERVING"], ["OK"], 0)
