@@ -99,8 +99,8 @@ class Drain:
 class HealthServicer(health.HealthServicer):
     """grpc's health service, whose Watch streams end (OK) once the graceful shutdown begins.
 
-    A Watch stream holds an RPC thread until its client leaves: left open, it kept the drain
-    waiting for the whole grace period and then ended UNAVAILABLE. Now its last message is
+    A Watch stream stays open until its client leaves: left open, it kept `server.stop()`
+    waiting for the whole grace period, and then ended UNAVAILABLE. Now its last message is
     NOT_SERVING and it ends at once, so a watching client learns of the drain immediately.
     """
 
