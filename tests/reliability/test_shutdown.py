@@ -5,13 +5,17 @@ report or a cohort draft and log every write acknowledged to them (tests.reliabi
 The test holds row locks on the entities of a few more clients and starts one write call
 for each: PostgreSQL shows those calls waiting on the test's locks, so they are provably
 running inside the server when SIGTERM arrives. The locks are released only once a health
-probe has read NOT_SERVING and a new call has been refused, so the drain is seen from outside.
+probe (a new connection each time, like a load balancer's) has read NOT_SERVING and every
+load client has been refused; a refused client stops calling, as it would move to another
+instance (one that kept calling could meet grpc's CANCELLED race as the listener closes:
+see shared/drain.py).
 
 Then: the held calls answered OK with the values they wrote; every other call answered OK
-or UNAVAILABLE (never CANCELLED, INTERNAL, UNKNOWN); once the drain was seen, no call or
-probe succeeded again (one process); the exit status is 0; and a fresh server on the same
-database shows, for every client, exactly the state of its last acknowledged write — so no
-refused call changed anything and no acknowledged one was lost.
+or UNAVAILABLE (never CANCELLED, INTERNAL, UNKNOWN), UNAVAILABLE only after the signal; with
+one process every refusal is the service's own SHUTTING_DOWN (the listener stayed open
+through the drain); the exit status is 0; and a fresh server on the same database shows,
+for every client, exactly the state of its last acknowledged write, with matching counts —
+so no refused call changed anything and no acknowledged one was lost.
 """
 
 from __future__ import annotations
@@ -48,8 +52,6 @@ from tests.reliability.workload import (
     verify,
 )
 from tests.support import serve
-
-pytestmark = pytest.mark.postgres
 
 LOAD_ACTORS = 6
 HELD_ACTORS = 2  # of the 4 RPC threads a process has: the others keep serving load and probes
@@ -150,6 +152,7 @@ def start_single_write(actor: Actor, channel: grpc.Channel, outcomes: dict) -> t
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_sigterm_under_load_finishes_accepted_calls_and_refuses_new_ones(
