@@ -151,12 +151,17 @@ def build_parser(definition: ServiceDefinition) -> argparse.ArgumentParser:
     return parser
 
 
-def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> None:
+def configure_logging() -> None:
+    """The log handler of every service process: the CLI's, and each --workers process's."""
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+
+
+def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> None:
+    configure_logging()
     args = build_parser(definition).parse_args(argv)
     try:
         sys.exit(args.handler(definition, args))

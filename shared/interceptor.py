@@ -11,6 +11,7 @@ from grpc_status import rpc_status
 
 from shared.auth import TokenVerifier, authorize, bind_principal, unbind_principal
 from shared.calls import run_call
+from shared.drain import Drain
 from shared.errors import InvalidArgument, to_status
 from shared.text_checks import nul_violations
 
@@ -60,10 +61,17 @@ def _check_request(request) -> None:
 class PlatformInterceptor(grpc.ServerInterceptor):
     """Wraps every unary RPC: verify the token, check the method's permission, map errors."""
 
-    def __init__(self, domain: str, verifier: TokenVerifier, database=None) -> None:
+    def __init__(
+        self,
+        domain: str,
+        verifier: TokenVerifier,
+        database=None,
+        drain: Drain | None = None,
+    ) -> None:
         self._domain = domain
         self._verifier = verifier
         self._database = database  # the service's store: each call's connection and deadline
+        self._drain = drain
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -74,8 +82,12 @@ class PlatformInterceptor(grpc.ServerInterceptor):
             # Every RPC of ours is unary; a streaming one would bypass the checks below,
             # so it is not served at all (the client sees UNIMPLEMENTED).
             return None
+        behavior = handler.unary_unary
+        if self._drain is not None and self._drain.draining:
+            # Decided when the call arrives: one accepted before the drain began still runs.
+            behavior = self._drain.refuse
         return grpc.unary_unary_rpc_method_handler(
-            self._wrap(method, handler.unary_unary),
+            self._wrap(method, behavior),
             request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )

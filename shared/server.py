@@ -24,6 +24,7 @@ from playhouse.pool import PooledDatabase
 from shared.auth import TokenVerifier
 from shared.config import Settings
 from shared.db import apply_migrations, open_database
+from shared.drain import SHUTDOWN_NOTICE, CallExecutor, Drain, HealthServicer, drain_and_stop
 from shared.interceptor import PlatformInterceptor
 from shared.service import ServiceDefinition
 
@@ -81,16 +82,23 @@ def grpc_server(
 
 
 def create_server(
-    definition: ServiceDefinition, settings: Settings, executor: futures.Executor
+    definition: ServiceDefinition,
+    settings: Settings,
+    executor: futures.Executor,
+    drain: Drain | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A bound, not yet started server with the production interceptor; port 0 picks one."""
     server = grpc_server(
         executor,
-        [PlatformInterceptor(definition.name, TokenVerifier(settings.auth), definition.database)],
+        [
+            PlatformInterceptor(
+                definition.name, TokenVerifier(settings.auth), definition.database, drain
+            )
+        ],
         reuse_port=settings.workers > 1,
     )
     definition.add_servicers(server)
-    health_servicer = health.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*definition.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -101,37 +109,54 @@ def create_server(
 
 @contextlib.contextmanager
 def run_server(
-    definition: ServiceDefinition, settings: Settings, *, migrate: bool = True
+    definition: ServiceDefinition,
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    notice: float = 0.0,
 ) -> Iterator[RunningServer]:
-    """Serve until the block exits; then NOT_SERVING, drain in-flight calls, close the store."""
+    """Serve until the block exits; then NOT_SERVING, drain in-flight calls, close the store.
+
+    notice: the least time the drain keeps the listener open (see shared.drain).
+    """
     database = open_store(definition, settings, migrate=migrate)
-    executor = futures.ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="rpc")
+    drain = Drain()
+    executor = CallExecutor(drain, max_workers=THREADS, thread_name_prefix="rpc")
     try:
-        server, port, health_servicer = create_server(definition, settings, executor)
+        server, port, health_servicer = create_server(definition, settings, executor, drain)
         server.start()
         for name in ("", *definition.service_names):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         try:
             yield RunningServer(server, port, health_servicer, database)
         finally:
-            health_servicer.enter_graceful_shutdown()
-            server.stop(settings.grace_period).wait()
+            drain_and_stop(server, health_servicer, drain, settings.grace_period, notice)
     finally:
         executor.shutdown(wait=True)
         close_store(database)
 
 
 def wait_for_signal() -> None:
+    """Return on the first SIGTERM/SIGINT; later ones are ignored for the rest of the process.
+
+    The drain that follows is bounded by the grace period (SIGKILL cuts it short). A Python
+    handler left in place is reset to the default by the interpreter as it exits, and a
+    repeated SIGTERM arriving then killed a process that had drained: status -15, not 0.
+    """
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     while not stop.wait(0.5):
         pass
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def serve(definition: ServiceDefinition, settings: Settings, *, announce=print) -> int:
     """Run one server process until SIGTERM/SIGINT; exit status 0 after a graceful drain."""
-    with run_server(definition, settings, migrate=settings.workers == 1) as running:
+    with run_server(
+        definition, settings, migrate=settings.workers == 1, notice=SHUTDOWN_NOTICE
+    ) as running:
         announce(f"listening on {settings.host}:{running.port}")
         wait_for_signal()
         _LOGGER.info("signal received: draining for up to %.1fs", settings.grace_period)
@@ -170,6 +195,9 @@ def serve_workers(definition: ServiceDefinition, settings: Settings, *, announce
 def _worker_main(service_name: str, settings: Settings, ready) -> None:
     import importlib
 
+    from shared.cli import configure_logging  # here: shared.cli imports this module
+
+    configure_logging()  # a spawned process starts with none: its access log was lost
     module = importlib.import_module(f"{service_name.replace('-', '_')}.server")
 
     def announce(line: str) -> None:

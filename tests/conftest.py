@@ -43,12 +43,13 @@ def postgres_admin() -> Iterator[psycopg2.extensions.connection]:
     connection.close()
 
 
-def _postgres_test_url(admin, **server_settings: str | int) -> str:
-    """A URL of a fresh, empty schema; server_settings (e.g. lock_timeout=300) set per session."""
+def _postgres_test_url(admin, schema: str = POSTGRES_SCHEMA, **server_settings: str | int) -> str:
+    """A URL whose connections work in `schema`, created empty (the caller drops others);
+    server_settings (e.g. lock_timeout=300) are set for every session."""
     with admin.cursor() as cursor:
-        cursor.execute(f'DROP SCHEMA IF EXISTS "{POSTGRES_SCHEMA}" CASCADE')
-        cursor.execute(f'CREATE SCHEMA "{POSTGRES_SCHEMA}"')
-    return postgres_url_with(search_path=POSTGRES_SCHEMA, **server_settings)
+        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        cursor.execute(f'CREATE SCHEMA "{schema}"')
+    return postgres_url_with(search_path=schema, **server_settings)
 
 
 def postgres_url_with(**server_settings: str | int) -> str:

@@ -76,9 +76,12 @@ class ServiceProcess:
 
     def rss_bytes(self) -> int:
         """Resident set size now, from /proc (Linux)."""
-        status = Path(f"/proc/{self.pid}/status").read_text()
-        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
-        return int(line.split()[1]) * 1024
+        return _rss_bytes(self.pid)
+
+    def tree_rss_bytes(self) -> int:
+        """RSS of the process and its children: the --workers processes with their parent."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        return self.rss_bytes() + sum(_rss_bytes(int(child)) for child in children)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the process has used so far, from /proc (Linux)."""
@@ -87,6 +90,12 @@ class ServiceProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def _rss_bytes(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
 
 
 def start_service(

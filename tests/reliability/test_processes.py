@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import time
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -38,3 +41,17 @@ def test_workers_accept_calls_as_soon_as_listening_is_printed(tmp_path):
             )
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
         assert running.stop() == 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_repeated_sigterm_does_not_turn_a_graceful_exit_into_a_kill(workers, tmp_path):
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    port = free_port() if workers > 1 else 0
+    with service_process(
+        "cohort-service", url, tmp_path / "service.log", port=port, workers=workers
+    ) as running:
+        # An impatient operator or supervisor: SIGTERM again and again until the process ends.
+        while running.process.poll() is None:
+            running.process.send_signal(signal.SIGTERM)
+            time.sleep(0.005)
+        assert running.stop() == 0, running.log()[-2000:]
