@@ -79,12 +79,21 @@ class ServiceProcess:
         return int(line.split()[1]) * 1024
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process has used so far, from /proc (Linux)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time the process and its live children (the --workers processes)
+        have used so far, from /proc (Linux)."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        return sum(_cpu_seconds(int(pid)) for pid in (self.pid, *children))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # a child that has just exited
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_service(
