@@ -12,10 +12,29 @@ from cohort_service.lookups import Rows, fetch_rows
 from cohort_service.models import Draft, DraftState, Proposal, ProposalDecision, database
 from cohort_service.slots import SLOTS
 from cohort_service.v1 import draft_pb2
+from shared.compiled import CompiledQuery
 from shared.db import read_transaction
 from shared.errors import InvalidArgument, NotFound
 
 DRAFT_NOT_FOUND = "DRAFT_NOT_FOUND"
+
+# Compiled once (shared.compiled): building these was a third of GetCohortDraft's CPU.
+_OWN_DRAFT = CompiledQuery(
+    database, lambda i, owner: Draft.select().where((Draft.id == i) & (Draft.owner == owner))
+)
+_OWN_DRAFT_LOCKED = CompiledQuery(
+    database,
+    lambda i, owner: Draft.select().where((Draft.id == i) & (Draft.owner == owner)).for_update(),
+)
+# Only what the form shows: a pending proposal's stored change can be large.
+_PENDING_PROPOSALS = CompiledQuery(
+    database,
+    lambda draft_ids: (
+        Proposal.select(Proposal.id, Proposal.draft_id, Proposal.key, Proposal.create_time)
+        .where(Proposal.draft_id.in_(draft_ids) & (Proposal.decision == ProposalDecision.PENDING))
+        .order_by(Proposal.create_time, Proposal.id)
+    ),
+)
 
 
 def find_draft(owner: str, draft_id: uuid.UUID, *, lock: bool = False) -> Draft:
@@ -23,25 +42,16 @@ def find_draft(owner: str, draft_id: uuid.UUID, *, lock: bool = False) -> Draft:
 
     Another principal's draft is NOT_FOUND too: its existence is not revealed.
     """
-    query = Draft.select().where((Draft.id == draft_id) & (Draft.owner == owner))
-    if lock and database.for_update:  # SQLite has no FOR UPDATE; its write lock is whole-database
-        query = query.for_update()
-    draft = query.first()
+    # SQLite has no FOR UPDATE; its write lock is whole-database
+    query = _OWN_DRAFT_LOCKED if lock and database.for_update else _OWN_DRAFT
+    draft = query.first(draft_id, owner)
     if draft is None:
         raise NotFound(f"you have no cohort draft {draft_id}", reason=DRAFT_NOT_FOUND)
     return draft
 
 
 def pending_proposals(draft_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Proposal]]:
-    # Only what the form shows: a pending proposal's stored change can be large.
-    proposals = (
-        Proposal.select(Proposal.id, Proposal.draft_id, Proposal.key, Proposal.create_time)
-        .where(
-            Proposal.draft_id.in_(list(draft_ids)) & (Proposal.decision == ProposalDecision.PENDING)
-        )
-        .order_by(Proposal.create_time, Proposal.id)
-    )
-    return mapping.proposals_by_draft(proposals)
+    return mapping.proposals_by_draft(_PENDING_PROPOSALS(list(draft_ids)))
 
 
 def rows_for(owner: str, forms: Collection[Form]) -> Rows:

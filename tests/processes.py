@@ -80,13 +80,12 @@ class ServiceProcess:
 
     def tree_rss_bytes(self) -> int:
         """RSS of the process and its children: the --workers processes with their parent."""
-        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
-        return self.rss_bytes() + sum(_rss_bytes(int(child)) for child in children)
+        return self.rss_bytes() + sum(_rss_bytes(child) for child in _children(self.pid))
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process has used so far, from /proc (Linux)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time the process and its live children (the --workers processes)
+        have used so far, from /proc (Linux)."""
+        return sum(_cpu_seconds(pid) for pid in (self.pid, *_children(self.pid)))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -96,6 +95,18 @@ def _rss_bytes(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
     return int(line.split()[1]) * 1024
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # a child that has just exited
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def start_service(

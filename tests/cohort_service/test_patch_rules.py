@@ -297,6 +297,28 @@ def test_a_value_whose_simulation_or_profile_is_not_selected_is_invalid(alice, c
     assert set(violations) == {"simulation_positions[0]", "profile_personas[0].profile"}
 
 
+def test_a_position_selected_by_id_without_its_simulation_is_invalid_and_names_it(
+    alice, catalog: Catalog
+):
+    # The position's simulation is neither in the draft nor in the request: the store reads
+    # it apart from the slot's rows, to name it.
+    position = (
+        alice.patch(
+            simulations=["Onboarding"],
+            simulation_positions=[
+                draft_pb2.DraftSimulationPositionValue(simulation="Onboarding", title="Lead")
+            ],
+        )
+        .form_state.simulation_positions[0]
+        .id
+    )
+    _, _, violations = rejected(
+        alice.patch, simulations=["Renewal"], simulation_position_ids=[position]
+    )
+    assert set(violations) == {"simulation_position_ids[0]"}
+    assert "'Onboarding'" in violations["simulation_position_ids[0]"]
+
+
 def test_dropping_the_simulation_a_linked_position_needs_is_invalid(alice, catalog: Catalog):
     draft_id = alice.patch(
         simulations=["Onboarding"],

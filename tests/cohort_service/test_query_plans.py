@@ -11,6 +11,7 @@ from __future__ import annotations
 import peewee
 import pytest
 
+from cohort_service.v1 import draft_pb2
 from tests.support import count_queries
 
 CATALOG_TABLES = ("department", "simulation", "profile")
@@ -64,3 +65,32 @@ def test_resolution_by_id_and_name_together_uses_an_index_for_each(alice, server
         assert "department_pkey" in text and "department_name_key" in text, text
     else:
         assert "MULTI-INDEX OR" in text, text
+
+
+VALUE_TABLES = ("draft_name", "simulation_position")
+
+
+def test_a_drafts_value_resources_are_read_by_primary_key_not_by_owner(alice, server, catalog):
+    # With `owner = ?` in the statement SQLite chose the owner index and read every resource
+    # the owner ever created; the owner is now checked on the rows found by primary key.
+    positions = [
+        draft_pb2.DraftSimulationPositionValue(simulation="Onboarding", title=f"Lead {k}")
+        for k in range(10)  # with one id in `IN (...)` SQLite chose the primary key anyway
+    ]
+    draft_id = alice.patch(
+        name="n", simulations=["Onboarding"], simulation_positions=positions
+    ).draft_id
+    for _ in range(3):  # more resources of the same owner, which a read must not visit
+        alice.patch(name="other", simulations=["Onboarding"], simulation_positions=positions)
+    with count_queries(server.database) as counter:
+        alice.get(draft_id)
+    lookups = [
+        (sql, params)
+        for sql, params in counter.queries
+        if any(f'FROM "{table}"' in sql for table in VALUE_TABLES)
+    ]
+    assert len(lookups) == len(VALUE_TABLES), counter.statements
+    for sql, params in lookups:
+        text = "\n".join(_plan(server.database, sql, params))
+        assert "owner" not in text, (sql, text)
+        assert "autoindex" in text or "_pkey" in text, (sql, text)

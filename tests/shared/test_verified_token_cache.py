@@ -19,10 +19,12 @@ def _list(channel, metadata):
 
 
 def test_a_token_accepted_before_is_refused_once_it_expires(sqlite_url):
-    metadata = bearer("user:alice", ttl_seconds=1)
     with serve(SERVICE, sqlite_url) as server:
+        # Minted once the server is up, and valid for at least 2 s: a server start slowed by
+        # a loaded machine let a 1 s token expire before its first call.
+        metadata = bearer("user:alice", ttl_seconds=3)
         _list(server.channel, metadata)
-        time.sleep(2.1)  # exp has whole-second resolution
+        time.sleep(4.1)  # exp has whole-second resolution
         with pytest.raises(grpc.RpcError) as caught:
             _list(server.channel, metadata)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
