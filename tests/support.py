@@ -100,16 +100,9 @@ class _QueryCounter(logging.Handler):
 @contextlib.contextmanager
 def count_queries(database: peewee.Database | None = None) -> Iterator[_QueryCounter]:
     """Count the SQL statements peewee issues (in any thread) inside the block."""
-    logger = logging.getLogger("peewee")
     counter = _QueryCounter()
-    previous = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(counter)
-    try:
+    with _listening("peewee", counter, logging.DEBUG):
         yield counter
-    finally:
-        logger.removeHandler(counter)
-        logger.setLevel(previous)
 
 
 class LogWatcher(logging.Handler):
@@ -144,16 +137,23 @@ def watch_log(name: str, level: int = logging.INFO) -> Iterator[LogWatcher]:
     `watch_log("shared.access")` sees each call's line when its handler has returned, which is
     how a test learns that a call the client gave up on has finished on the server.
     """
-    logger = logging.getLogger(name)
     watcher = LogWatcher()
     watcher.setLevel(level)
+    with _listening(name, watcher, level):
+        yield watcher
+
+
+@contextlib.contextmanager
+def _listening(name: str, handler: logging.Handler, level: int) -> Iterator[None]:
+    """handler attached to logger `name` for the block, the logger letting level through."""
+    logger = logging.getLogger(name)
     previous = logger.level
     logger.setLevel(min(level, previous or level))
-    logger.addHandler(watcher)
+    logger.addHandler(handler)
     try:
-        yield watcher
+        yield
     finally:
-        logger.removeHandler(watcher)
+        logger.removeHandler(handler)
         logger.setLevel(previous)
 
 
