@@ -77,6 +77,22 @@ class CompiledQuery:
 
     def __call__(self, *args: Any) -> Iterable:
         """The rows of the query for these arguments (a peewee cursor wrapper)."""
+        template, cursor = self._execute(args)
+        return template.rows(cursor)
+
+    def first(self, *args: Any):
+        """The first row, or None."""
+        return next(iter(self(*args)), None)
+
+    def raw(self, *args: Any) -> Iterable[tuple]:
+        """The rows as the driver returns them: tuples, no field conversion at all.
+
+        For hot paths that map columns by hand (shared.columns reads the values that differ
+        between drivers): peewee's per-row conversion was a fifth to a half of their time.
+        """
+        return self._execute(args)[1]
+
+    def _execute(self, args: Sequence[Any]) -> tuple[_Template, Any]:
         target = self._database
         if isinstance(target, peewee.DatabaseProxy):
             target = target.obj
@@ -94,11 +110,7 @@ class CompiledQuery:
             template.constants[i] if slot is None else values[slot]
             for i, slot in enumerate(template.slots)
         ]
-        return template.rows(self._database.execute_sql(template.sql, params))
-
-    def first(self, *args: Any):
-        """The first row, or None."""
-        return next(iter(self(*args)), None)
+        return template, self._database.execute_sql(template.sql, params)
 
     def _template(self, shape: tuple, args: Sequence[Any]) -> _Template:
         with self._lock:
