@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cohort_service.models import Department, database, name_key
+from cohort_service.v1 import draft_pb2
 from tests.support import count_queries
 
 
@@ -40,3 +41,23 @@ def test_get_and_list_cost_the_same_queries_with_1_and_500_departments(alice, se
             alice.list()
         counts.append(counter.count)
     assert counts[0] == counts[1]
+
+
+def test_a_draft_read_again_costs_no_query_for_its_value_resources(alice, server, catalog):
+    # Value resources never change once committed: the process keeps those it read.
+    draft_id = alice.patch(
+        simulations=["Onboarding"],
+        name="Q1",
+        simulation_positions=[
+            draft_pb2.DraftSimulationPositionValue(simulation="Onboarding", title=f"P{n}")
+            for n in range(3)
+        ],
+    ).draft_id
+    first = alice.get(draft_id)
+    with count_queries(server.database) as counter:
+        again = alice.get(draft_id)
+    assert again == first
+    read = " ".join(counter.statements)
+    assert '"simulation"' in read  # catalog entries can be renamed: always read
+    assert '"simulation_position"' not in read
+    assert '"draft_name"' not in read
