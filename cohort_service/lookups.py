@@ -85,7 +85,7 @@ class _OwnedRows:
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._columns: OrderedDict[tuple[Slot, uuid.UUID], dict] = OrderedDict()
+        self._columns: OrderedDict[tuple[str, uuid.UUID], dict] = OrderedDict()  # (slot name, id)
         self._lock = threading.Lock()
 
     def get(self, slot: Slot, ids: list[uuid.UUID]) -> tuple[list[peewee.Model], list]:
@@ -93,18 +93,18 @@ class _OwnedRows:
         found, missing = [], []
         with self._lock:
             for item_id in ids:
-                columns = self._columns.get((slot, item_id))
+                columns = self._columns.get((slot.name, item_id))
                 if columns is None:
                     missing.append(item_id)
                 else:
-                    self._columns.move_to_end((slot, item_id))
+                    self._columns.move_to_end((slot.name, item_id))
                     found.append(columns)
         return [_row(slot.item, columns) for columns in found], missing
 
     def put(self, slot: Slot, rows: Iterable[peewee.Model]) -> None:
         with self._lock:
             for row in rows:
-                self._columns[(slot, row.id)] = dict(row.__data__)
+                self._columns[(slot.name, row.id)] = dict(row.__data__)
             while len(self._columns) > self._capacity:
                 self._columns.popitem(last=False)
 
