@@ -62,11 +62,21 @@ class _Template:
         return wrapper
 
 
+def unconverted(marker: Any) -> peewee.Value:
+    """An argument its field would convert (a boolean, a blob), handed to the driver as it is.
+
+    For writes: sqlite3 and psycopg2 both take Python booleans and bytes themselves.
+    """
+    return peewee.Value(marker, converter=False)
+
+
 class CompiledQuery:
     """`build(*args)` -> a peewee query; call with the same kinds of arguments to run it.
 
     An argument is one value or a list of values; every argument must reach the SQL as a
-    parameter unchanged by its field (text and UUID columns), which is checked once per shape.
+    parameter unchanged by its field (text, UUID, number and time columns; wrap others in
+    `unconverted`), which is checked once per shape. Writes work too: pass every column
+    value as an argument, since a field's default (a creation time) would be compiled in.
     """
 
     def __init__(self, database: peewee.Database, build: Callable[..., peewee.BaseQuery]):
