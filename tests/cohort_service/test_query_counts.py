@@ -61,3 +61,13 @@ def test_a_draft_read_again_costs_no_query_for_its_value_resources(alice, server
     assert '"simulation"' in read  # catalog entries can be renamed: always read
     assert '"simulation_position"' not in read
     assert '"draft_name"' not in read
+
+
+def test_a_patch_claims_its_idempotency_key_without_a_savepoint(alice, server):
+    # INSERT ... ON CONFLICT DO NOTHING: the two statements of a savepoint are gone.
+    draft_id = alice.patch(name="warm-up").draft_id
+    with count_queries(server.database) as counter:
+        alice.patch(draft_id=draft_id, name="Q2", idempotency_key="k-1")
+        alice.patch(draft_id=draft_id, name="Q2", idempotency_key="k-1")  # a replay
+    assert not [s for s in counter.statements if "SAVEPOINT" in s.upper()]
+    assert len([s for s in counter.statements if "ON CONFLICT" in s]) == 2
