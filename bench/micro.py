@@ -53,13 +53,19 @@ class _Details(grpc.HandlerCallDetails):
 
 
 class _Context:
-    """The two things the interceptor asks of a ServicerContext."""
+    """What the interceptor and shared.calls ask of a ServicerContext."""
 
     def __init__(self, metadata) -> None:
         self._metadata = metadata
 
     def invocation_metadata(self):
         return self._metadata
+
+    def time_remaining(self):
+        return None  # no deadline, as the bench's own clients set none
+
+    def is_active(self) -> bool:
+        return True
 
     def abort_with_status(self, status):
         raise RuntimeError(f"call failed: {status.code} {status.details}")

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import peewee
 
 from cohort_service.models import database
-from cohort_service.slots import FLAGS, SLOTS
-from shared.compiled import CompiledQuery
+from cohort_service.slots import FLAGS, SLOTS, Slot
+from shared.compiled import CompiledQuery, unconverted
 
 Ids = tuple[uuid.UUID, ...]
 
@@ -161,13 +161,29 @@ def save_form(draft_id: uuid.UUID, old: Form, new: Form) -> None:
         after = [(i, i in new.pending) for i in new.items[slot.name]]
         if before == after:
             continue
-        link = slot.link
+        delete, insert = _link_writes(slot)
         if before:
-            link.delete().where(link.draft == draft_id).execute()
+            delete.raw(draft_id)
         if after:
-            link.insert_many(
-                [
-                    {"draft": draft_id, "item": item, "pending": is_pending, "position": position}
-                    for position, (item, is_pending) in enumerate(after)
-                ]
-            ).execute()
+            insert.raw(
+                [draft_id] * len(after),
+                [item for item, _ in after],
+                [is_pending for _, is_pending in after],
+                list(range(len(after))),
+            )
+
+
+@functools.cache
+def _link_writes(slot: Slot) -> tuple[CompiledQuery, CompiledQuery]:
+    """The slot's link rewrite, compiled (shared.compiled): each peewee insert took ~100 µs
+    to build, and a typical patch rewrites two slots. The insert takes one list per column."""
+    link = slot.link
+    delete = CompiledQuery(database, lambda draft: link.delete().where(link.draft == draft))
+    insert = CompiledQuery(
+        database,
+        lambda drafts, items, pending, positions: link.insert_many(
+            zip(drafts, items, map(unconverted, pending), positions, strict=True),
+            fields=[link.draft, link.item, link.pending, link.position],
+        ),
+    )
+    return delete, insert

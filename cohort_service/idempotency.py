@@ -1,7 +1,7 @@
 """Idempotency keys (rule 8): the first response to (principal, key) is the only one.
 
 The unique (principal, key) row decides the winner among concurrent repeats: the first
-transaction to insert it does the work; the others wait on the index, fail to insert,
+transaction to insert it does the work; the others wait on the index, insert nothing,
 and read the response the winner stored before committing.
 """
 
@@ -9,12 +9,38 @@ from __future__ import annotations
 
 import hashlib
 
-import peewee
-
-from cohort_service.models import IdempotencyRecord, database
+from cohort_service.models import IdempotencyRecord, database, utcnow
+from shared.compiled import CompiledQuery, unconverted
 from shared.errors import InvalidArgument
 
 KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+
+
+def _is_record(principal, key):
+    return (IdempotencyRecord.principal == principal) & (IdempotencyRecord.key == key)
+
+
+# ON CONFLICT DO NOTHING, not a failing INSERT in a savepoint: two statements fewer, same
+# queue (PostgreSQL makes it wait for a concurrent uncommitted insert of the key, then do
+# nothing if that one commits; SQLite writers queue on the write lock). Compiled
+# (shared.compiled), as the other writes of a patch: building them was ~30 % of its CPU.
+_CLAIM = CompiledQuery(
+    database,
+    lambda principal, key, fingerprint, now: IdempotencyRecord.insert(
+        principal=principal, key=key, fingerprint=fingerprint, created_at=now
+    ).on_conflict(
+        action="NOTHING", conflict_target=[IdempotencyRecord.principal, IdempotencyRecord.key]
+    ),
+)
+_RECORD = CompiledQuery(
+    database, lambda principal, key: IdempotencyRecord.select().where(_is_record(principal, key))
+)
+_REMEMBER = CompiledQuery(
+    database,
+    lambda response, principal, key: IdempotencyRecord.update(response=unconverted(response)).where(
+        _is_record(principal, key)
+    ),
+)
 
 
 def fingerprint(request) -> str:
@@ -31,17 +57,9 @@ def claim(principal: str, key: str, request_fingerprint: str) -> bytes | None:
     Must run inside the caller's transaction, before anything else is written, so that
     a failing call releases the key with the rest of its work.
     """
-    try:
-        with database.atomic():  # a savepoint: the conflict must not abort the outer transaction
-            IdempotencyRecord.insert(
-                principal=principal, key=key, fingerprint=request_fingerprint
-            ).execute()
+    if _CLAIM.raw(principal, key, request_fingerprint, utcnow()).rowcount == 1:
         return None
-    except peewee.IntegrityError:
-        pass
-    record = IdempotencyRecord.get(
-        (IdempotencyRecord.principal == principal) & (IdempotencyRecord.key == key)
-    )
+    record = _RECORD.first(principal, key)
     if record.fingerprint != request_fingerprint:
         raise InvalidArgument(
             "this idempotency_key was already used for a different request",
@@ -59,6 +77,4 @@ def claim(principal: str, key: str, request_fingerprint: str) -> bytes | None:
 
 def remember(principal: str, key: str, response: bytes) -> None:
     """Store the response of the call that claimed the key (same transaction)."""
-    IdempotencyRecord.update(response=response).where(
-        (IdempotencyRecord.principal == principal) & (IdempotencyRecord.key == key)
-    ).execute()
+    _REMEMBER.raw(response, principal, key)

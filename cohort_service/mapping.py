@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
 
 from cohort_service import models
 from cohort_service.forms import Form
 from cohort_service.lookups import Rows
 from cohort_service.slots import SLOTS, SlotKind
 from cohort_service.v1 import catalog_pb2, draft_pb2
-
-
-def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    """A Timestamp from a naive UTC datetime, as the store keeps them."""
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
+from shared.columns import timestamp  # by arithmetic: Timestamp.FromDatetime costs 3 times more
 
 # ---------------------------------------------------------------------------
 # Catalog

@@ -17,7 +17,7 @@ from cohort_service.drafts import (
     rows_for,
 )
 from cohort_service.forms import Change, Form, apply_change, load_forms, save_form
-from cohort_service.lookups import Rows, fetch_rows
+from cohort_service.lookups import Rows, fetch_rows, insert_values
 from cohort_service.models import (
     Draft,
     DraftState,
@@ -30,6 +30,7 @@ from cohort_service.patch_request import read_idempotency_key, read_patch
 from cohort_service.resolve import check_form, resolve
 from cohort_service.slots import PENDING_PATH, SLOTS
 from cohort_service.v1 import draft_service_pb2
+from shared.compiled import CompiledQuery
 from shared.errors import FailedPrecondition, NotFound, Violations
 from shared.failpoints import failpoint
 
@@ -77,9 +78,7 @@ def patch_draft(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
         violations.raise_if_any()
         for slot in SLOTS:
             if resolution.new_rows[slot.name]:
-                slot.item.insert_many(
-                    [row.__data__ for row in resolution.new_rows[slot.name]]
-                ).execute()
+                insert_values(slot, resolution.new_rows[slot.name])
         if request.soft:
             response = _stage(owner, key, draft, result, resolution.change, rows)
         else:
@@ -116,7 +115,16 @@ def _advance(draft: Draft, now) -> None:
     draft.revision += 1
     draft.state = DraftState.ACTIVE
     draft.update_time = now
-    draft.save()
+    _ADVANCE.raw(draft.revision, draft.state, now, draft.id)
+
+
+# Compiled (shared.compiled); draft.save() built an UPDATE of every column, each patch.
+_ADVANCE = CompiledQuery(
+    database,
+    lambda revision, state, now, draft_id: Draft.update(
+        revision=revision, state=state, update_time=now
+    ).where(Draft.id == draft_id),
+)
 
 
 def _stage(

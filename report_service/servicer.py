@@ -81,10 +81,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
 
     def GetReport(self, request, context) -> report_pb2.Report:
         report_id = _checked_id("id", request.id)
-        with read_transaction(database):
-            return store.report_message(
-                store.visible_report(report_id, current_principal().subject)
-            )
+        return store.visible_report_message(report_id, current_principal().subject)
 
     def ListReports(self, request, context) -> report_service_pb2.ListReportsResponse:
         size = page_size(request.page_size)

@@ -62,11 +62,21 @@ class _Template:
         return wrapper
 
 
+def unconverted(marker: Any) -> peewee.Value:
+    """An argument its field would convert (a boolean, a blob), handed to the driver as it is.
+
+    For writes: sqlite3 and psycopg2 both take Python booleans and bytes themselves.
+    """
+    return peewee.Value(marker, converter=False)
+
+
 class CompiledQuery:
     """`build(*args)` -> a peewee query; call with the same kinds of arguments to run it.
 
     An argument is one value or a list of values; every argument must reach the SQL as a
-    parameter unchanged by its field (text and UUID columns), which is checked once per shape.
+    parameter unchanged by its field (text, UUID, number and time columns; wrap others in
+    `unconverted`), which is checked once per shape. Writes work too: pass every column
+    value as an argument, since a field's default (a creation time) would be compiled in.
     """
 
     def __init__(self, database: peewee.Database, build: Callable[..., peewee.BaseQuery]):
@@ -77,6 +87,22 @@ class CompiledQuery:
 
     def __call__(self, *args: Any) -> Iterable:
         """The rows of the query for these arguments (a peewee cursor wrapper)."""
+        template, cursor = self._execute(args)
+        return template.rows(cursor)
+
+    def first(self, *args: Any):
+        """The first row, or None."""
+        return next(iter(self(*args)), None)
+
+    def raw(self, *args: Any) -> Iterable[tuple]:
+        """The rows as the driver returns them: tuples, no field conversion at all.
+
+        For hot paths that map columns by hand (shared.columns reads the values that differ
+        between drivers): peewee's per-row conversion was a fifth to a half of their time.
+        """
+        return self._execute(args)[1]
+
+    def _execute(self, args: Sequence[Any]) -> tuple[_Template, Any]:
         target = self._database
         if isinstance(target, peewee.DatabaseProxy):
             target = target.obj
@@ -94,11 +120,7 @@ class CompiledQuery:
             template.constants[i] if slot is None else values[slot]
             for i, slot in enumerate(template.slots)
         ]
-        return template.rows(self._database.execute_sql(template.sql, params))
-
-    def first(self, *args: Any):
-        """The first row, or None."""
-        return next(iter(self(*args)), None)
+        return template, self._database.execute_sql(template.sql, params)
 
     def _template(self, shape: tuple, args: Sequence[Any]) -> _Template:
         with self._lock:

@@ -285,6 +285,29 @@ def test_value_resources_are_created_and_can_be_selected_again_by_id(alice, cata
     ]
 
 
+def test_another_principals_value_resource_stays_unknown_after_its_owner_read_it(
+    alice, bob, catalog: Catalog
+):
+    # The owner's reads keep the row in the process (lookups._OwnedRows); the owner check
+    # must still apply to every later use of it.
+    draft = alice.patch(
+        simulations=["Onboarding"],
+        simulation_positions=[
+            draft_pb2.DraftSimulationPositionValue(simulation="Onboarding", title="Lead")
+        ],
+        name="Mine",
+    )
+    position = draft.form_state.simulation_positions[0].id
+    name_id = draft.form_state.name.id
+    alice.get(draft.draft_id)
+    code, _, violations = rejected(
+        bob.patch, simulations=["Onboarding"], simulation_position_ids=[position], name_id=name_id
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(violations) == {"simulation_position_ids[0]", "name_id"}
+    assert alice.get(draft.draft_id).simulation_positions[0].title == "Lead"
+
+
 def test_a_value_whose_simulation_or_profile_is_not_selected_is_invalid(alice, catalog: Catalog):
     _, _, violations = rejected(
         alice.patch,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cohort_service.models import Department, database, name_key
+from cohort_service.v1 import draft_pb2
 from tests.support import count_queries
 
 
@@ -40,3 +41,33 @@ def test_get_and_list_cost_the_same_queries_with_1_and_500_departments(alice, se
             alice.list()
         counts.append(counter.count)
     assert counts[0] == counts[1]
+
+
+def test_a_draft_read_again_costs_no_query_for_its_value_resources(alice, server, catalog):
+    # Value resources never change once committed: the process keeps those it read.
+    draft_id = alice.patch(
+        simulations=["Onboarding"],
+        name="Q1",
+        simulation_positions=[
+            draft_pb2.DraftSimulationPositionValue(simulation="Onboarding", title=f"P{n}")
+            for n in range(3)
+        ],
+    ).draft_id
+    first = alice.get(draft_id)
+    with count_queries(server.database) as counter:
+        again = alice.get(draft_id)
+    assert again == first
+    read = " ".join(counter.statements)
+    assert '"simulation"' in read  # catalog entries can be renamed: always read
+    assert '"simulation_position"' not in read
+    assert '"draft_name"' not in read
+
+
+def test_a_patch_claims_its_idempotency_key_without_a_savepoint(alice, server):
+    # INSERT ... ON CONFLICT DO NOTHING: the two statements of a savepoint are gone.
+    draft_id = alice.patch(name="warm-up").draft_id
+    with count_queries(server.database) as counter:
+        alice.patch(draft_id=draft_id, name="Q2", idempotency_key="k-1")
+        alice.patch(draft_id=draft_id, name="Q2", idempotency_key="k-1")  # a replay
+    assert not [s for s in counter.statements if "SAVEPOINT" in s.upper()]
+    assert len([s for s in counter.statements if "ON CONFLICT" in s]) == 2

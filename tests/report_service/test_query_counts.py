@@ -57,3 +57,13 @@ def test_commit_costs_the_same_queries_for_1_and_10_users_settings(john, server)
     assert _commit_count(john, server, "team:a", 2, 1) == _commit_count(
         john, server, "team:b", 2, 10
     )
+
+
+def test_get_report_reads_the_report_and_its_datasets_in_one_statement(john, server):
+    john.create(id=ORIGINAL, datasets=_datasets(3))
+    john.create(id="team:no-datasets", datasets=[])
+    for report_id, datasets in ((ORIGINAL, ["d0", "d1", "d2"]), ("team:no-datasets", [])):
+        with count_queries(server.database) as counter:
+            report = john.call("GetReport", id=report_id)
+        assert [d.dataset_id for d in report.datasets] == datasets
+        assert len(counter.statements) == 1, counter.statements

@@ -57,6 +57,20 @@ def test_get_report_returns_an_original_to_every_caller(john, alice):
     assert alice.call("GetReport", id=created.id) == created
 
 
+@pytest.mark.parametrize("size", [1, 20, 2000], ids=["small", "medium", "large"])
+def test_get_report_returns_defn_and_settings_as_created_however_often_it_is_read(john, size):
+    # Small texts are served from mapping's cache of serialized Structs, large ones parsed.
+    defn = {"visuals": [{"kind": "bar", "n": n, "on": n % 2 == 0} for n in range(size)]}
+    settings = {"theme": {"dark": True, "accent": None}, "tags": ["a", 1.5]}
+    created = john.create(defn=struct(defn), settings=struct(settings))
+    for _ in range(3):
+        report = john.call("GetReport", id=created.id)
+        assert as_dict(report.defn) == as_dict(created.defn) == as_dict(struct(defn))
+        assert as_dict(report.settings) == as_dict(struct(settings))
+        assert report.created_at == created.created_at
+        assert report.enable_filter is created.enable_filter
+
+
 def test_list_reports_returns_originals_only_in_id_order_page_by_page(john, alice):
     ids = [f"team:report-{n}" for n in (3, 1, 4, 5, 2)]
     for report_id in ids:

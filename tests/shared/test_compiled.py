@@ -7,7 +7,7 @@ import uuid
 import peewee
 import pytest
 
-from shared.compiled import CompiledQuery
+from shared.compiled import CompiledQuery, unconverted
 from shared.db import open_database
 from tests.support import count_queries
 
@@ -90,3 +90,20 @@ def test_a_compiled_query_refuses_an_argument_its_field_would_convert(teams):
     compiled = CompiledQuery(proxy, lambda active: Team.select().where(Team.active == active))
     with pytest.raises(ValueError, match="unconverted"):
         compiled(False)
+
+
+def test_a_compiled_insert_writes_booleans_through_unconverted_for_lists_of_any_length(teams):
+    insert = CompiledQuery(
+        proxy,
+        lambda ids, names, sizes, active: Team.insert_many(
+            zip(ids, names, sizes, map(unconverted, active), strict=True),
+            fields=[Team.id, Team.name, Team.size, Team.active],
+        ),
+    )
+    for count in (1, 3, 1):
+        ids = [uuid.uuid4() for _ in range(count)]
+        flags = [k % 2 == 0 for k in range(count)]
+        insert.raw(ids, [f"new {k}" for k in range(count)], list(range(count)), flags)
+        assert [(t.id, t.active) for t in _by_ids(ids).order_by(Team.size)] == list(
+            zip(ids, flags, strict=True)
+        )
