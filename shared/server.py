@@ -34,6 +34,9 @@ _LOGGER = logging.getLogger(__name__)
 # servicers are CPU-bound Python, so threads beyond a few only contend for the GIL: bench,
 # SQLite, C=16, 4 threads against 16 (interleaved runs) served GetCohortDraft 1.4x faster at
 # 30-40% less CPU per call, with p99 1.3x p50 instead of 1.7x. Calls beyond it queue.
+# Fewer would be cheaper still (1-2 threads: 15-30% less CPU per call, README Performance),
+# but a call waiting on a lock, a driver or PostgreSQL holds its thread, and with one or two
+# such calls every other call, health checks included, would stall behind them.
 THREADS = 4
 MAX_CONCURRENT_RPCS = 128  # beyond this, RESOURCE_EXHAUSTED instead of an ever longer queue
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # larger requests are refused with RESOURCE_EXHAUSTED
