@@ -59,6 +59,14 @@ def _check_optional_id(violations: Violations, field: str, value: Any) -> None:
         _check_length(violations, field, value, 0, ID_MAX_LENGTH)
 
 
+def _check_count(violations: Violations, field: str, values, limit: int) -> bool:
+    """True when values has at most limit entries; otherwise one violation for the list."""
+    if len(values) > limit:
+        violations.add(field, f"must have at most {limit} entries, got {len(values)}")
+        return False
+    return True
+
+
 def _check_bool(violations: Violations, field: str, value: Any) -> None:
     if not isinstance(value, bool):
         violations.add(field, f"must be true or false, got {type(value).__name__}")
@@ -68,8 +76,7 @@ def _check_datasets(violations: Violations, field: str, value: Any) -> None:
     if not isinstance(value, list):
         violations.add(field, f"must be a list, got {type(value).__name__}")
         return
-    if len(value) > DATASETS_MAX:
-        violations.add(field, f"must have at most {DATASETS_MAX} entries, got {len(value)}")
+    if not _check_count(violations, field, value, DATASETS_MAX):
         return
     for index, dataset in enumerate(value):
         path = f"{field}[{index}]"
@@ -145,11 +152,8 @@ def refuse_long_lists(message: Message, prefix: str) -> None:
     """
     violations = Violations()
     for field, value in message.ListFields():
-        if field.is_repeated and len(value) > DATASETS_MAX:
-            violations.add(
-                f"{prefix}.{field.name}",
-                f"must have at most {DATASETS_MAX} entries, got {len(value)}",
-            )
+        if field.is_repeated:
+            _check_count(violations, f"{prefix}.{field.name}", value, DATASETS_MAX)
     violations.raise_if_any()
 
 
@@ -159,11 +163,7 @@ def update_paths(
     """The editable fields an UpdateReport replaces; a bad path is a violation of update_mask."""
     if not mask.paths:
         return populated(report)
-    if len(mask.paths) > MASK_PATHS_MAX:
-        violations.add(
-            "update_mask.paths",
-            f"must have at most {MASK_PATHS_MAX} entries, got {len(mask.paths)}",
-        )
+    if not _check_count(violations, "update_mask.paths", mask.paths, MASK_PATHS_MAX):
         return ()
     if "*" in mask.paths:
         return fields.EDITABLE
