@@ -199,8 +199,6 @@ def acknowledge(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
     key, accept = request.idempotency_key, request.accept
     with database.atomic():
         proposal, decided_now = _claim_decision(owner, key, patch.draft_id, accept)
-        if decided_now:
-            failpoint("cohort.ack.after_decision")
         if not decided_now:
             was_accepted = proposal.decision == ProposalDecision.ACCEPTED
             if was_accepted != accept:
@@ -210,6 +208,7 @@ def acknowledge(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
                     reason=PROPOSAL_ALREADY_DECIDED,
                 )
             return PatchResponse.FromString(bytes(proposal.decision_response))
+        failpoint("cohort.ack.after_decision")
         response = _accept(owner, proposal) if accept else _reject(owner, proposal)
         Proposal.update(decision_response=response.SerializeToString(deterministic=True)).where(
             Proposal.id == proposal.id
