@@ -74,6 +74,16 @@ def _select_report(report_id: str, *, lock: bool = False) -> Report | None:
     return query.first(report_id)
 
 
+def _checked_visible(row, report_id: str, principal: str):
+    """row if principal may see it (an original, or principal's own draft); else NOT_FOUND.
+
+    Another principal's draft is NOT_FOUND too: its existence is not revealed.
+    """
+    if row is None or (row.editing_id is not None and row.owner_id != principal):
+        raise _not_found(report_id)
+    return row
+
+
 def _not_found(report_id: str) -> NotFound:
     return NotFound(f"there is no report {report_id!r}", reason=REPORT_NOT_FOUND)
 
@@ -83,18 +93,14 @@ def visible_report(report_id: str, principal: str) -> Report:
 
     Another principal's draft is NOT_FOUND too: its existence is not revealed.
     """
-    row = _select_report(report_id)
-    if row is None or (row.editing_id is not None and row.owner_id != principal):
-        raise _not_found(report_id)
-    return row
+    return _checked_visible(_select_report(report_id), report_id, principal)
 
 
 def visible_report_message(report_id: str, principal: str) -> report_pb2.Report:
     """visible_report(report_id, principal) as a message, with its datasets; one statement."""
     rows = list(_REPORT_WITH_DATASETS.raw(report_id))
     stored = mapping.StoredReport._make(rows[0][:-2]) if rows else None
-    if stored is None or (stored.editing_id is not None and stored.owner_id != principal):
-        raise _not_found(report_id)
+    _checked_visible(stored, report_id, principal)
     datasets = [{"dataset_id": row[-2], "alias": row[-1]} for row in rows if row[-2] is not None]
     return mapping.report_to_proto(stored, datasets)
 
@@ -105,9 +111,7 @@ def original_report(report_id: str, principal: str, *, lock: bool = False) -> Re
     NOT_FOUND unless it is visible to principal; FAILED_PRECONDITION for principal's own draft,
     since the draft RPCs take the id of the original.
     """
-    row = _select_report(report_id, lock=lock)
-    if row is None or (row.editing_id is not None and row.owner_id != principal):
-        raise _not_found(report_id)
+    row = _checked_visible(_select_report(report_id, lock=lock), report_id, principal)
     if row.editing_id is not None:
         raise FailedPrecondition(
             f"{report_id!r} is a draft; the draft RPCs take the id of the original report "
