@@ -199,9 +199,7 @@ def to_status(exc: BaseException, domain: str) -> status_pb2.Status:
     if exc.violations:
         details.append(_pack(_bad_request(exc.violations)))
     return status_pb2.Status(
-        code=getattr(code_pb2, exc.code.name),
-        message=_shorten(exc.message, _MAX_MESSAGE),
-        details=details,
+        code=getattr(code_pb2, exc.code.name), message=_message(exc), details=details
     )
 
 
@@ -212,10 +210,48 @@ def to_status(exc: BaseException, domain: str) -> status_pb2.Status:
 _MAX_TEXT = 160  # characters of a field path, description or ErrorInfo value
 _MAX_MESSAGE = 200
 _VIOLATIONS_BUDGET = 2000  # bytes of serialized BadRequest
+# The message with its summary of violations (what `buf curl` and grpcurl show first: their
+# BadRequest is base64). grpc-message is percent-encoded, up to 3 characters per byte: bounded
+# in UTF-8 bytes, so the whole trailer block stays well inside 8 KiB (about 6 KB at worst).
+_SUMMARY_PAIRS = 3
+_SUMMARY_FIELD, _SUMMARY_TEXT = 60, 120  # characters of a field path, of a description
+_MAX_MESSAGE_BYTES = 512
 
 
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _shorten_bytes(text: str, limit: int) -> str:
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - len("…".encode())].decode(errors="ignore") + "…"
+
+
+def _message(exc: ServiceError) -> str:
+    """exc's message, then its first violations as `field: problem` pairs and how many more.
+
+    The first pair is always there (shortened if need be); the next ones only while the
+    message stays within its byte budget.
+    """
+    head = _shorten(exc.message, _MAX_MESSAGE)
+    if not exc.violations:
+        return _shorten_bytes(head, _MAX_MESSAGE_BYTES)
+    pairs = [
+        f"{_shorten(field, _SUMMARY_FIELD)}: " * bool(field) + _shorten(text, _SUMMARY_TEXT)
+        for field, text in exc.violations[:_SUMMARY_PAIRS]
+    ]
+    for shown in range(len(pairs), 0, -1):
+        more = len(exc.violations) - shown
+        message = f"{head}: {'; '.join(pairs[:shown])}" + (f" (and {more} more)" if more else "")
+        if len(message.encode()) <= _MAX_MESSAGE_BYTES or shown == 1:
+            break
+    if len(message.encode()) > _MAX_MESSAGE_BYTES:  # the head gives way to the first pair
+        tail = message[len(head) :]
+        head = _shorten_bytes(head, max(_MAX_MESSAGE_BYTES - len(tail.encode()), 40))
+        message = _shorten_bytes(head + tail, _MAX_MESSAGE_BYTES)
+    return message
 
 
 def _bad_request(violations: list[tuple[str, str]]) -> error_details_pb2.BadRequest:

@@ -192,6 +192,8 @@ class Failure:
 
 
 def failure(error: grpc.RpcError) -> Failure:
+    """The failure's parts; every test that decodes one also checks its message names the
+    first violation (a person reading `buf curl` output sees no decoded details)."""
     status = rpc_status.from_call(error)
     info, bad_request = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
     for detail in status.details:
@@ -199,11 +201,20 @@ def failure(error: grpc.RpcError) -> Failure:
             detail.Unpack(info)
         elif detail.Is(bad_request.DESCRIPTOR):
             detail.Unpack(bad_request)
+    violations = [(v.field, v.description) for v in bad_request.field_violations]
+    if violations:
+        assert_summarised(status.message, violations)
     return Failure(
         code=error.code(),
         message=status.message,
         reason=info.reason,
         domain=info.domain,
         metadata=dict(info.metadata),
-        violations=[(v.field, v.description) for v in bad_request.field_violations],
+        violations=violations,
     )
+
+
+def assert_summarised(message: str, violations: list[tuple[str, str]]) -> None:
+    """The message names the first violation (its start: long texts are shortened)."""
+    field, text = violations[0]
+    assert field[:30] in message and text[:30] in message, (message, violations[0])

@@ -144,6 +144,20 @@ def test_a_thousand_bad_ids_and_a_huge_value_still_get_a_readable_bad_request(se
     assert "more invalid fields are not listed" in found.violations[-1][1]
 
 
+def test_a_summary_of_four_byte_characters_still_fits_the_trailers(servers):
+    # grpc-message is percent-encoded: each byte of U+1F600 costs 3 characters of trailer.
+    server, world = servers.get("cohort")
+    request = draft_service_pb2.PatchCohortDraftRequest(
+        draft_id=world.ids["draft"],
+        department_ids=["\U0001f600" * 100_000] + ["\U0001f600" * 200] * 999,
+        departments=["\U0001f600" * 200] * 999,
+    )
+    found = _refused(server, "cohort", "PatchCohortDraft", request)
+    assert found.code == grpc.StatusCode.INVALID_ARGUMENT  # not RESOURCE_EXHAUSTED: received
+    assert found.message.startswith("the request has invalid fields: department_ids[0]: ")
+    assert len(found.message.encode()) <= 512
+
+
 # ---------------------------------------------------------------------------
 # Forged page tokens: a NUL reached PostgreSQL, a 65-bit integer SQLite, deep JSON recursion
 # ---------------------------------------------------------------------------

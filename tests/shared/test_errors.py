@@ -6,8 +6,11 @@ import grpc
 import peewee
 import pytest
 from google.rpc import code_pb2, error_details_pb2
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared import errors
+from tests.support import assert_summarised
 
 ERROR_CLASSES = [
     cls
@@ -65,3 +68,34 @@ def test_unexpected_errors_are_internal_and_reveal_nothing():
 def test_does_not_exist_is_not_found_without_sql():
     status = errors.to_status(peewee.DoesNotExist("SELECT * FROM report WHERE id = 1"), "svc")
     assert status.code == code_pb2.NOT_FOUND and "SELECT" not in status.message
+
+
+def test_the_message_of_an_invalid_argument_sums_up_its_first_violations():
+    violations = errors.Violations()
+    violations.add("departments[1]", 'no department named "Salse"')
+    violations.add("name", "longer than 200 characters")
+    for index in range(4):
+        violations.add(f"profiles[{index}]", "is empty")
+    with pytest.raises(errors.InvalidArgument) as caught:
+        violations.raise_if_any()
+    status = errors.to_status(caught.value, "cohort-service")
+    assert status.message == (
+        'the request has invalid fields: departments[1]: no department named "Salse"; '
+        "name: longer than 200 characters; profiles[0]: is empty (and 3 more)"
+    )
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[1].Unpack(bad_request)
+    assert len(bad_request.field_violations) == 6  # the details stay as they were
+
+
+TEXT = st.text(st.characters(codec="utf-8"), max_size=400)
+
+
+@given(
+    message=TEXT,
+    violations=st.lists(st.tuples(TEXT, TEXT), min_size=1, max_size=50),
+)
+def test_any_violations_put_their_first_in_a_message_of_bounded_size(message, violations):
+    status = errors.to_status(errors.InvalidArgument(message, violations), "svc")
+    assert len(status.message.encode()) <= 512
+    assert_summarised(status.message, violations)
