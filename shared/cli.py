@@ -8,10 +8,12 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+import peewee
 from google.protobuf import descriptor_pool
 
 from shared.auth import mint_token
 from shared.config import ConfigError, Settings, load_settings
+from shared.db import describe_database
 from shared.server import close_store, open_store, serve, serve_workers
 from shared.service import ServiceDefinition
 from shared.v1 import auth_pb2
@@ -58,8 +60,14 @@ def _dev_banner(definition: ServiceDefinition, settings: Settings, port: int) ->
     )
 
 
+def _announce_database(definition: ServiceDefinition, settings: Settings) -> None:
+    """Say which database a command uses, before it opens (and maybe creates) it."""
+    print(f"{definition.name}: database {describe_database(settings.database_url)}", flush=True)
+
+
 def _serve(definition: ServiceDefinition, args: argparse.Namespace) -> int:
     settings = _settings(definition, args)
+    _announce_database(definition, settings)
 
     def announce(line: str) -> None:
         print(line, flush=True)
@@ -74,8 +82,9 @@ def _serve(definition: ServiceDefinition, args: argparse.Namespace) -> int:
 
 def _migrate(definition: ServiceDefinition, args: argparse.Namespace) -> int:
     settings = _settings(definition, args, require_auth=False)
+    _announce_database(definition, settings)
     close_store(open_store(definition, settings))
-    print(f"{definition.name}: migrations applied to {settings.database_url}")
+    print(f"{definition.name}: migrations applied")
     return 0
 
 
@@ -90,6 +99,7 @@ def _token(definition: ServiceDefinition, args: argparse.Namespace) -> int:
 
 def _command(definition: ServiceDefinition, name: str, args: argparse.Namespace) -> int:
     settings = _settings(definition, args, require_auth=False)
+    _announce_database(definition, settings)
     database = open_store(definition, settings)
     try:
         return definition.commands[name].run(args)
@@ -168,3 +178,7 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> No
     except ConfigError as exc:
         print(f"{definition.name}: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except peewee.OperationalError as exc:  # refused, unreachable, or a file it cannot open
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"{definition.name}: error: cannot use the database: {first_line}", file=sys.stderr)
+        sys.exit(1)

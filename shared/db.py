@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 
 import peewee
 from playhouse.migrations import Runner
@@ -39,7 +39,10 @@ def open_database(url: str) -> peewee.Database:
         path = Path(unquote(url[len("sqlite:///") :]))
         if not path.name:
             raise ConfigError(f"database URL {url!r} names no file")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"database URL {url!r}: cannot create {path.parent}: {exc}") from None
         return QueuedWriterSqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
     parsed = urlparse(url)
     if parsed.scheme in ("postgresql", "postgres"):
@@ -58,6 +61,22 @@ def open_database(url: str) -> peewee.Database:
             **{"connect_timeout": 5, **dict(parse_qsl(parsed.query))},
         )
     raise ConfigError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+
+
+def describe_database(url: str) -> str:
+    """Which database url means, for an operator: a SQLite file's absolute path (a relative
+    one is taken from the working directory), or the PostgreSQL URL without its password."""
+    if url.startswith("sqlite:///"):
+        path = Path(unquote(url[len("sqlite:///") :])).absolute()
+        return f"SQLite file {path}" + ("" if path.exists() else " (new: created now)")
+    parsed = urlparse(url)
+    netloc = parsed.hostname or ""
+    if parsed.port:
+        netloc = f"{netloc}:{parsed.port}"
+    if parsed.username:
+        netloc = f"{parsed.username}@{netloc}"
+    query = urlencode([(k, v) for k, v in parse_qsl(parsed.query) if k != "password"])
+    return f"PostgreSQL {parsed._replace(netloc=netloc, query=query).geturl()}"
 
 
 class CallBoundPostgresqlDatabase(PooledPostgresqlDatabase):

@@ -22,7 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from playhouse.pool import PooledDatabase
 
 from shared.auth import TokenVerifier
-from shared.config import Settings
+from shared.config import ConfigError, Settings
 from shared.db import apply_migrations, open_database
 from shared.drain import SHUTDOWN_NOTICE, CallExecutor, Drain, HealthServicer, drain_and_stop
 from shared.interceptor import PlatformInterceptor
@@ -106,7 +106,16 @@ def create_server(
     reflection.enable_server_reflection(
         (*definition.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:  # grpc says no more than "Failed to bind"
+        prefix = definition.env_prefix
+        raise ConfigError(
+            f"cannot listen on {address}: the port is in use or the address is not this "
+            f"host's; choose another with --port or {prefix}_PORT (0 picks a free port), "
+            f"or --host or {prefix}_HOST"
+        ) from None
     return server, port, health_servicer
 
 
@@ -185,7 +194,12 @@ def serve_workers(definition: ServiceDefinition, settings: Settings, *, announce
         worker.start()
     # "listening on" promises that calls are accepted: wait until every worker serves.
     for _ in workers:
-        ready.get(timeout=WORKER_START_SECONDS)
+        started = ready.get(timeout=WORKER_START_SECONDS)
+        if isinstance(started, ConfigError):  # e.g. the port is taken: stop the others
+            for worker in workers:
+                worker.terminate()
+                worker.join()
+            raise started
     announce(f"listening on {settings.host}:{settings.port}")
     wait_for_signal()
     for worker in workers:
@@ -207,4 +221,7 @@ def _worker_main(service_name: str, settings: Settings, ready) -> None:
         _LOGGER.info(line)
         ready.put(line)
 
-    serve(module.SERVICE, settings, announce=announce)
+    try:
+        serve(module.SERVICE, settings, announce=announce)
+    except ConfigError as exc:
+        ready.put(exc)

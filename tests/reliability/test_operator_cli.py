@@ -1,0 +1,118 @@
+"""What an operator sees when the start-up goes wrong: one line, the cause, and what to change.
+
+Each test runs the production CLI (or scripts/run) in processes of its own, as an operator does.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.conftest import _postgres_test_url
+from tests.processes import ENV_PREFIXES, MODULES, REPO_ROOT, service_process
+from tests.support import TEST_SECRET
+
+
+@contextmanager
+def busy_port() -> Iterator[int]:
+    """A port another program listens on."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+def environment(**variables: str) -> dict[str, str]:
+    """The test process's environment without any service setting, plus variables."""
+    kept = {
+        k: v for k, v in os.environ.items() if not k.startswith(("COHORT_", "REPORT_", "AUTH_"))
+    }
+    return {**kept, "AUTH_JWT_SECRET": TEST_SECRET, **variables}
+
+
+def cli(service: str, *args: str, cwd: Path, **variables: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", MODULES[service], *args],
+        cwd=cwd, env=environment(**variables), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("service", "workers"), [("cohort-service", 1), ("report-service", 2)])
+def test_a_busy_port_is_one_line_naming_the_address_and_the_variable(service, workers, tmp_path):
+    prefix = ENV_PREFIXES[service]
+    with busy_port() as port:
+        result = cli(
+            service, "serve", cwd=tmp_path,
+            **{f"{prefix}_PORT": str(port), f"{prefix}_WORKERS": str(workers)},
+        )  # fmt: skip
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"{service}: error: cannot listen on 127.0.0.1:{port}: "), last
+    assert f"{prefix}_PORT" in last and "--port" in last
+
+
+def test_migrate_and_seed_name_the_sqlite_file_they_use_and_say_when_it_is_new(tmp_path):
+    # The default URL is relative: from another directory it means another file.
+    first = cli("cohort-service", "migrate", cwd=tmp_path)
+    path = tmp_path / "var" / "cohort-service.db"
+    assert first.returncode == 0, first.stderr
+    assert f"cohort-service: database SQLite file {path} (new: created now)\n" in first.stdout
+    catalog = REPO_ROOT / "examples" / "catalog.json"
+    again = cli("cohort-service", "seed", str(catalog), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"cohort-service: database SQLite file {path}\n" in again.stdout
+
+
+@pytest.mark.postgres
+def test_migrate_names_the_postgresql_database_without_its_password(postgres_admin, tmp_path):
+    database_url = _postgres_test_url(postgres_admin)
+    parsed = urlparse(database_url)
+    with_password = parsed._replace(
+        netloc=f"{parsed.username}:hunter2@{parsed.hostname}:{parsed.port}"
+    ).geturl()
+    result = cli("report-service", "migrate", "--database-url", with_password, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+    expected = f"postgresql://{parsed.username}@{parsed.hostname}:{parsed.port}{parsed.path}"
+    assert f"report-service: database PostgreSQL {expected}" in result.stdout
+
+
+def test_serve_names_its_database_before_it_listens(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cohort.db'}"
+    with service_process("cohort-service", url, tmp_path / "log") as running:
+        pass
+    assert running._stdout_lines[0] == (
+        f"cohort-service: database SQLite file {tmp_path / 'cohort.db'} (new: created now)\n"
+    )
+
+
+def test_scripts_run_stops_the_other_service_when_one_cannot_start(tmp_path):
+    with busy_port() as port:
+        result = subprocess.run(
+            [str(REPO_ROOT / "scripts" / "run")],
+            env=environment(
+                COHORT_PORT=str(port),
+                REPORT_PORT="0",
+                COHORT_DATABASE_URL=f"sqlite:///{tmp_path / 'cohort.db'}",
+                REPORT_DATABASE_URL=f"sqlite:///{tmp_path / 'report.db'}",
+            ),
+            capture_output=True, text=True, timeout=90,  # it used to wait forever
+        )  # fmt: skip
+    assert result.returncode != 0
+    assert f"cohort-service: error: cannot listen on 127.0.0.1:{port}" in result.stderr
+    # scripts/run waits for both services before it exits, so the report-service is gone;
+    # if it got as far as listening, its port no longer answers.
+    for line in result.stdout.splitlines():
+        if line.startswith("listening on "):
+            host, report_port = line.removeprefix("listening on ").rsplit(":", 1)
+            with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
+                probe.connect((host, int(report_port)))
