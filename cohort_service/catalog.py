@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import uuid
 from collections.abc import Sequence
@@ -79,6 +80,36 @@ def create_missing_entries(model: type[CatalogEntry], names: Sequence[str]) -> i
         for rows in peewee.chunked(missing, SEED_BATCH):
             model.insert_many(rows).execute()
     return len(missing)
+
+
+# Names a "no such name" error suggests, from this many neighbours of the name on each side
+# in name order: two index range reads of a bounded size, whatever the catalog's size.
+CLOSEST_NAMES = 3
+NEIGHBOURS = 25
+
+
+def closest_names(model: type[CatalogEntry], key: str) -> list[str]:
+    """Up to CLOSEST_NAMES entry names close to the name key `key` (difflib's ratio).
+
+    The candidates are the entries next to key in name order (an index range read each
+    side), not the whole catalog: a typo after the first letters lands among them; a
+    typo in the first letter may find nothing, and then the List RPC is the way.
+    """
+    before = (
+        model.select(model.name, model.name_key)
+        .where(model.name_key < key)
+        .order_by(model.name_key.desc())
+        .limit(NEIGHBOURS)
+    )
+    after = (
+        model.select(model.name, model.name_key)
+        .where(model.name_key >= key)
+        .order_by(model.name_key)
+        .limit(NEIGHBOURS)
+    )
+    names = {name_key: name for query in (before, after) for name, name_key in query.tuples()}
+    close = difflib.get_close_matches(key, list(names), n=CLOSEST_NAMES, cutoff=0.6)
+    return [names[name_key] for name_key in close]
 
 
 def page_of_entries(

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import peewee
 
-from cohort_service import models
+from cohort_service import catalog, models
 from cohort_service.forms import Change, Form
 from cohort_service.lookups import Rows, fetch_rows
 from cohort_service.patch_request import NewValue, PatchRequest
-from cohort_service.slots import BY_NAME, FLAGS, PARENTS, SLOTS, Slot
+from cohort_service.slots import BY_NAME, FLAGS, PARENTS, SLOTS, Slot, SlotKind
+from cohort_service.v1 import catalog_service_pb2
 from shared.errors import Violations
 
 
@@ -29,8 +30,45 @@ class Resolution:
     pending_paths: list[tuple[str, uuid.UUID]]
 
 
+# The RPC that lists each catalog slot's valid names, for "no such name" errors (SPEC §4).
+_CATALOG_SERVICE = catalog_service_pb2.DESCRIPTOR.services_by_name["CohortCatalogService"]
+_LIST_RPCS = {
+    slot.name: f"{_CATALOG_SERVICE.full_name}/"
+    + _CATALOG_SERVICE.methods_by_name[f"List{slot.name.capitalize()}"].name
+    for slot in SLOTS
+    if slot.kind is SlotKind.CATALOG
+}
+# Unknown names per call that get the closest catalog names (two small index reads each);
+# the others say only where the valid names are listed, so a request of a thousand unknown
+# names costs no more than one of three.
+SUGGESTED_PER_CALL = 3
+
+
+class _UnknownNames:
+    """Records "no such name" violations, with the closest names and the List RPC."""
+
+    def __init__(self, violations: Violations) -> None:
+        self.violations = violations
+        self.suggested = 0
+
+    def add(self, path: str, slot: Slot, key: str, name: str) -> None:
+        # The List RPC first: a long description is shortened from its end (shared.errors).
+        text = f"no {slot.noun} named {_quoted(name, 40)}; see {_LIST_RPCS[slot.name]}"
+        if self.suggested < SUGGESTED_PER_CALL:
+            self.suggested += 1
+            close = catalog.closest_names(slot.item, key)
+            if close:
+                text += f"; closest: {', '.join(_quoted(n, 30) for n in close)}"
+        self.violations.add(path, text)
+
+
+def _quoted(name: str, limit: int) -> str:
+    return '"' + (name if len(name) <= limit else name[: limit - 1] + "…") + '"'
+
+
 def resolve(owner: str, patch: PatchRequest, current: Form, violations: Violations) -> Resolution:
     """The change patch makes to current, with the rows it needs; problems go to violations."""
+    unknown = _UnknownNames(violations)
     ids, names = _lookups(patch, current)
     rows = fetch_rows(owner, ids, names, with_cohort_active=True)
     origins: dict[uuid.UUID, str] = {}
@@ -38,8 +76,8 @@ def resolve(owner: str, patch: PatchRequest, current: Form, violations: Violatio
     slots: dict[str, tuple[uuid.UUID, ...]] = {}
     for slot in SLOTS:
         request = patch.slots[slot.name]
-        found = _existing(slot, request.ids, request.names, rows, violations)
-        created = _create(owner, slot, request.values, rows, violations)
+        found = _existing(slot, request.ids, request.names, rows, violations, unknown)
+        created = _create(owner, slot, request.values, rows, violations, unknown)
         new_rows[slot.name] = [row for _, row in created]
         for _, row in created:
             rows.add(slot, row)
@@ -81,6 +119,7 @@ def _existing(
     names: Iterable[tuple[str, str, str]],
     rows: Rows,
     violations: Violations,
+    unknown: _UnknownNames,
 ) -> list[tuple[str, uuid.UUID]]:
     """The request's ids and names that exist, as (path, id); the others are violations."""
     found = []
@@ -95,12 +134,17 @@ def _existing(
         if row is not None:
             found.append((path, row.id))
         else:
-            violations.add(path, f'no {slot.noun} named "{name}"')
+            unknown.add(path, slot, key, name)
     return found
 
 
 def _create(
-    owner: str, slot: Slot, values: list[NewValue], rows: Rows, violations: Violations
+    owner: str,
+    slot: Slot,
+    values: list[NewValue],
+    rows: Rows,
+    violations: Violations,
+    unknown: _UnknownNames,
 ) -> list[tuple[str, peewee.Model]]:
     """(path, unsaved row) for each value the request creates whose parent resolves."""
     created = []
@@ -109,7 +153,7 @@ def _create(
         fields = dict(value.fields)
         if value.parent is not None:
             parent_slot, parent_field = PARENTS[slot.name]
-            parent = _parent_row(parent_slot, parent_field, value, rows, violations)
+            parent = _parent_row(parent_slot, parent_field, value, rows, violations, unknown)
             if parent is None:
                 continue
             fields[parent_field] = parent
@@ -120,7 +164,12 @@ def _create(
 
 
 def _parent_row(
-    parent_slot: Slot, parent_field: str, value: NewValue, rows: Rows, violations: Violations
+    parent_slot: Slot,
+    parent_field: str,
+    value: NewValue,
+    rows: Rows,
+    violations: Violations,
+    unknown: _UnknownNames,
 ):
     ref = value.parent
     by_id = by_name = None
@@ -134,9 +183,7 @@ def _parent_row(
     if ref.key is not None:
         by_name = rows.by_name[parent_slot.name].get(ref.key)
         if by_name is None:
-            violations.add(
-                f"{value.path}.{parent_field}", f'no {parent_slot.noun} named "{ref.name}"'
-            )
+            unknown.add(f"{value.path}.{parent_field}", parent_slot, ref.key, ref.name)
             return None
     if by_id is not None and by_name is not None and by_id.id != by_name.id:
         violations.add(
