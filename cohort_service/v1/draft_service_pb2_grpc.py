@@ -84,7 +84,9 @@ class CohortDraftServiceServicer:
         one transaction: a call that fails changes nothing.
 
         Returns INVALID_ARGUMENT with a BadRequest naming every bad field at once
-        (`departments[1]`, `simulation_positions[0].title`), or with reason
+        (`departments[1]`, `simulation_positions[0].title`; an unknown catalog
+        name's violation names the List RPC of its kind and, for the first three,
+        the closest catalog names), or with reason
         `IDEMPOTENCY_KEY_REUSED` when the caller already used idempotency_key
         for a different request; NOT_FOUND (reason `DRAFT_NOT_FOUND`) for an
         unknown draft or another principal's, and (reason
