@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _read(name: str) -> Plan:
     try:
         data = json.loads(Path(name).read_text())
-    except (OSError, ValueError) as exc:  # ValueError: invalid JSON or UTF-8
+    except (OSError, ValueError, RecursionError) as exc:  # invalid JSON or UTF-8; too deep
         raise argparse.ArgumentTypeError(
             f"cannot read {name}: {exc}; nothing was written"
         ) from None

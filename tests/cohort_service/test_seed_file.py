@@ -20,7 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def seed(database_url: str, path: Path, content: object | None = None):
     if content is not None:
-        path.write_text(content if isinstance(content, str) else json.dumps(content))
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content if isinstance(content, str) else json.dumps(content))
     return subprocess.run(
         [sys.executable, "-m", "cohort_service", "seed", "--database-url", database_url, str(path)],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
@@ -84,7 +87,11 @@ def test_every_problem_of_the_file_is_named_at_once_by_its_place(sqlite_url, tmp
     )
 
 
-@pytest.mark.parametrize("content", ["{", b"\xff".decode("latin-1"), None])
+@pytest.mark.parametrize(
+    "content",
+    ["{", b"\xff", "[" * 100_000, None],
+    ids=["invalid JSON", "not UTF-8", "nested too deep", "missing"],
+)
 def test_an_unreadable_file_or_invalid_json_is_refused_without_a_traceback(
     sqlite_url, tmp_path, content
 ):
