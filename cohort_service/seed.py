@@ -165,19 +165,22 @@ def _check_flag(violations: Violations, path: str, spec: object) -> FlagSpec | N
     type_name = spec.get("type", "")
     flag_type = FLAG_TYPES_BY_NAME.get(type_name) if isinstance(type_name, str) else None
     if "type" in spec and flag_type is None:
-        found.add("type", f"{type_name!r} is not a flag type; accepted: {_spellings()}")
-    options = []
-    for index, option in enumerate(_list(found, "options", spec.get("options", []), "options")):
+        found.add("type", f"{_kind(type_name)} is not a flag type; accepted: {_spellings()}")
+    options, given = [], _list(found, "options", spec.get("options", []), "options")
+    for index, option in enumerate(given):
         option_path = f"options[{index}]"
         if not _is(found, option_path, option, dict, 'an option {"value", "label"}'):
             continue
         _unknown_keys(found, f"{option_path}.", option, OPTION_FIELDS)
         if "value" not in option:
             found.add(f"{option_path}.value", "is required")
-        value, label = option.get("value", ""), option.get("label", "")
-        if _is(found, f"{option_path}.value", value, str, "a string") & _is(
-            found, f"{option_path}.label", label, str, "a string"
-        ):
+            continue
+        value, label = option["value"], option.get("label", "")
+        typed = [
+            _is(found, f"{option_path}.{name}", text, str, "a string")
+            for name, text in (("value", value), ("label", label))
+        ]
+        if all(typed):
             options.append((value, label))
     own = Violations()  # the catalog's own checks, less what the shape checks above reported
     key_given = isinstance(key, str) and "key" in spec
@@ -186,7 +189,9 @@ def _check_flag(violations: Violations, path: str, spec: object) -> FlagSpec | N
     )
     for name, text in own:
         reported = (name == "type" and flag_type is None) or (name == "key" and not key_given)
-        if not reported and not (name == "options" and "options" not in spec):
+        # The count of options is only news when every option given was well formed.
+        miscounted = name == "options" and len(options) != len(given)
+        if not reported and not miscounted and not (name == "options" and "options" not in spec):
             found.add(name, text)
     for name, text in found:
         violations.add(f"{path}.{name}", text)

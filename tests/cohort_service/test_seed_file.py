@@ -77,8 +77,8 @@ def test_every_problem_of_the_file_is_named_at_once_by_its_place(sqlite_url, tmp
         seed(sqlite_url, tmp_path / "catalog.json", content),
         "departments[1]: must be a name; got a number",
         "departments[2]: the name must not be blank",
-        "flags[0].type: 'boolean' is not a flag type; accepted: BOOLEAN, SINGLE_SELECT, "
-        "MULTI_SELECT (or with the prefix FLAG_TYPE_)",
+        "flags[0].type: the string 'boolean' is not a flag type; accepted: BOOLEAN, "
+        "SINGLE_SELECT, MULTI_SELECT (or with the prefix FLAG_TYPE_)",
         "flags[0].options[0].colour: is not a known key; accepted: value, label",
         "flags[0].key: 'Bad' is not a flag key",
         "flags[1]: must be a flag",
