@@ -69,9 +69,9 @@ class Limits:
     running: int = 4  # of those, running Python at once (GIL contention beyond)
     slow_call_seconds: float = 0.05  # a call running longer gives its place to the next
     streams: int = 128  # open reflection and health Watch streams (one thread each)
-    health_threads: int = 16  # health Checks at once
+    health_threads: int = 64  # health Checks at once (threads start when first needed)
     stream_idle_seconds: float = 60.0  # a reflection stream with no request for this long ends
-    request_seconds: float = 10.0  # the longest wait for a unary call's request message
+    request_seconds: float = 5.0  # the longest wait for a unary call's request message
     health_request_seconds: float = 1.0  # the same for health Check
 
     @property
