@@ -19,13 +19,17 @@ grpc's one polling thread) into a lane of its own, and no lane keeps a queue:
   `TOO_MANY_STREAMS`) at once. The refusal reads no request, so it never waits for a client,
   and runs on two threads of its own.
 
-Threads are not what costs: a thread that waits (for a lock, PostgreSQL, a client) does not
-hold the GIL. Threads that *run* Python at once do (README, Performance: 4 threads served
-1.4 x the calls of 16 at 30-40 % less CPU per call). So of the admitted calls only `running`
-(4, as before) run at once (`RunningGate`); the others wait for a place without a thread
-spinning. A call that has held its place for `slow_call_seconds` is taken to be waiting (a
-row lock, a driver, a slow statement) and gives its place to the next call: blocked calls
-cannot starve the rest, and under plain CPU load the process runs 4 calls at a time as before.
+Threads are not free: threads that run Python at once contend for the GIL (README,
+Performance: 4 threads served 1.4 x the calls of 16 at 30-40 % less CPU per call), and most
+of a call's Python is grpc's own machinery around the handler, before and after it. So the
+calls lane is an `ElasticPool`: `running` threads (4, as before) take the calls in turn, and
+only when the oldest waiting call has waited `slow_call_seconds` — the threads are taken to be
+blocked (a row lock, a driver, a slow statement) — is one more thread started, up to `calls`.
+Under CPU load the process runs 4 calls at a time as before; blocked calls cannot starve the
+rest, and a call waits at most `slow_call_seconds` for a thread. (A gate around the handler
+alone, tried first, left grpc's machinery running on up to `calls` threads: GetReport cost
+about twice the CPU per call in the bench.) Threads started so are stopped after a second
+without work.
 
 Every handler reads its request messages itself (`IdleReaper`): a call waiting for a message
 from its client longer than its limit is cancelled (the client sees CANCELLED): a reflection
@@ -39,6 +43,7 @@ as many as it likes; limits per process are what bound the threads and connectio
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import threading
@@ -51,7 +56,6 @@ import grpc
 from grpc_status import rpc_status
 
 from shared.errors import (
-    DeadlineExceeded,
     InvalidArgument,
     ResourceExhausted,
     ServiceError,
@@ -66,8 +70,8 @@ class Limits:
     """Per process; README "Running a service" lists them for operators."""
 
     calls: int = 32  # unary RPCs in flight (threads of the calls lane); shared.db's pool size
-    running: int = 4  # of those, running Python at once (GIL contention beyond)
-    slow_call_seconds: float = 0.05  # a call running longer gives its place to the next
+    running: int = 4  # threads of the calls lane while no call waits long (GIL contention)
+    slow_call_seconds: float = 0.05  # a call waiting this long for a thread gets a new one
     streams: int = 128  # open reflection and health Watch streams (one thread each)
     health_threads: int = 64  # health Checks at once (threads start when first needed)
     stream_idle_seconds: float = 60.0  # a reflection stream with no request for this long ends
@@ -132,48 +136,114 @@ class Lane(futures.ThreadPoolExecutor):
             self._in_flight -= 1
 
 
-class RunningGate:
-    """At most `places` calls run at once; one running past `slow_after` seconds gives way.
+class ElasticPool(Lane):
+    """A Lane of `core` threads that adds one whenever the oldest waiting call has waited
+    `grow_after` seconds, up to one thread per admitted call; added threads leave when idle.
 
-    The waiting call itself retires a holder that has run too long (no watcher thread), so
-    the uncontended path is one lock and a set insertion.
+    Subclasses ThreadPoolExecutor only because grpc takes a behavior's pool only if it is one;
+    none of its machinery is used.
     """
 
-    def __init__(self, places: int, slow_after: float) -> None:
-        self._places = places
-        self._slow_after = slow_after
-        self._holders: dict[int, float] = {}  # ticket -> when it took its place
-        self._tickets = itertools.count()
+    _IDLE_EXIT_SECONDS = 1.0
+
+    def __init__(
+        self,
+        name: str,
+        core: int,
+        limit: int,
+        grow_after: float,
+        *,
+        track: Callable[[futures.Future], None] | None = None,
+    ) -> None:
+        super().__init__(name, limit, track=track)
+        self._name = name
+        self._core = core
+        self._grow_after = grow_after
+        self._work: collections.deque = collections.deque()  # (queued at, future, fn, args)
         self._changed = threading.Condition()
+        self._workers: set[threading.Thread] = set()
+        self._idle = 0
+        self._stopping = False
+        self._serial = itertools.count()
+        self._grower = threading.Thread(target=self._grow, name=f"{name}-grower", daemon=True)
+        self._grower.start()
 
-    def enter(self, timeout: float | None) -> int:
-        """A ticket for leave(); DeadlineExceeded if no place came free within timeout."""
-        ticket = next(self._tickets)
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def submit(self, fn, /, *args, **kwargs) -> futures.Future:
+        future: futures.Future = futures.Future()
+        with self._count_lock:
+            self._in_flight += 1
+        future.add_done_callback(self._done)
+        if self._track is not None:
+            self._track(future)
         with self._changed:
-            while True:
-                now = time.monotonic()
-                for holder, since in list(self._holders.items()):
-                    if now - since >= self._slow_after:
-                        del self._holders[holder]  # still running, but no longer counted
-                if len(self._holders) < self._places:
-                    self._holders[ticket] = now
-                    return ticket
-                wait = min(self._holders.values()) + self._slow_after - now
-                if deadline is not None:
-                    if deadline <= now:
-                        raise DeadlineExceeded(
-                            "the call's deadline passed while it waited to run; nothing was "
-                            "changed",
-                            reason="DEADLINE_EXCEEDED",
-                        )
-                    wait = min(wait, deadline - now)
-                self._changed.wait(max(wait, 0.001))
+            if self._stopping:
+                raise RuntimeError("cannot schedule new calls after shutdown")
+            self._work.append((time.monotonic(), future, fn, args, kwargs))
+            if self._idle:
+                self._changed.notify_all()
+            elif len(self._workers) < self._core:
+                self._start_worker()
+            else:
+                self._changed.notify_all()  # the grower times the oldest call
+        return future
 
-    def leave(self, ticket: int) -> None:
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._changed:
-            if self._holders.pop(ticket, None) is not None:
-                self._changed.notify()
+            self._stopping = True
+            self._changed.notify_all()
+            workers = list(self._workers)
+        if wait:
+            for worker in workers:
+                worker.join()
+            self._grower.join()
+
+    def _start_worker(self) -> None:
+        worker = threading.Thread(
+            target=self._work_loop, name=f"{self._name}_{next(self._serial)}", daemon=True
+        )
+        self._workers.add(worker)
+        worker.start()
+
+    def _work_loop(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._changed:
+                while not self._work:
+                    if self._stopping:
+                        self._workers.discard(me)
+                        return
+                    self._idle += 1
+                    woke = self._changed.wait(self._IDLE_EXIT_SECONDS)
+                    self._idle -= 1
+                    if not woke and not self._work and len(self._workers) > self._core:
+                        self._workers.discard(me)
+                        return
+                _, future, fn, args, kwargs = self._work.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as error:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+            del future, fn, args, kwargs
+
+    def _grow(self) -> None:
+        with self._changed:
+            while not self._stopping:
+                if not self._work:
+                    self._changed.wait()
+                    continue
+                if self._idle:  # a free thread is about to take it
+                    self._changed.wait(self._grow_after)
+                    continue
+                waited = time.monotonic() - self._work[0][0]
+                if waited >= self._grow_after and len(self._workers) < self.capacity:
+                    self._start_worker()
+                    self._changed.wait(self._grow_after / 4)  # let it take the call
+                else:
+                    self._changed.wait(max(self._grow_after - waited, 0.001))
 
 
 # ---------------------------------------------------------------------------
@@ -273,11 +343,12 @@ class Lanes:
     ) -> None:
         self.limits = limits
         self._domain = domain
-        self.calls = Lane("rpc", limits.calls, track=track)
+        self.calls = ElasticPool(
+            "rpc", limits.running, limits.calls, limits.slow_call_seconds, track=track
+        )
         self.streams = Lane("stream", limits.streams)
         self.health = Lane("health", limits.health_threads)
         self.refusals = Lane("refuse", 2, bounded=False)
-        self.gate = RunningGate(limits.running, limits.slow_call_seconds)
         self.reaper = IdleReaper(min(limits.health_request_seconds, limits.stream_idle_seconds))
 
     def service_call(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
@@ -292,7 +363,7 @@ class Lanes:
                     metadata={"limit": str(self.calls.capacity)},
                 ),
             )
-        return self._on(handler, self.calls, self.limits.request_seconds, gated=True)
+        return self._on(handler, self.calls, self.limits.request_seconds)
 
     def open_call(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """Health and reflection: health Check on its lane, every stream on the streams lane."""
@@ -330,7 +401,7 @@ class Lanes:
             lane.shutdown(wait=True)
 
     def _on(
-        self, handler: grpc.RpcMethodHandler, lane: Lane, limit: float, *, gated: bool = False
+        self, handler: grpc.RpcMethodHandler, lane: Lane, limit: float
     ) -> grpc.RpcMethodHandler:
         """handler on lane, reading its requests itself under the reaper's watch.
 
@@ -338,7 +409,7 @@ class Lanes:
         for a unary request on its own, out of the reaper's sight.
         """
         behavior = _behavior(handler)
-        reaper, gate = self.reaper, self.gate
+        reaper = self.reaper
         request_limit = min(limit, self.limits.request_seconds)
 
         domain = self._domain
@@ -353,19 +424,6 @@ class Lanes:
 
             def run(requests, context):
                 return behavior(reaper.requests(requests, context, limit), context)
-
-        elif gated:
-
-            def run(requests, context):
-                request = first(requests, context)
-                try:
-                    ticket = gate.enter(_time_left(context))
-                except ServiceError as error:
-                    context.abort_with_status(rpc_status.to_status(to_status(error, domain)))
-                try:
-                    return behavior(request, context)
-                finally:
-                    gate.leave(ticket)
 
         else:
 
@@ -404,11 +462,3 @@ def _behavior(handler: grpc.RpcMethodHandler):
     return (
         handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
     )
-
-
-_NO_DEADLINE_SECONDS = 10**8
-
-
-def _time_left(context: grpc.ServicerContext) -> float | None:
-    remaining = context.time_remaining()
-    return None if remaining is None or remaining > _NO_DEADLINE_SECONDS else remaining
