@@ -6,15 +6,16 @@ on a row lock or a driver hook — and, before any handler code runs, while grpc
 request message that a client may never send. Four idle reflection streams once took all four
 threads of the one pool, and health checks and every other call queued behind them until
 their deadlines (issue 10). So each call is sorted when it arrives (by the interceptor, on
-grpc's one polling thread) into a lane of its own, and no lane keeps a queue:
+grpc's one polling thread) into a lane of its own, and none queues a call for long:
 
 - health: health Check only, on threads nothing else uses.
 - streams: reflection (v1 and v1alpha) and health Watch. The sync server reads a request
   stream only by blocking a thread, so each open stream has one; at most `streams` are open
   per process, idle ones are cancelled (below), and the drain does not wait for them.
-- calls: the services' unary RPCs, at most `calls` in flight, each on a thread of its own, so
-  that a call waiting on a lock holds one thread, not the service. `calls` equals the
-  PostgreSQL pool, so an admitted call never waits for a connection.
+- calls: the services' unary RPCs, at most `calls` in flight (running or waiting at most
+  `slow_call_seconds` for a thread, below), so that calls waiting on a lock hold threads, not
+  the service. `calls` equals the PostgreSQL pool, so an admitted call never waits for a
+  connection.
 - refusals: a lane that is full answers RESOURCE_EXHAUSTED (reason `TOO_MANY_CALLS` or
   `TOO_MANY_STREAMS`) at once. The refusal reads no request, so it never waits for a client,
   and runs on two threads of its own.
@@ -37,8 +38,11 @@ stream after `stream_idle_seconds` without a request; a unary call or Watch whos
 not arrived after `request_seconds` (real clients send it with the call; health Check gets
 `health_request_seconds`, so that idle Checks cannot hold the health lane for long).
 
-Not done: limits per peer. A peer is a connection (address and port) and an attacker opens
-as many as it likes; limits per process are what bound the threads and connections.
+What remains of thread-per-call: a client that opens more idle calls than a lane holds, and
+keeps opening them, has the excess refused (fast, with RESOURCE_EXHAUSTED) rather than served;
+a server model that waits for clients without a thread (issue 11) would lift that. Not done:
+limits per peer. A peer is a connection (address and port) and an attacker opens as many as
+it likes; limits per process are what bound the threads and connections.
 """
 
 from __future__ import annotations

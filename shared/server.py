@@ -33,12 +33,13 @@ _LOGGER = logging.getLogger(__name__)
 
 # How many calls of each kind a process admits, and why: shared/lanes.py.
 LIMITS = Limits(calls=POSTGRES_POOL_SIZE)
-# RPCs running Python at once per process (the calls lane's RunningGate). The servicers are
-# CPU-bound Python, so more only contend for the GIL: bench, SQLite, C=16, 4 threads against
-# 16 (interleaved runs) served GetCohortDraft 1.4x faster at 30-40% less CPU per call, with
-# p99 1.3x p50 instead of 1.7x. Fewer would be cheaper still (1-2 threads: 15-30% less CPU per
-# call, README Performance), but a call that runs long gives its place up only after
-# `slow_call_seconds`, so one or two of them would delay every other call by as much.
+# Threads serving the calls lane while no call is blocked (shared.lanes.ElasticPool). The
+# servicers are CPU-bound Python, so more only contend for the GIL: bench, SQLite, C=16, 4
+# threads against 16 (interleaved runs) served GetCohortDraft 1.4x faster at 30-40% less CPU
+# per call, with p99 1.3x p50 instead of 1.7x. Fewer would be cheaper still (1-2 threads:
+# 15-30% less CPU per call, README Performance), but a blocked call gets its thread replaced
+# only after `slow_call_seconds`, so with one or two threads every blocked call would delay
+# the calls behind it by as much.
 THREADS = LIMITS.running
 MAX_CONCURRENT_RPCS = LIMITS.backstop  # grpc's own limit; each lane refuses well before it
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # larger requests are refused with RESOURCE_EXHAUSTED

@@ -343,7 +343,7 @@ def _answers(call) -> bool:
         return False
 
 
-def test_streams_opened_and_closed_for_a_while_leave_health_and_calls_answering(sqlite_url):
+def test_a_churn_of_streams_of_every_kind_leaves_health_and_calls_answering(sqlite_url):
     """The churn check (STREAMS_CHURN_SECONDS for a long run): 8 threads open and close
     streams of every streaming method while health and a unary call are probed."""
     with serving(REPORT, sqlite_url) as server:
