@@ -8,11 +8,14 @@ blocked on a PostgreSQL row lock or in a driver hook — and check that health C
 normal authenticated call still answer within a second, and that what exceeds a limit is
 refused at once with RESOURCE_EXHAUSTED (shared/lanes.py).
 
-Long run (opens and closes streams of every kind for the given time while probing, which is
-also how the Watch deadlock of grpc_health's non-blocking mode showed):
+Long runs: the churn (opens and closes streams of every kind for the given time while
+probing; it also shows the deadlock of grpc_health's non-blocking Watch), and the row-lock
+test at the production limit of calls (31 calls blocked, then 32):
 
     STREAMS_CHURN_SECONDS=60 .venv/bin/python -m pytest -s -p no:cacheprovider \\
         tests/reliability/test_streams.py -k churn
+    STREAMS_LOCKED_CALLS=32 .venv/bin/python -m pytest -p no:cacheprovider \\
+        tests/reliability/test_streams.py -k row_lock
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from tests.support import RunningService, bearer, failure
 
 ORIGINAL = "team:sales-dashboard"
 CHURN_SECONDS = float(os.environ.get("STREAMS_CHURN_SECONDS", "2"))
+# Calls lane size for the row-lock test; STREAMS_LOCKED_CALLS=32 is the production limit.
+LOCKED_CALLS = int(os.environ.get("STREAMS_LOCKED_CALLS", "8"))
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 REFLECTION_V1ALPHA = "grpc.reflection.v1alpha.ServerReflection"
 
@@ -249,7 +254,7 @@ def wait_until(condition, timeout: float = 10) -> None:
 def test_calls_blocked_on_a_row_lock_leave_health_and_calls_answering_and_excess_is_refused(
     postgres_admin,
 ):
-    limits = Limits(calls=8)
+    limits = Limits(calls=LOCKED_CALLS)
     url = f"{_postgres_test_url(postgres_admin)}&application_name={APPLICATION}"
     with serving(REPORT, url, limits) as server, held() as calls:
         with_report(server)
