@@ -14,10 +14,12 @@ What grpcio 1.85's sync `server.stop(grace)` does (grpc/_server.py `_stop`, and 
   clients calling every 10 ms met this in 4 of 10 plain `stop()` runs.
 
 Hence the drain, in this order:
-1. health NOT_SERVING (open Watch streams get it and end: see HealthServicer), and the
-   interceptor refuses every call that arrives from now on with UNAVAILABLE (reason
-   SHUTTING_DOWN) while the listener stays open: probes read NOT_SERVING, and callers get
-   an answer that tells them to go elsewhere;
+1. health NOT_SERVING (open Watch streams get it and end: see HealthServicer), open
+   reflection streams end (shared.lanes), and the interceptor refuses every call and stream
+   that arrives from now on with UNAVAILABLE (reason SHUTTING_DOWN), health Check excepted,
+   while the listener stays open: probes read NOT_SERVING, and callers get an answer that
+   tells them to go elsewhere. Streams are not waited for: they last as long as a client
+   likes;
 2. wait until the calls accepted before that have finished (at most the grace period), and
    at least `notice` seconds, so that clients still calling have been refused once and moved
    away before the listener closes — a client that keeps calling a server which refuses it
@@ -31,6 +33,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 
 import grpc
@@ -80,7 +83,7 @@ class Drain:
                 self._idle.wait(remaining)
         return True
 
-    def _track(self, future: futures.Future) -> None:
+    def track(self, future: futures.Future) -> None:
         # Refusals submitted during the drain are not waited for: under steady load they
         # never stop arriving, and stop()'s grace still lets the queued ones answer.
         if self.draining:
@@ -97,12 +100,23 @@ class Drain:
 
 
 class HealthServicer(health.HealthServicer):
-    """grpc's health service, whose Watch streams end (OK) once the graceful shutdown begins.
+    """grpc's health service: Watch streams on threads of their own, ended by the drain.
+
+    The library's default Watch (non-blocking: no thread while open) deadlocked the whole
+    server in 1.85.1: `set()` and a new Watch send a message while holding the servicer's
+    lock, and a send waits for grpc's polling thread, which may at that moment be running a
+    closed Watch's callback that waits for the same lock. 200 Watch streams closed while the
+    drain set NOT_SERVING hung the process for good (`test_streams.py`). In blocking mode a
+    send only queues the status for the stream's own thread, so the lock is never held
+    across a wait; the thread is the streams lane's (shared.lanes), and counted there.
 
     A Watch stream stays open until its client leaves: left open, it kept `server.stop()`
     waiting for the whole grace period, and then ended UNAVAILABLE. Now its last message is
     NOT_SERVING and it ends at once, so a watching client learns of the drain immediately.
     """
+
+    def __init__(self) -> None:
+        super().__init__(experimental_non_blocking=False)
 
     def enter_graceful_shutdown(self) -> None:
         super().enter_graceful_shutdown()
@@ -112,34 +126,19 @@ class HealthServicer(health.HealthServicer):
                     send(None)  # None ends a stream, as when its client goes away
 
 
-class CallExecutor(futures.ThreadPoolExecutor):
-    """The RPC thread pool; counts the calls grpc hands it, for Drain.wait_idle.
-
-    grpc submits one task per accepted call and the task's future completes whether the
-    handler ran or the client went away first, so the count cannot leak.
-    """
-
-    def __init__(self, drain: Drain, max_workers: int, thread_name_prefix: str) -> None:
-        super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
-        self._drain = drain
-
-    def submit(self, fn, /, *args, **kwargs) -> futures.Future:
-        future = super().submit(fn, *args, **kwargs)
-        self._drain._track(future)
-        return future
-
-
 def drain_and_stop(
     server: grpc.Server,
     health_servicer: health.HealthServicer,
     drain: Drain,
     grace: float,
     notice: float = 0.0,
+    end_streams: Callable[[], None] = lambda: None,
 ) -> None:
     """Steps 1-3 of the module docstring; returns once the server has stopped."""
     started = time.monotonic()
     health_servicer.enter_graceful_shutdown()  # first: a refused caller's probe agrees
     drain.begin()
+    end_streams()
     if not drain.wait_idle(grace):
         _LOGGER.warning("calls still running after the %.1fs grace period: cancelling", grace)
     elapsed = time.monotonic() - started

@@ -11,8 +11,9 @@ from grpc_status import rpc_status
 
 from shared.auth import TokenVerifier, authorize, bind_principal, unbind_principal
 from shared.calls import run_call
-from shared.drain import Drain
-from shared.errors import InvalidArgument, to_status
+from shared.drain import SHUTTING_DOWN, Drain
+from shared.errors import InvalidArgument, Unavailable, to_status
+from shared.lanes import Lanes
 from shared.text_checks import nul_violations
 
 _ACCESS_LOG = logging.getLogger("shared.access")
@@ -67,17 +68,21 @@ class PlatformInterceptor(grpc.ServerInterceptor):
         verifier: TokenVerifier,
         database=None,
         drain: Drain | None = None,
+        lanes: Lanes | None = None,
     ) -> None:
         self._domain = domain
         self._verifier = verifier
         self._database = database  # the service's store: each call's connection and deadline
         self._drain = drain
+        self._lanes = lanes  # where each call runs, or is refused (None: grpc's one pool)
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith(OPEN_SERVICES):
-            return handler
+        if handler is None:
+            return None
+        if method.startswith(OPEN_SERVICES):
+            return self._open(method, handler)
         if handler.unary_unary is None:
             # Every RPC of ours is unary; a streaming one would bypass the checks below,
             # so it is not served at all (the client sees UNIMPLEMENTED).
@@ -86,11 +91,27 @@ class PlatformInterceptor(grpc.ServerInterceptor):
         if self._drain is not None and self._drain.draining:
             # Decided when the call arrives: one accepted before the drain began still runs.
             behavior = self._drain.refuse
-        return grpc.unary_unary_rpc_method_handler(
+        unary = grpc.unary_unary_rpc_method_handler(
             self._wrap(method, behavior),
             request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+        return unary if self._lanes is None else self._lanes.service_call(unary)
+
+    def _open(self, method: str, handler):
+        """Health and reflection: no token; on their own lanes (shared.lanes)."""
+        if self._lanes is None:
+            return handler
+        if handler.response_streaming and self._drain is not None and self._drain.draining:
+            # Health Check still answers (NOT_SERVING); a new stream would outlive the drain.
+            return self._lanes.refuse(
+                handler,
+                Unavailable(
+                    "the server is shutting down; retry the call on another instance",
+                    reason=SHUTTING_DOWN,
+                ),
+            )
+        return self._lanes.open_call(method, handler)
 
     def _wrap(self, method: str, behavior):
         def guarded(request, context: grpc.ServicerContext):

@@ -18,27 +18,30 @@ from dataclasses import dataclass
 import grpc
 import peewee
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from playhouse.pool import PooledDatabase
 
 from shared.auth import TokenVerifier
 from shared.config import ConfigError, Settings
-from shared.db import apply_migrations, open_database
-from shared.drain import SHUTDOWN_NOTICE, CallExecutor, Drain, HealthServicer, drain_and_stop
+from shared.db import POSTGRES_POOL_SIZE, apply_migrations, open_database
+from shared.drain import SHUTDOWN_NOTICE, Drain, HealthServicer, drain_and_stop
 from shared.interceptor import PlatformInterceptor
+from shared.lanes import Lanes, Limits
+from shared.reflection import enable_reflection
 from shared.service import ServiceDefinition
 
 _LOGGER = logging.getLogger(__name__)
 
-# RPCs running at once per process; also the most database connections one holds. The
-# servicers are CPU-bound Python, so threads beyond a few only contend for the GIL: bench,
-# SQLite, C=16, 4 threads against 16 (interleaved runs) served GetCohortDraft 1.4x faster at
-# 30-40% less CPU per call, with p99 1.3x p50 instead of 1.7x. Calls beyond it queue.
-# Fewer would be cheaper still (1-2 threads: 15-30% less CPU per call, README Performance),
-# but a call waiting on a lock, a driver or PostgreSQL holds its thread, and with one or two
-# such calls every other call, health checks included, would stall behind them.
-THREADS = 4
-MAX_CONCURRENT_RPCS = 128  # beyond this, RESOURCE_EXHAUSTED instead of an ever longer queue
+# How many calls of each kind a process admits, and why: shared/lanes.py.
+LIMITS = Limits(calls=POSTGRES_POOL_SIZE)
+# Threads serving the calls lane while no call is blocked (shared.lanes.ElasticPool). The
+# servicers are CPU-bound Python, so more only contend for the GIL: bench, SQLite, C=16, 4
+# threads against 16 (interleaved runs) served GetCohortDraft 1.4x faster at 30-40% less CPU
+# per call, with p99 1.3x p50 instead of 1.7x. Fewer would be cheaper still (1-2 threads:
+# 15-30% less CPU per call, README Performance), but a blocked call gets its thread replaced
+# only after `slow_call_seconds`, so with one or two threads every blocked call would delay
+# the calls behind it by as much.
+THREADS = LIMITS.running
+MAX_CONCURRENT_RPCS = LIMITS.backstop  # grpc's own limit; each lane refuses well before it
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # larger requests are refused with RESOURCE_EXHAUSTED
 WORKER_START_SECONDS = 60  # a --workers process that does not serve by then fails the start
 
@@ -70,7 +73,11 @@ def close_store(database: peewee.Database) -> None:
 
 
 def grpc_server(
-    executor: futures.Executor, interceptors: list, *, reuse_port: bool = False
+    executor: futures.Executor,
+    interceptors: list,
+    *,
+    reuse_port: bool = False,
+    maximum_concurrent_rpcs: int = MAX_CONCURRENT_RPCS,
 ) -> grpc.Server:
     """The server model and options every process runs; the bench baseline calls it too."""
     return grpc.server(
@@ -80,32 +87,35 @@ def grpc_server(
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
-        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
+        maximum_concurrent_rpcs=maximum_concurrent_rpcs,
     )
 
 
 def create_server(
     definition: ServiceDefinition,
     settings: Settings,
-    executor: futures.Executor,
+    lanes: Lanes,
     drain: Drain | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """A bound, not yet started server with the production interceptor; port 0 picks one."""
+    """A bound, not yet started server with the production interceptor; port 0 picks one.
+
+    Every call runs on a lane's threads (the interceptor says which); grpc's default pool is
+    the calls lane, which no call reaches without passing the interceptor.
+    """
     server = grpc_server(
-        executor,
+        lanes.calls,
         [
             PlatformInterceptor(
-                definition.name, TokenVerifier(settings.auth), definition.database, drain
+                definition.name, TokenVerifier(settings.auth), definition.database, drain, lanes
             )
         ],
         reuse_port=settings.workers > 1,
+        maximum_concurrent_rpcs=lanes.limits.backstop,
     )
     definition.add_servicers(server)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*definition.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    enable_reflection((*definition.service_names, health.SERVICE_NAME), server)
     address = f"{settings.host}:{settings.port}"
     try:
         port = server.add_insecure_port(address)
@@ -126,25 +136,34 @@ def run_server(
     *,
     migrate: bool = True,
     notice: float = 0.0,
+    limits: Limits = LIMITS,
 ) -> Iterator[RunningServer]:
     """Serve until the block exits; then NOT_SERVING, drain in-flight calls, close the store.
 
     notice: the least time the drain keeps the listener open (see shared.drain).
+    limits: what the process admits at once (shared.lanes); tests lower them.
     """
     database = open_store(definition, settings, migrate=migrate)
     drain = Drain()
-    executor = CallExecutor(drain, max_workers=THREADS, thread_name_prefix="rpc")
+    lanes = Lanes(limits, definition.name, track=drain.track)
     try:
-        server, port, health_servicer = create_server(definition, settings, executor, drain)
+        server, port, health_servicer = create_server(definition, settings, lanes, drain)
         server.start()
         for name in ("", *definition.service_names):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         try:
             yield RunningServer(server, port, health_servicer, database)
         finally:
-            drain_and_stop(server, health_servicer, drain, settings.grace_period, notice)
+            drain_and_stop(
+                server,
+                health_servicer,
+                drain,
+                settings.grace_period,
+                notice,
+                end_streams=lanes.reaper.end_streams,
+            )
     finally:
-        executor.shutdown(wait=True)
+        lanes.shutdown()
         close_store(database)
 
 
