@@ -1,0 +1,93 @@
+"""Size budgets (shared.budget): no patch makes a form over 1 MiB, even by re-linking value
+resources by id from a small request; ListCohortDrafts pages end at 2 MiB."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from cohort_service.v1 import draft_pb2
+from shared.budget import PAGE_MAX_BYTES, RESOURCE_MAX_BYTES, SIZE_BUDGET_EXCEEDED
+from tests.support import failure, snapshot
+
+POSITIONS = 90  # of 10,000-character descriptions: about 0.9 MB of form
+DESCRIPTION = "d" * 10_000
+
+
+def _big_draft(alice, simulation: str, key: str):
+    """A draft whose form is just under the budget; returns the patch's response."""
+    return alice.patch(
+        name=f"Big {key}",
+        simulation_ids=[simulation],
+        simulation_positions=[
+            draft_pb2.DraftSimulationPositionValue(
+                simulation_id=simulation, title=f"{key} {index}", description=DESCRIPTION
+            )
+            for index in range(POSITIONS)
+        ],
+        idempotency_key=key,
+    )
+
+
+def _position_ids(*responses) -> list[str]:
+    return [item.id for r in responses for item in r.form_state.simulation_positions]
+
+
+def test_a_small_patch_relinking_large_values_by_id_is_refused_naming_the_field(
+    alice, catalog, server
+):
+    simulation = catalog.simulations["Onboarding"]
+    first, second = (_big_draft(alice, simulation, key) for key in ("big-1", "big-2"))
+    assert first.form_state.ByteSize() < RESOURCE_MAX_BYTES
+    before = snapshot(server.database)
+
+    with pytest.raises(grpc.RpcError) as caught:
+        alice.patch(
+            draft_id=first.draft_id,
+            simulation_position_ids=_position_ids(first, second),
+            idempotency_key="relink",
+        )
+
+    assert snapshot(server.database) == before  # no idempotency record either
+    error = failure(caught.value)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT, error.message
+    assert error.reason == SIZE_BUDGET_EXCEEDED
+    assert error.fields == ["simulation_position_ids"]
+    assert f"{RESOURCE_MAX_BYTES:,}" in error.violations[0][1]
+    # The key was not spent on the refused request: a fitting one may use it.
+    assert alice.patch(draft_id=first.draft_id, name="fits", idempotency_key="relink").success
+
+
+def test_a_soft_patch_whose_preview_is_over_the_budget_is_refused(alice, catalog, server):
+    simulation = catalog.simulations["Onboarding"]
+    first, second = (_big_draft(alice, simulation, key) for key in ("big-1", "big-2"))
+    before = snapshot(server.database)
+
+    with pytest.raises(grpc.RpcError) as caught:
+        alice.patch(
+            draft_id=first.draft_id,
+            simulation_position_ids=_position_ids(first, second),
+            soft=True,
+            idempotency_key="soft-relink",
+        )
+
+    assert snapshot(server.database) == before
+    assert failure(caught.value).fields == ["simulation_position_ids"]
+
+
+def test_list_cohort_drafts_pages_end_early_at_the_byte_budget_and_lose_nothing(alice, catalog):
+    simulation = catalog.simulations["Onboarding"]
+    created = [_big_draft(alice, simulation, f"big-{index}").draft_id for index in range(4)]
+
+    seen, token, pages = [], "", 0
+    while True:
+        page = alice.list(page_size=50, page_token=token)
+        assert page.ByteSize() <= PAGE_MAX_BYTES
+        seen += [draft.draft_id for draft in page.drafts]
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+
+    assert sorted(seen) == sorted(created)
+    assert pages >= 2
