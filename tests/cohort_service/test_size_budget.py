@@ -6,7 +6,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from cohort_service.v1 import draft_pb2
+from cohort_service.v1 import catalog_pb2, catalog_service_pb2, draft_pb2
 from shared.budget import PAGE_MAX_BYTES, RESOURCE_MAX_BYTES, SIZE_BUDGET_EXCEEDED
 from tests.support import failure, snapshot
 
@@ -91,3 +91,35 @@ def test_list_cohort_drafts_pages_end_early_at_the_byte_budget_and_lose_nothing(
 
     assert sorted(seen) == sorted(created)
     assert pages >= 2
+
+
+def test_list_flags_pages_end_early_at_the_byte_budget_and_lose_nothing(alice):
+    """Twenty flags of 100 options with 200-character values and labels: ~1.7 MB each in
+    UTF-8 (4-byte characters), 35 MB in one page of the default size before."""
+    keys = [f"wide_{index:02d}" for index in range(20)]
+    for key in keys:
+        alice.catalog.CreateFlag(
+            catalog_service_pb2.CreateFlagRequest(
+                key=key,
+                type=catalog_pb2.FLAG_TYPE_MULTI_SELECT,
+                options=[
+                    catalog_pb2.FlagOption(value=f"{n:03d}" + "🎉" * 197, label="🎉" * 200)
+                    for n in range(100)
+                ],
+            ),
+            metadata=alice.metadata,
+        )
+
+    seen, token = [], ""
+    while True:
+        page = alice.catalog.ListFlags(
+            catalog_service_pb2.ListFlagsRequest(page_size=1000, page_token=token),
+            metadata=alice.metadata,
+        )
+        assert page.ByteSize() <= PAGE_MAX_BYTES
+        seen += [flag.key for flag in page.flags]
+        token = page.next_page_token
+        if not token:
+            break
+
+    assert [key for key in seen if key.startswith("wide_")] == keys
