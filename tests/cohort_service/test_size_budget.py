@@ -94,8 +94,8 @@ def test_list_cohort_drafts_pages_end_early_at_the_byte_budget_and_lose_nothing(
 
 
 def test_list_flags_pages_end_early_at_the_byte_budget_and_lose_nothing(alice):
-    """Twenty flags of 100 options with 200-character values and labels: ~1.7 MB each in
-    UTF-8 (4-byte characters), 35 MB in one page of the default size before."""
+    """Twenty flags of 100 options with 200-character values and labels in 4-byte characters:
+    ~160 KB each, one 3.3 MB page before."""
     keys = [f"wide_{index:02d}" for index in range(20)]
     for key in keys:
         alice.catalog.CreateFlag(
