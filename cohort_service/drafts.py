@@ -80,10 +80,10 @@ def get_draft(owner: str, draft_id: uuid.UUID) -> draft_pb2.DraftFormState:
         return form_states(owner, [find_draft(owner, draft_id)])[0]
 
 
-# What a listed draft may weigh beside its stored form_bytes: each pending proposal (a key of
-# up to 200 characters and a time) and the form's own fields, as upper bounds.
+# What a listed draft may weigh beside its stored form_bytes (which has the form's own fields):
+# each pending proposal (a key of up to 200 characters and a time), and the list's tags.
 _PROPOSAL_MAX_BYTES = 1024
-_DRAFT_FIXED_BYTES = 1024
+_DRAFT_FIXED_BYTES = 64
 
 
 def _estimated_bytes():

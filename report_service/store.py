@@ -6,7 +6,9 @@ savepoint that turns a lost insert race into a domain error.
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from operator import itemgetter
@@ -159,14 +161,19 @@ def drafts_of(original_id: str) -> list[Report]:
     return list(Report.select().where(Report.editing == original_id).order_by(Report.id))
 
 
-# What a report weighs as a message beside defn, settings and datasets (ids, name, owner,
-# links, times), as an upper bound: an estimate that must not come out low.
-_REPORT_FIXED_BYTES = 16 * 1024
-_ACTIVITY_FIXED_BYTES = 4 * 1024
+# Estimates of a message's size from the lengths of its texts in the database, as upper bounds
+# (an estimate must not come out low): texts as UTF-8, JSON as a Struct (shared.budget), and
+# a fixed allowance for tags, times and numbers. The id is counted twice: it is in the links.
+_FIXED_BYTES = 512
 
 
 def _json_bytes(column):
     return fn.COALESCE(fn.LENGTH(column), 0) * STRUCT_BYTES_PER_JSON_CHAR
+
+
+def _text_bytes(*columns):
+    lengths = [fn.COALESCE(fn.LENGTH(column), 0) for column in columns]
+    return functools.reduce(operator.add, lengths) * UTF8_BYTES_PER_CHAR
 
 
 def originals_page(after_id: str | None, limit: int) -> list[tuple[str, int]]:
@@ -181,8 +188,10 @@ def originals_page(after_id: str | None, limit: int) -> list[tuple[str, int]]:
         )
         * UTF8_BYTES_PER_CHAR
     ).where(ReportDataset.report == Report.id)
+    texts = (Report.id, Report.id, Report.type, Report.name, Report.owner_id, Report.editing)
+    ids = (Report.template_id, Report.datasource_id, Report.query_id, Report.snapshot_schedule)
     json_bytes = _json_bytes(Report.defn) + _json_bytes(Report.settings)
-    estimate = json_bytes + dataset_bytes + _REPORT_FIXED_BYTES
+    estimate = json_bytes + _text_bytes(*texts, *ids) + dataset_bytes + _FIXED_BYTES
     query = Report.select(Report.id, estimate).where(Report.editing.is_null())
     if after_id is not None:
         query = query.where(Report.id > after_id)
@@ -221,7 +230,8 @@ def user_settings(report_id: str, user_id: str) -> UserReportSettings | None:
 def activities_page(report_id: str, before_id: int | None, limit: int) -> list[tuple[int, int]]:
     """(id, estimated bytes as a message) of report_id's activities before before_id, newest
     first."""
-    estimate = _json_bytes(Activity.details) + _ACTIVITY_FIXED_BYTES
+    texts = _text_bytes(Activity.report, Activity.type, Activity.actor_id)
+    estimate = _json_bytes(Activity.details) + texts + _FIXED_BYTES
     query = Activity.select(Activity.id, estimate).where(Activity.report == report_id)
     if before_id is not None:
         query = query.where(Activity.id < before_id)

@@ -147,3 +147,14 @@ def test_get_report_does_not_read_defn_once_per_dataset(john):
 
     assert [d.dataset_id for d in report.datasets] == [d.dataset_id for d in datasets]
     assert peak < 10 * 1024 * 1024, f"GetReport allocated {peak:,} bytes at its peak"
+
+
+def test_a_page_of_small_reports_is_not_cut_by_the_byte_budget(john):
+    """The estimates that cut a page before reading it are upper bounds, but not wild ones."""
+    for index in range(300):
+        john.create(id=f"team:small-{index:03d}")
+
+    page = john.call("ListReports", page_size=1000)
+
+    assert len(page.reports) == 300
+    assert not page.next_page_token
