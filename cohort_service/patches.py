@@ -10,6 +10,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from peewee import Case, fn
+
 from cohort_service import idempotency, mapping
 from cohort_service.drafts import (
     delete_with_pending_proposals,
@@ -29,9 +31,16 @@ from cohort_service.models import (
 )
 from cohort_service.patch_request import read_idempotency_key, read_patch
 from cohort_service.resolve import check_form, resolve
-from cohort_service.slots import BY_NAME, MASK_PATHS, PENDING_PATH, SLOTS
+from cohort_service.slots import (
+    BY_NAME,
+    MASK_PATHS,
+    PENDING_PATH,
+    PROFILE_PERSONAS,
+    SIMULATION_POSITIONS,
+    SLOTS,
+)
 from cohort_service.v1 import draft_pb2, draft_service_pb2
-from shared.budget import check_size
+from shared.budget import RESOURCE_MAX_BYTES, check_size, over_budget
 from shared.compiled import CompiledQuery
 from shared.errors import FailedPrecondition, NotFound, Violations
 from shared.failpoints import failpoint
@@ -66,6 +75,7 @@ def patch_draft(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
             failpoint("cohort.patch.after_claim")
         draft = find_draft(owner, patch.draft_id, lock=True) if patch.draft_id else None
         current = load_forms([draft.id])[draft.id] if draft else Form()
+        _refuse_heavy_relinks(owner, patch)
         resolution = resolve(owner, patch, current, violations)
         rows = resolution.rows
         result = apply_change(current, resolution.change, rows.cohort_active.values())
@@ -152,6 +162,36 @@ def _form_bytes(response: PatchResponse, fields: Sequence[str], stored: int = 0)
     size = form.ByteSize()
     check_size(_heaviest(form, fields), "the draft's form", max(size, stored + proposals))
     return size - proposals
+
+
+# Value resources named by id whose texts are counted in the database before their rows are
+# read: re-linking 1,000 positions of 10,000 characters would read ~40 MB only to refuse it.
+_TEXTS = {
+    SIMULATION_POSITIONS.name: ("title", "description"),
+    PROFILE_PERSONAS.name: ("persona", "description"),
+}
+_RELINKS_COUNTED_FROM = 16  # ids; fewer cannot read more than ~640 KB of text
+
+
+def _refuse_heavy_relinks(owner: str, patch) -> None:
+    """INVALID_ARGUMENT, before any row is read, when the owner's resources a value slot
+    names by id have more characters (at least one byte each) than the form's budget."""
+    for slot_name, columns in _TEXTS.items():
+        ids = [item for _, item in patch.slots[slot_name].ids]
+        if len(ids) < _RELINKS_COUNTED_FROM:
+            continue
+        model = BY_NAME[slot_name].item
+        length = sum(
+            (fn.LENGTH(getattr(model, column)) for column in columns[1:]),
+            fn.LENGTH(getattr(model, columns[0])),
+        )
+        # The owner on the row, not in the WHERE: SQLite would search the owner index.
+        owned = Case(None, [(model.owner == owner, length)], 0)
+        chars = model.select(fn.COALESCE(fn.SUM(owned), 0)).where(model.id.in_(ids)).scalar()
+        if chars > RESOURCE_MAX_BYTES:
+            raise over_budget(
+                BY_NAME[slot_name].ids_field, "the draft's form", chars, at_least=True
+            )
 
 
 def _heaviest(form: draft_pb2.DraftFormState, fields: Sequence[str]) -> str:

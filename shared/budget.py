@@ -25,11 +25,15 @@ PAGE_MAX_BYTES = 2 * 1024 * 1024
 SIZE_BUDGET_EXCEEDED = "SIZE_BUDGET_EXCEEDED"
 
 
-def over_budget(field: str, what: str, size: int, limit: int = RESOURCE_MAX_BYTES):
-    """The INVALID_ARGUMENT for a write whose result would weigh size bytes (over limit)."""
+def over_budget(
+    field: str, what: str, size: int, limit: int = RESOURCE_MAX_BYTES, *, at_least: bool = False
+):
+    """The INVALID_ARGUMENT for a write whose result would weigh size bytes (over limit);
+    at_least when size is a lower bound (counted before the result is built)."""
+    size_text = f"{'at least ' if at_least else ''}{size:,} bytes"
     return InvalidArgument(
-        f"{what} would serialize to {size:,} bytes, over the {limit:,}-byte budget",
-        [(field, f"makes {what} {size:,} bytes; at most {limit:,} bytes are accepted")],
+        f"{what} would serialize to {size_text}, over the {limit:,}-byte budget",
+        [(field, f"makes {what} {size_text}; at most {limit:,} bytes are accepted")],
         reason=SIZE_BUDGET_EXCEEDED,
         metadata={"limit_bytes": str(limit), "size_bytes": str(size)},
     )

@@ -3,15 +3,19 @@ resources by id from a small request; ListCohortDrafts pages end at 2 MiB."""
 
 from __future__ import annotations
 
+import tracemalloc
+
 import grpc
 import pytest
 
+from cohort_service import lookups
 from cohort_service.v1 import catalog_pb2, catalog_service_pb2, draft_pb2
 from shared.budget import PAGE_MAX_BYTES, RESOURCE_MAX_BYTES, SIZE_BUDGET_EXCEEDED
 from tests.support import failure, snapshot
 
 POSITIONS = 90  # of 10,000-character descriptions: about 0.9 MB of form
 DESCRIPTION = "d" * 10_000
+WIDE = "\U0001f389"  # 4 bytes in UTF-8
 
 
 def _big_draft(alice, simulation: str, key: str):
@@ -123,3 +127,56 @@ def test_list_flags_pages_end_early_at_the_byte_budget_and_lose_nothing(alice):
             break
 
     assert [key for key in seen if key.startswith("wide_")] == keys
+
+
+def test_relinking_many_large_values_is_refused_before_their_rows_are_read(alice, catalog):
+    """1,000 positions of 10,000 four-byte characters: ~40 MB of rows and ~40 MB of form
+    were read and built only to be refused; their lengths are counted in the database."""
+    simulation = catalog.simulations["Onboarding"]
+    ids = []
+    for batch in range(42):  # 24 such positions fit in one form
+        created = alice.patch(
+            simulation_ids=[simulation],
+            simulation_positions=[
+                draft_pb2.DraftSimulationPositionValue(
+                    simulation_id=simulation, title="t", description=WIDE * 10_000
+                )
+                for _ in range(24)
+            ],
+            idempotency_key=f"batch-{batch}",
+        )
+        ids += _position_ids(created)
+    target = created.draft_id
+
+    tracemalloc.start()  # it traces the server's threads too: the server is in-process
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            alice.patch(
+                draft_id=target, simulation_position_ids=ids[:1000], idempotency_key="relink"
+            )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert failure(caught.value).fields == ["simulation_position_ids"]
+    assert peak < 10 * 1024 * 1024, f"the refused patch allocated {peak:,} bytes at its peak"
+
+
+def test_the_value_row_cache_is_bounded_in_characters_not_only_in_rows(alice, catalog):
+    """4,096 cached rows of 10,000-character descriptions were ~160 MB of process memory."""
+    simulation = catalog.simulations["Onboarding"]
+    for batch in range(3):
+        created = alice.patch(
+            simulation_ids=[simulation],
+            simulation_positions=[
+                draft_pb2.DraftSimulationPositionValue(
+                    simulation_id=simulation, title="t", description=DESCRIPTION
+                )
+                for _ in range(POSITIONS)
+            ],
+            idempotency_key=f"cache-{batch}",
+        )
+        alice.get(created.draft_id)  # reads the rows, and caches them
+
+    assert lookups._OWNED_ROWS._chars <= 1_000_000
+    assert sum(map(lookups._chars, lookups._OWNED_ROWS._columns.values())) <= 1_000_000
