@@ -113,6 +113,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         values = mapping.fields_from_message(report, paths)
         validation.check_fields(violations, "report", values)
         violations.raise_if_any()
+        validation.check_report_budget(report, "report", values, only_written=True)
         with database.atomic():
             row = store.visible_report(report.id, current_principal().subject)
             if values:
@@ -157,6 +158,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         overrides = mapping.draft_input_fields(request.draft)
         validation.check_fields(violations, "draft", overrides)
         violations.raise_if_any()
+        validation.check_report_budget(request.draft, "draft", overrides, only_written=True)
         principal = current_principal().subject
         with database.atomic():
             original = store.original_report(request.id, principal)

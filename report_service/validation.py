@@ -192,7 +192,7 @@ def _field_bytes(field, value) -> int:
     return 8
 
 
-def content_sizes(report: report_pb2.Report) -> dict[str, int]:
+def content_sizes(report: Message) -> dict[str, int]:
     """The serialized size of each editable field report sets (what the budget counts)."""
     return {
         field.name: _field_bytes(field, value)
@@ -201,13 +201,20 @@ def content_sizes(report: report_pb2.Report) -> dict[str, int]:
     }
 
 
-def check_report_budget(report: report_pb2.Report, prefix: str, written: Iterable[str]) -> None:
+def check_report_budget(
+    report: Message, prefix: str, written: Iterable[str], *, only_written: bool = False
+) -> None:
     """INVALID_ARGUMENT when report's editable fields weigh more than RESOURCE_MAX_BYTES.
 
     The violation names the largest of the fields the request wrote (`prefix.field`), or
     prefix alone when it wrote none (the size then comes from the stored report or a driver).
+    only_written counts the written fields alone: a request's, checked before the call reads
+    or writes anything (the result, checked after, can only be larger).
     """
+    written = list(written)
     sizes = content_sizes(report)
+    if only_written:
+        sizes = {name: size for name, size in sizes.items() if name in written}
     total = sum(sizes.values())
     if total <= RESOURCE_MAX_BYTES:
         return
