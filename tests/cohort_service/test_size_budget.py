@@ -180,3 +180,25 @@ def test_the_value_row_cache_is_bounded_in_characters_not_only_in_rows(alice, ca
 
     assert lookups._OWNED_ROWS._chars <= 1_000_000
     assert sum(map(lookups._chars, lookups._OWNED_ROWS._columns.values())) <= 1_000_000
+
+
+def test_stored_idempotent_responses_stay_within_the_budget(alice, catalog, server):
+    """A stored response is the patch's answer, whose form is budgeted: the re-link that
+    made a 4.4 MiB form stored a 4.4 MiB response, kept for as long as the key."""
+    simulation = catalog.simulations["Onboarding"]
+    first, second = (_big_draft(alice, simulation, key) for key in ("big-1", "big-2"))
+    with pytest.raises(grpc.RpcError):
+        alice.patch(
+            draft_id=first.draft_id,
+            simulation_position_ids=_position_ids(first, second),
+            idempotency_key="relink",
+        )
+
+    sizes = [
+        length
+        for (length,) in server.database.execute_sql(
+            "SELECT LENGTH(response) FROM idempotency_record"
+        ).fetchall()
+    ]
+    assert len(sizes) == 2
+    assert max(sizes) <= RESOURCE_MAX_BYTES
