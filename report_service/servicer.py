@@ -66,13 +66,13 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
     def CreateReport(self, request, context) -> report_pb2.Report:
         report = request.report
         validation.refuse_long_lists(report, "report")
+        validation.check_report_budget(report, "report", fields.EDITABLE)  # before reading it
         violations = Violations()
         validation.check_report_id(violations, "report.id", report.id)
         validation.check_type(violations, "report.type", report.type)
         values = mapping.fields_from_message(report, fields.EDITABLE)
         validation.check_fields(violations, "report", values)
         violations.raise_if_any()
-        validation.check_report_budget(report, "report", values)
         now = utcnow()
         row = Report(
             id=report.id,
@@ -110,10 +110,10 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         violations = Violations()
         validation.check_report_id(violations, "report.id", report.id)
         paths = validation.update_paths(violations, request.update_mask, report)
+        validation.check_report_budget(report, "report", paths, only_written=True)
         values = mapping.fields_from_message(report, paths)
         validation.check_fields(violations, "report", values)
         violations.raise_if_any()
-        validation.check_report_budget(report, "report", values, only_written=True)
         with database.atomic():
             row = store.visible_report(report.id, current_principal().subject)
             if values:
@@ -155,10 +155,11 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
     def PutReportDraft(self, request, context) -> report_service_pb2.PutReportDraftResponse:
         violations = Violations()
         validation.check_report_id(violations, "id", request.id)
+        given = [name for name in fields.DRAFT_INPUT if request.draft.HasField(name)]
+        validation.check_report_budget(request.draft, "draft", given, only_written=True)
         overrides = mapping.draft_input_fields(request.draft)
         validation.check_fields(violations, "draft", overrides)
         violations.raise_if_any()
-        validation.check_report_budget(request.draft, "draft", overrides, only_written=True)
         principal = current_principal().subject
         with database.atomic():
             original = store.original_report(request.id, principal)

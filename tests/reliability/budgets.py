@@ -81,6 +81,11 @@ def maximal_report(report_id: str, letter: str = "x") -> report_pb2.Report:
     return report
 
 
+def _numbers() -> struct_pb2.Struct:
+    """A Struct just under the 4 MiB request limit made of one-digit numbers (11 bytes each)."""
+    return _struct({"n": [0] * 370_000})
+
+
 def maximal_defn(letter: str) -> struct_pb2.Struct:
     return maximal_report("-", letter).defn
 
@@ -131,6 +136,9 @@ def _committable(session: Session) -> str:
 REPORT_CASES: dict[str, tuple[Case, ...]] = {
     "CreateReport": (
         lambda s: _R.CreateReportRequest(report=maximal_report(f"team:new-{s.unique()}")),
+        lambda s: _R.CreateReportRequest(
+            report=report_pb2.Report(id=f"team:n-{s.unique()}", type="t", defn=_numbers())
+        ),
     ),
     "GetReport": (lambda s: _R.GetReportRequest(id=s.ids["report"]),),
     "ListReports": (lambda s: _R.ListReportsRequest(page_size=1000),),
@@ -144,6 +152,11 @@ REPORT_CASES: dict[str, tuple[Case, ...]] = {
             report=report_pb2.Report(id=s.ids["report"], settings=maximal_defn("o")),
             update_mask=field_mask_pb2.FieldMask(paths=["settings"]),
         ),
+        # Near 4 MiB of one-digit numbers: the Struct that costs most per byte to convert.
+        lambda s: _R.UpdateReportRequest(
+            report=report_pb2.Report(id=s.ids["report"], defn=_numbers()),
+            update_mask=field_mask_pb2.FieldMask(paths=["defn"]),
+        ),
     ),
     "DeleteReport": (lambda s: _R.DeleteReportRequest(id=_fresh_report(s)),),
     "EditReport": (lambda s: _R.EditReportRequest(id=s.ids["edited"]),),
@@ -151,6 +164,9 @@ REPORT_CASES: dict[str, tuple[Case, ...]] = {
     "PutReportDraft": (
         lambda s: _R.PutReportDraftRequest(
             id=s.ids["edited"], draft=report_pb2.ReportDraftInput(defn=maximal_defn("p"))
+        ),
+        lambda s: _R.PutReportDraftRequest(
+            id=s.ids["edited"], draft=report_pb2.ReportDraftInput(settings=_numbers())
         ),
     ),
     "DiscardReportDraft": (lambda s: _R.DiscardReportDraftRequest(id=_edited(s)),),
