@@ -202,3 +202,38 @@ def test_stored_idempotent_responses_stay_within_the_budget(alice, catalog, serv
     ]
     assert len(sizes) == 2
     assert max(sizes) <= RESOURCE_MAX_BYTES
+
+
+def test_accepting_a_proposal_that_no_longer_fits_the_budget_is_refused(alice, catalog, server):
+    """Staged when it fitted; the draft grew since: the accept is refused, the proposal stays."""
+    simulation, profile = catalog.simulations["Onboarding"], catalog.profiles["Account Executive"]
+    first, second = (_big_draft(alice, simulation, key) for key in ("big-1", "big-2"))
+    draft = alice.patch(name="small", idempotency_key="small").draft_id
+    alice.patch(
+        draft_id=draft,
+        simulation_ids=[simulation],
+        simulation_position_ids=_position_ids(first)[:45] + _position_ids(second)[:40],
+        soft=True,
+        idempotency_key="soft",
+    )
+    alice.patch(
+        draft_id=draft,
+        profile_ids=[profile],
+        profile_personas=[
+            draft_pb2.DraftProfilePersonaValue(
+                profile_id=profile, persona=f"p{index}", description=DESCRIPTION
+            )
+            for index in range(30)
+        ],
+        idempotency_key="grow",
+    )
+    before = snapshot(server.database)
+
+    with pytest.raises(grpc.RpcError) as caught:
+        alice.patch(draft_id=draft, idempotency_key="soft", accept=True)
+
+    assert snapshot(server.database) == before
+    error = failure(caught.value)
+    assert (error.code, error.reason) == (grpc.StatusCode.INVALID_ARGUMENT, SIZE_BUDGET_EXCEEDED)
+    assert error.fields == ["accept"]
+    assert alice.patch(draft_id=draft, idempotency_key="soft", accept=False).success
