@@ -40,7 +40,7 @@ from cohort_service.slots import (
     SLOTS,
 )
 from cohort_service.v1 import draft_pb2, draft_service_pb2
-from shared.budget import RESOURCE_MAX_BYTES, check_size, over_budget
+from shared.budget import RESOURCE_MAX_BYTES, over_budget
 from shared.compiled import CompiledQuery
 from shared.errors import FailedPrecondition, NotFound, Violations
 from shared.failpoints import failpoint
@@ -160,7 +160,9 @@ def _form_bytes(response: PatchResponse, fields: Sequence[str], stored: int = 0)
     form = response.form_state
     proposals = sum(proposal.ByteSize() for proposal in form.proposals)
     size = form.ByteSize()
-    check_size(_heaviest(form, fields), "the draft's form", max(size, stored + proposals))
+    largest = max(size, stored + proposals)
+    if largest > RESOURCE_MAX_BYTES:  # the field named only then: weighing slots costs
+        raise over_budget(_heaviest(form, fields), "the draft's form", largest)
     return size - proposals
 
 

@@ -163,7 +163,7 @@ def test_relinking_many_large_values_is_refused_before_their_rows_are_read(alice
 def test_the_value_row_cache_is_bounded_in_characters_not_only_in_rows(alice, catalog):
     """4,096 cached rows of 10,000-character descriptions were ~160 MB of process memory."""
     simulation = catalog.simulations["Onboarding"]
-    for batch in range(3):
+    for batch in range(6):
         created = alice.patch(
             simulation_ids=[simulation],
             simulation_positions=[
@@ -176,8 +176,8 @@ def test_the_value_row_cache_is_bounded_in_characters_not_only_in_rows(alice, ca
         )
         alice.get(created.draft_id)  # reads the rows, and caches them
 
-    assert lookups._OWNED_ROWS._chars <= 1_000_000
-    assert sum(map(lookups._chars, lookups._OWNED_ROWS._columns.values())) <= 1_000_000
+    limit = lookups.OWNED_ROWS_MAX_CHARS
+    assert sum(map(lookups._chars, lookups._OWNED_ROWS._columns.values())) <= limit
 
 
 def test_stored_idempotent_responses_stay_within_the_budget(alice, catalog, server):
