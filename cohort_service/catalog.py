@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 
 import peewee
+from peewee import fn
 
 from cohort_service import validation
 from cohort_service.models import (
@@ -22,6 +23,7 @@ from cohort_service.models import (
     name_key,
     utcnow,
 )
+from shared.budget import UTF8_BYTES_PER_CHAR, items_within
 from shared.errors import AlreadyExists, InvalidArgument, Violations
 
 # ErrorInfo reasons of ALREADY_EXISTS, per kind.
@@ -205,13 +207,33 @@ def create_flag(key: str, flag_type: int, options: Sequence[tuple[str, str]]) ->
         ) from None
 
 
+# A flag's message beside its options' texts, and each option's beside its value and label
+# (ids, key, tags), as upper bounds: the page is cut by these before any option is read.
+_FLAG_FIXED_BYTES = 256
+_OPTION_FIXED_BYTES = 64
+
+
+def _flag_bytes():
+    """A flag's serialized size with its options, as an upper bound (a column expression)."""
+    text = fn.LENGTH(FlagOption.value) + fn.LENGTH(FlagOption.label)
+    per_option = text * UTF8_BYTES_PER_CHAR + _OPTION_FIXED_BYTES
+    # The constant inside the subquery: `select + 1` would be a UNION in peewee.
+    return FlagOption.select(fn.COALESCE(fn.SUM(per_option), 0) + _FLAG_FIXED_BYTES).where(
+        FlagOption.flag == Flag.id
+    )
+
+
 def page_of_flags(size: int, cursor: list | None) -> tuple[list[tuple[Flag, list]], list | None]:
-    """Flags ordered by key with their options (two queries); and the next page's cursor."""
-    query = Flag.select()
+    """Flags ordered by key with their options (two queries); and the next page's cursor.
+
+    The page ends early at the byte budget (shared.budget), by the flags' sizes as computed
+    in the database (100 options of 200 characters each make a flag of up to ~170 KB).
+    """
+    query = Flag.select(Flag, _flag_bytes().alias("estimated_bytes"))
     if cursor is not None:
         query = query.where(Flag.key > _flag_cursor(cursor))
     flags = list(query.order_by(Flag.key).limit(size + 1))
-    page = flags[:size]
+    page = flags[: min(size, items_within(flag.estimated_bytes for flag in flags))]
     options: dict[uuid.UUID, list[FlagOption]] = {flag.id: [] for flag in page}
     if page:
         for option in (
@@ -220,7 +242,7 @@ def page_of_flags(size: int, cursor: list | None) -> tuple[list[tuple[Flag, list
             .order_by(FlagOption.flag, FlagOption.position)
         ):
             options[option.flag_id].append(option)
-    next_cursor = [page[-1].key] if len(flags) > size else None
+    next_cursor = [page[-1].key] if len(flags) > len(page) else None
     return [(flag, options[flag.id]) for flag in page], next_cursor
 
 

@@ -6,12 +6,15 @@ import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
+from peewee import fn
+
 from cohort_service import mapping
 from cohort_service.forms import Form, load_forms
 from cohort_service.lookups import Rows, fetch_rows
 from cohort_service.models import Draft, DraftState, Proposal, ProposalDecision, database
 from cohort_service.slots import SLOTS
 from cohort_service.v1 import draft_pb2
+from shared.budget import RESOURCE_MAX_BYTES, items_within, page_within
 from shared.compiled import CompiledQuery
 from shared.db import read_transaction
 from shared.errors import InvalidArgument, NotFound
@@ -77,12 +80,32 @@ def get_draft(owner: str, draft_id: uuid.UUID) -> draft_pb2.DraftFormState:
         return form_states(owner, [find_draft(owner, draft_id)])[0]
 
 
+# What a listed draft may weigh beside its stored form_bytes (which has the form's own fields):
+# each pending proposal (a key of up to 200 characters and a time), and the list's tags.
+_PROPOSAL_MAX_BYTES = 1024
+_DRAFT_FIXED_BYTES = 64
+
+
+def _estimated_bytes():
+    """A draft's DraftFormState size, as an upper bound, from its row (a column expression)."""
+    pending_bytes = Proposal.select(fn.COUNT(Proposal.id) * _PROPOSAL_MAX_BYTES).where(
+        (Proposal.draft_id == Draft.id) & (Proposal.decision == ProposalDecision.PENDING)
+    )
+    return fn.COALESCE(Draft.form_bytes, RESOURCE_MAX_BYTES) + pending_bytes + _DRAFT_FIXED_BYTES
+
+
 def list_drafts(
     owner: str, size: int, cursor: list | None, include_dormant: bool
 ) -> tuple[list[draft_pb2.DraftFormState], list | None]:
-    """A page of the owner's drafts, newest first, and the cursor of the next page."""
+    """A page of the owner's drafts, newest first, and the cursor of the next page.
+
+    The page ends early at the byte budget (shared.budget): first by the drafts' estimated
+    sizes, before any form is loaded, then by the forms' real sizes.
+    """
     states = [DraftState.ACTIVE, DraftState.DORMANT] if include_dormant else [DraftState.ACTIVE]
-    query = Draft.select().where((Draft.owner == owner) & Draft.state.in_(states))
+    query = Draft.select(Draft, _estimated_bytes().alias("estimated_bytes")).where(
+        (Draft.owner == owner) & Draft.state.in_(states)
+    )
     if cursor is not None:
         created_at, last_id = _read_cursor(cursor)
         query = query.where(
@@ -91,12 +114,13 @@ def list_drafts(
         )
     with read_transaction(database):
         drafts = list(query.order_by(Draft.created_at.desc(), Draft.id.desc()).limit(size + 1))
-        page = drafts[:size]
-        next_cursor = None
-        if len(drafts) > size:
-            last = page[-1]
-            next_cursor = [last.created_at.isoformat(), str(last.id)]
-        return form_states(owner, page), next_cursor
+        count = min(size, items_within(draft.estimated_bytes for draft in drafts))
+        page = form_states(owner, drafts[:count])
+    kept = page_within(page)
+    if len(drafts) <= kept:
+        return page, None
+    last = drafts[kept - 1]
+    return page[:kept], [last.created_at.isoformat(), str(last.id)]
 
 
 def _read_cursor(cursor: list) -> tuple[datetime, uuid.UUID]:

@@ -79,12 +79,14 @@ class _OwnedRows:
     reads is committed: a transaction looks its ids up before it inserts the values it
     creates (resolve, then insert). So a row read once can be handed out again without a
     query, in any later call, whoever asks (the owner is checked on each use). Each call
-    gets its own model instance: callers attach parents to them. Bounded, least recently
-    used first out (a few MB at most, for the RSS target).
+    gets its own model instance: callers attach parents to them. Bounded in rows and in
+    characters of text (a description has up to 10,000), least recently used first out.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_chars: int) -> None:
         self._capacity = capacity
+        self._max_chars = max_chars
+        self._chars = 0
         self._columns: OrderedDict[tuple[str, uuid.UUID], dict] = OrderedDict()  # (slot name, id)
         self._lock = threading.Lock()
 
@@ -104,9 +106,19 @@ class _OwnedRows:
     def put(self, slot: Slot, rows: Iterable[peewee.Model]) -> None:
         with self._lock:
             for row in rows:
-                self._columns[(slot.name, row.id)] = dict(row.__data__)
-            while len(self._columns) > self._capacity:
-                self._columns.popitem(last=False)
+                previous = self._columns.pop((slot.name, row.id), None)
+                if previous is not None:
+                    self._chars -= _chars(previous)
+                columns = dict(row.__data__)
+                self._columns[(slot.name, row.id)] = columns
+                self._chars += _chars(columns)
+            while len(self._columns) > self._capacity or self._chars > self._max_chars:
+                _, evicted = self._columns.popitem(last=False)
+                self._chars -= _chars(evicted)
+
+
+def _chars(columns: dict) -> int:
+    return sum(len(value) for value in columns.values() if isinstance(value, str))
 
 
 def _row(model: type[peewee.Model], columns: dict) -> peewee.Model:
@@ -117,8 +129,11 @@ def _row(model: type[peewee.Model], columns: dict) -> peewee.Model:
     return row
 
 
-# 4,096 rows cover the bench's 1,000-item draft; ~1 KB each.
-_OWNED_ROWS = _OwnedRows(4096)
+# 4,096 rows cover the bench's 1,000-item draft; 4 M characters (4 MB of ASCII, 16 MB at
+# most as Python text) keep a process's RSS bounded when the rows are long (a 10,000-character
+# description each: 4,096 of them were ~160 MB).
+OWNED_ROWS_MAX_CHARS = 4_000_000
+_OWNED_ROWS = _OwnedRows(4096, OWNED_ROWS_MAX_CHARS)
 
 
 def _select(

@@ -163,6 +163,9 @@ class Draft(BaseModel):
     revision = peewee.BigIntegerField()
     created_at = peewee.DateTimeField(default=utcnow)
     update_time = peewee.DateTimeField(default=utcnow)
+    # The serialized DraftFormState of the stored form, pending proposals left out, as of
+    # the last write of the form (NULL before migration 0003): ListCohortDrafts' estimate.
+    form_bytes = peewee.IntegerField(null=True)
 
     class Meta:
         table_name = "draft"

@@ -8,6 +8,9 @@ write. Anything raised rolls the whole call back.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+
+from peewee import Case, fn
 
 from cohort_service import idempotency, mapping
 from cohort_service.drafts import (
@@ -28,8 +31,16 @@ from cohort_service.models import (
 )
 from cohort_service.patch_request import read_idempotency_key, read_patch
 from cohort_service.resolve import check_form, resolve
-from cohort_service.slots import PENDING_PATH, SLOTS
-from cohort_service.v1 import draft_service_pb2
+from cohort_service.slots import (
+    BY_NAME,
+    MASK_PATHS,
+    PENDING_PATH,
+    PROFILE_PERSONAS,
+    SIMULATION_POSITIONS,
+    SLOTS,
+)
+from cohort_service.v1 import draft_pb2, draft_service_pb2
+from shared.budget import RESOURCE_MAX_BYTES, over_budget
 from shared.compiled import CompiledQuery
 from shared.errors import FailedPrecondition, NotFound, Violations
 from shared.failpoints import failpoint
@@ -64,6 +75,7 @@ def patch_draft(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
             failpoint("cohort.patch.after_claim")
         draft = find_draft(owner, patch.draft_id, lock=True) if patch.draft_id else None
         current = load_forms([draft.id])[draft.id] if draft else Form()
+        _refuse_heavy_relinks(owner, patch)
         resolution = resolve(owner, patch, current, violations)
         rows = resolution.rows
         result = apply_change(current, resolution.change, rows.cohort_active.values())
@@ -79,21 +91,28 @@ def patch_draft(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
         for slot in SLOTS:
             if resolution.new_rows[slot.name]:
                 insert_values(slot, resolution.new_rows[slot.name])
+        fields = patch.populated_fields
         if request.soft:
-            response = _stage(owner, key, draft, result, resolution.change, rows)
+            response = _stage(owner, key, draft, result, resolution.change, rows, fields)
         else:
-            response = _apply(owner, key, draft, current, result, rows)
+            response = _apply(owner, key, draft, current, result, rows, fields)
         idempotency.remember(owner, key, response.SerializeToString(deterministic=True))
         failpoint("cohort.patch.before_commit")
         return response
 
 
 def _apply(
-    owner: str, key: str, draft: Draft | None, current: Form, result: Form, rows: Rows
+    owner: str,
+    key: str,
+    draft: Draft | None,
+    current: Form,
+    result: Form,
+    rows: Rows,
+    fields: Sequence[str],
 ) -> PatchResponse:
     now = utcnow()
     if draft is None:
-        draft = Draft.create(
+        draft = Draft(
             id=uuid.uuid4(),
             owner=owner,
             state=DraftState.ACTIVE,
@@ -101,34 +120,101 @@ def _apply(
             created_at=now,
             update_time=now,
         )
-        message = "draft created"
+        # The response first: its size is the form's, stored with the new draft.
+        response = _response(draft, key, "draft created", result, rows)
+        draft.form_bytes = _form_bytes(response, fields)
+        draft.save(force_insert=True)
     else:
-        _advance(draft, now)
-        message = "draft updated"
+        draft.revision += 1
+        draft.state = DraftState.ACTIVE  # an applied patch makes a dormant draft live
+        draft.update_time = now
+        response = _response(draft, key, "draft updated", result, rows)
+        _advance(draft, _form_bytes(response, fields))
     save_form(draft.id, current, result)
     failpoint("cohort.patch.after_save")
-    return _response(draft, key, message, result, rows)
+    return response
 
 
-def _advance(draft: Draft, now) -> None:
-    """Count one applied patch; an applied patch makes a dormant draft live."""
-    draft.revision += 1
-    draft.state = DraftState.ACTIVE
-    draft.update_time = now
-    _ADVANCE.raw(draft.revision, draft.state, now, draft.id)
+def _advance(draft: Draft, form_bytes: int) -> None:
+    """Write what one applied patch changed on the draft row (changed in memory before)."""
+    draft.form_bytes = form_bytes
+    _ADVANCE.raw(draft.revision, draft.state, draft.update_time, form_bytes, draft.id)
 
 
 # Compiled (shared.compiled); draft.save() built an UPDATE of every column, each patch.
 _ADVANCE = CompiledQuery(
     database,
-    lambda revision, state, now, draft_id: Draft.update(
-        revision=revision, state=state, update_time=now
+    lambda revision, state, now, form_bytes, draft_id: Draft.update(
+        revision=revision, state=state, update_time=now, form_bytes=form_bytes
     ).where(Draft.id == draft_id),
 )
 
 
+def _form_bytes(response: PatchResponse, fields: Sequence[str], stored: int = 0) -> int:
+    """The serialized size of response's form, without its proposals; INVALID_ARGUMENT when
+    the form with them, or stored bytes with them, is over the budget (shared.budget).
+
+    The violation names the request field whose slot weighs most in the form (a patch that
+    re-links value resources by id can make a large form from a small request).
+    """
+    form = response.form_state
+    proposals = sum(proposal.ByteSize() for proposal in form.proposals)
+    size = form.ByteSize()
+    largest = max(size, stored + proposals)
+    if largest > RESOURCE_MAX_BYTES:  # the field named only then: weighing slots costs
+        raise over_budget(_heaviest(form, fields), "the draft's form", largest)
+    return size - proposals
+
+
+# Value resources named by id whose texts are counted in the database before their rows are
+# read: re-linking 1,000 positions of 10,000 characters would read ~40 MB only to refuse it.
+_TEXTS = {
+    SIMULATION_POSITIONS.name: ("title", "description"),
+    PROFILE_PERSONAS.name: ("persona", "description"),
+}
+_RELINKS_COUNTED_FROM = 16  # ids; fewer cannot read more than ~640 KB of text
+
+
+def _refuse_heavy_relinks(owner: str, patch) -> None:
+    """INVALID_ARGUMENT, before any row is read, when the owner's resources a value slot
+    names by id have more characters (at least one byte each) than the form's budget."""
+    for slot_name, columns in _TEXTS.items():
+        ids = [item for _, item in patch.slots[slot_name].ids]
+        if len(ids) < _RELINKS_COUNTED_FROM:
+            continue
+        model = BY_NAME[slot_name].item
+        length = sum(
+            (fn.LENGTH(getattr(model, column)) for column in columns[1:]),
+            fn.LENGTH(getattr(model, columns[0])),
+        )
+        # The owner on the row, not in the WHERE: SQLite would search the owner index.
+        owned = Case(None, [(model.owner == owner, length)], 0)
+        chars = model.select(fn.COALESCE(fn.SUM(owned), 0)).where(model.id.in_(ids)).scalar()
+        if chars > RESOURCE_MAX_BYTES:
+            raise over_budget(
+                BY_NAME[slot_name].ids_field, "the draft's form", chars, at_least=True
+            )
+
+
+def _heaviest(form: draft_pb2.DraftFormState, fields: Sequence[str]) -> str:
+    def weight(field: str) -> int:
+        slot = MASK_PATHS.get(field)
+        if slot not in BY_NAME:
+            return 0
+        value = getattr(form, slot)
+        return value.ByteSize() if BY_NAME[slot].single else sum(v.ByteSize() for v in value)
+
+    return max(fields, key=weight) if fields else "idempotency_key"
+
+
 def _stage(
-    owner: str, key: str, draft: Draft | None, preview: Form, change: Change, rows: Rows
+    owner: str,
+    key: str,
+    draft: Draft | None,
+    preview: Form,
+    change: Change,
+    rows: Rows,
+    fields: Sequence[str],
 ) -> PatchResponse:
     now = utcnow()
     created_draft = draft is None
@@ -140,6 +226,7 @@ def _stage(
             revision=0,
             created_at=now,
             update_time=now,
+            form_bytes=0,
         )
     Proposal.create(
         id=uuid.uuid4(),
@@ -151,7 +238,7 @@ def _stage(
         create_time=now,
     )
     failpoint("cohort.patch.after_save")
-    return _response(
+    response = _response(
         draft,
         key,
         "proposal staged; accept or reject it with this idempotency_key and `accept`",
@@ -159,6 +246,9 @@ def _stage(
         rows,
         state=DraftState.DORMANT,
     )
+    # Both the preview and the draft as stored, with every pending proposal, must fit.
+    _form_bytes(response, fields, stored=draft.form_bytes or 0)
+    return response
 
 
 def _response(
@@ -261,9 +351,13 @@ def _accept(owner: str, proposal: Proposal) -> PatchResponse:
             list(violations),
             reason=PROPOSAL_NO_LONGER_VALID,
         )
-    _advance(draft, utcnow())
+    draft.revision += 1
+    draft.state = DraftState.ACTIVE
+    draft.update_time = utcnow()
+    response = _response(draft, proposal.key, "proposal accepted", result, rows)
+    _advance(draft, _form_bytes(response, ("accept",)))
     save_form(draft.id, current, result)
-    return _response(draft, proposal.key, "proposal accepted", result, rows)
+    return response
 
 
 def _reject(owner: str, proposal: Proposal) -> PatchResponse:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from operator import attrgetter
+from collections.abc import Callable
 
 from report_service import drafts, fields, mapping, store, validation
 from report_service.drivers import DriverRegistry
 from report_service.models import Report, database, utcnow
 from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
 from shared.auth import current_principal
+from shared.budget import check_size, items_within, page_within
 from shared.db import read_transaction
 from shared.errors import InvalidArgument, Violations
 from shared.pagination import decode_page_token, encode_page_token, page_size
@@ -17,7 +18,6 @@ from shared.pagination import decode_page_token, encode_page_token, page_size
 # refused by another instead of being misread.
 _REPORTS_PAGE = "reports"
 _ACTIVITIES_PAGE = "activities"
-_ID = attrgetter("id")
 
 
 def _checked_id(field: str, value: str) -> str:
@@ -40,12 +40,19 @@ def _cursor(token: str, kind: str, value_type: type):
     return cursor[1]
 
 
-def _page(rows: list, size: int, kind: str, key) -> tuple[list, str]:
-    """The page's rows and the token of the next page ("" on the last)."""
-    if len(rows) <= size:
-        return rows, ""
-    rows = rows[:size]
-    return rows, encode_page_token([kind, key(rows[-1])])
+def _page(estimates: list[tuple], size: int, kind: str, load: Callable[[list], list]):
+    """(messages, next_page_token) of a page, bounded by size items and by bytes.
+
+    estimates: (key, estimated bytes) of up to size + 1 rows in list order; load(keys) builds
+    the messages of the chosen keys. Rows past the byte budget (shared.budget) are left to
+    the next page, first by the estimates (before loading anything), then by the messages.
+    """
+    count = min(size, items_within(estimate for _, estimate in estimates))
+    messages = load([key for key, _ in estimates[:count]])
+    kept = page_within(messages)
+    if len(estimates) <= kept:
+        return messages, ""
+    return messages[:kept], encode_page_token([kind, estimates[kept - 1][0]])
 
 
 class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
@@ -59,6 +66,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
     def CreateReport(self, request, context) -> report_pb2.Report:
         report = request.report
         validation.refuse_long_lists(report, "report")
+        validation.check_report_budget(report, "report", fields.EDITABLE)  # before reading it
         violations = Violations()
         validation.check_report_id(violations, "report.id", report.id)
         validation.check_type(violations, "report.type", report.type)
@@ -87,12 +95,14 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         size = page_size(request.page_size)
         after = _cursor(request.page_token, _REPORTS_PAGE, str)
         with read_transaction(database):
-            rows, token = _page(store.originals_page(after, size + 1), size, _REPORTS_PAGE, _ID)
-            datasets = store.datasets_of([row.id for row in rows])
-        return report_service_pb2.ListReportsResponse(
-            reports=[mapping.report_to_proto(row, datasets[row.id]) for row in rows],
-            next_page_token=token,
-        )
+
+            def load(report_ids: list[str]) -> list[report_pb2.Report]:
+                rows = store.reports_by_id(report_ids)
+                datasets = store.datasets_of(report_ids)
+                return [mapping.report_to_proto(row, datasets[row.id]) for row in rows]
+
+            reports, token = _page(store.originals_page(after, size + 1), size, _REPORTS_PAGE, load)
+        return report_service_pb2.ListReportsResponse(reports=reports, next_page_token=token)
 
     def UpdateReport(self, request, context) -> report_pb2.Report:
         report = request.report
@@ -100,6 +110,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         violations = Violations()
         validation.check_report_id(violations, "report.id", report.id)
         paths = validation.update_paths(violations, request.update_mask, report)
+        validation.check_report_budget(report, "report", paths, only_written=True)
         values = mapping.fields_from_message(report, paths)
         validation.check_fields(violations, "report", values)
         violations.raise_if_any()
@@ -107,7 +118,9 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             row = store.visible_report(report.id, current_principal().subject)
             if values:
                 store.update_report(row, values, utcnow())
-            return store.report_message(row)
+            updated = store.report_message(row)
+            validation.check_report_budget(updated, "report", values)  # rolls the update back
+            return updated
 
     def DeleteReport(self, request, context) -> report_service_pb2.DeleteReportResponse:
         report_id = _checked_id("id", request.id)
@@ -128,7 +141,9 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         principal = current_principal().subject
         with database.atomic():
             original = store.original_report(report_id, principal)
-            return drafts.edit_report(self._drivers, original, principal, utcnow())
+            draft = drafts.edit_report(self._drivers, original, principal, utcnow())
+            validation.check_report_budget(draft, "id", ())  # only a driver could grow it
+            return draft
 
     def GetReportDraft(self, request, context) -> report_pb2.Report:
         report_id = _checked_id("id", request.id)
@@ -140,6 +155,8 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
     def PutReportDraft(self, request, context) -> report_service_pb2.PutReportDraftResponse:
         violations = Violations()
         validation.check_report_id(violations, "id", request.id)
+        given = [name for name in fields.DRAFT_INPUT if request.draft.HasField(name)]
+        validation.check_report_budget(request.draft, "draft", given, only_written=True)
         overrides = mapping.draft_input_fields(request.draft)
         validation.check_fields(violations, "draft", overrides)
         violations.raise_if_any()
@@ -150,6 +167,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             draft = drafts.write_draft(
                 self._drivers, original, principal, existing, overrides, utcnow()
             )
+            validation.check_report_budget(draft, "draft", overrides)
         return report_service_pb2.PutReportDraftResponse(report=draft, created=existing is None)
 
     def DiscardReportDraft(self, request, context) -> report_service_pb2.DiscardReportDraftResponse:
@@ -168,7 +186,9 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             # and each reads what the previous one wrote: the last commit wins whole.
             original = store.original_report(report_id, principal, lock=True)
             draft = store.own_draft(original.id, principal)
-            return drafts.commit_draft(self._drivers, original, draft, principal, utcnow())
+            committed = drafts.commit_draft(self._drivers, original, draft, principal, utcnow())
+            validation.check_report_budget(committed, "id", ())  # only a driver could grow it
+            return committed
 
     # -----------------------------------------------------------------------
     # Activities and the caller's view settings
@@ -184,14 +204,14 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         before = _cursor(request.page_token, _ACTIVITIES_PAGE, int)
         with read_transaction(database):
             store.visible_report(request.report_id, current_principal().subject)
-            rows, token = _page(
+            activities, token = _page(
                 store.activities_page(request.report_id, before, size + 1),
                 size,
                 _ACTIVITIES_PAGE,
-                _ID,
+                lambda ids: [mapping.activity_to_proto(row) for row in store.activities_by_id(ids)],
             )
         return report_service_pb2.ListReportActivitiesResponse(
-            activities=[mapping.activity_to_proto(row) for row in rows], next_page_token=token
+            activities=activities, next_page_token=token
         )
 
     def GetUserReportSettings(self, request, context) -> report_pb2.UserReportSettings:
@@ -205,6 +225,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
     def UpdateUserReportSettings(self, request, context) -> report_pb2.UserReportSettings:
         report_id = _checked_id("report_id", request.report_id)
         user_id = current_principal().subject
+        check_size("settings", "the view settings", request.settings.ByteSize())
         settings = mapping.struct_to_dict(request.settings)
         with database.atomic():
             store.visible_report(report_id, user_id)

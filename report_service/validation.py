@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from google.protobuf import field_mask_pb2
@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 from report_service import fields
 from report_service.models import ID_MAX_LENGTH
 from report_service.v1 import report_pb2
+from shared.budget import RESOURCE_MAX_BYTES, check_size
 from shared.errors import Violations
 
 NAME_MAX_LENGTH = 200
@@ -176,3 +177,47 @@ def update_paths(
         elif path not in fields.EDITABLE:
             violations.add("update_mask", f"unknown field path `{path}`: accepted are {accepted}")
     return tuple(name for name in fields.EDITABLE if name in mask.paths)
+
+
+# ---------------------------------------------------------------------------
+# The size budget (shared.budget): a report's editable fields serialize to at most 1 MiB
+# ---------------------------------------------------------------------------
+
+
+def _field_bytes(field, value) -> int:
+    if field.message_type is not None:
+        return sum(v.ByteSize() for v in value) if field.is_repeated else value.ByteSize()
+    if isinstance(value, str):
+        return len(value.encode())
+    return 8
+
+
+def content_sizes(report: Message) -> dict[str, int]:
+    """The serialized size of each editable field report sets (what the budget counts)."""
+    return {
+        field.name: _field_bytes(field, value)
+        for field, value in report.ListFields()
+        if field.name in fields.EDITABLE
+    }
+
+
+def check_report_budget(
+    report: Message, prefix: str, written: Iterable[str], *, only_written: bool = False
+) -> None:
+    """INVALID_ARGUMENT when report's editable fields weigh more than RESOURCE_MAX_BYTES.
+
+    The violation names the largest of the fields the request wrote (`prefix.field`), or
+    prefix alone when it wrote none (the size then comes from the stored report or a driver).
+    only_written counts the written fields alone: a request's, checked before the call reads
+    or writes anything (the result, checked after, can only be larger).
+    """
+    written = list(written)
+    sizes = content_sizes(report)
+    if only_written:
+        sizes = {name: size for name, size in sizes.items() if name in written}
+    total = sum(sizes.values())
+    if total <= RESOURCE_MAX_BYTES:
+        return
+    written = [name for name in written if name in sizes]
+    field = f"{prefix}.{max(written, key=sizes.__getitem__)}" if written else prefix
+    check_size(field, "the report", total)

@@ -172,8 +172,10 @@ class CohortCatalogServiceServicer:
 
     def ListFlags(self, request, context):
         """ListFlags returns flags with their options, ordered by key, one page at
-        a time. Returns INVALID_ARGUMENT for a negative page_size or a
-        page_token that this RPC did not issue.
+        a time; a page ends early at 2 MiB of flags (the size budget), with a
+        next_page_token. Returns INVALID_ARGUMENT for a negative page_size or a
+        page_token that this RPC did not issue. (The other lists fit by
+        construction: 1,000 entries of 200 characters are under 1 MiB.)
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -95,6 +95,17 @@ class CohortDraftServiceServicer:
         ack opposite to the decision already taken, and (reason
         `PROPOSAL_NO_LONGER_VALID`, with a BadRequest) when an accepted
         proposal no longer fits the draft it would change.
+
+        Size budget, well under a client's default 4 MiB message limit: a
+        draft's form (its DraftFormState, pending proposals included)
+        serializes to at most 1 MiB (1,048,576 bytes). A patch, soft patch or
+        accept whose form would be larger (a small request re-linking large
+        value resources by id can do it) is refused with INVALID_ARGUMENT,
+        reason `SIZE_BUDGET_EXCEEDED` (metadata `limit_bytes`, `size_bytes`), a
+        field violation naming the request field whose slot weighs most in the
+        form (`accept` for an ack) with both sizes; nothing changes and the
+        idempotency_key is not spent. A stored response is therefore within the
+        budget too.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,7 +125,9 @@ class CohortDraftServiceServicer:
 
     def ListCohortDrafts(self, request, context):
         """ListCohortDrafts returns the caller's drafts, newest first, one page at a
-        time: ACTIVE drafts only, unless include_dormant is set. Returns
+        time: ACTIVE drafts only, unless include_dormant is set. A page ends
+        early at 2 MiB of drafts (the size budget), with a next_page_token; it
+        always holds at least one draft. Returns
         INVALID_ARGUMENT for a negative page_size or a page_token this RPC did
         not issue.
         """

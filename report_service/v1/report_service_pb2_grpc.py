@@ -53,6 +53,18 @@ class ReportServiceStub:
     a BadRequest naming every bad field at once by its path
     (`report.datasets[1].dataset_id`); every error carries an ErrorInfo whose
     domain is `report-service`.
+
+    Size budget, well under a client's default 4 MiB message limit: a
+    report's editable fields (name, defn, the ids, settings, enable_filter,
+    datasets, snapshot) serialize to at most 1 MiB (1,048,576 bytes), and a
+    user's view settings to at most 1 MiB. A write whose result would be
+    larger (CreateReport, UpdateReport, PutReportDraft, EditReport and
+    CommitReportDraft through a driver, UpdateUserReportSettings) is refused
+    with INVALID_ARGUMENT, reason `SIZE_BUDGET_EXCEEDED` (metadata
+    `limit_bytes`, `size_bytes`), a field violation naming the largest field
+    the request wrote with both sizes, and changes nothing. A list page holds
+    at most 2 MiB of items beside its page_size: a page that would be larger
+    ends early, with a next_page_token (it always holds at least one item).
     """
 
     def __init__(self, channel):
@@ -155,6 +167,18 @@ class ReportServiceServicer:
     a BadRequest naming every bad field at once by its path
     (`report.datasets[1].dataset_id`); every error carries an ErrorInfo whose
     domain is `report-service`.
+
+    Size budget, well under a client's default 4 MiB message limit: a
+    report's editable fields (name, defn, the ids, settings, enable_filter,
+    datasets, snapshot) serialize to at most 1 MiB (1,048,576 bytes), and a
+    user's view settings to at most 1 MiB. A write whose result would be
+    larger (CreateReport, UpdateReport, PutReportDraft, EditReport and
+    CommitReportDraft through a driver, UpdateUserReportSettings) is refused
+    with INVALID_ARGUMENT, reason `SIZE_BUDGET_EXCEEDED` (metadata
+    `limit_bytes`, `size_bytes`), a field violation naming the largest field
+    the request wrote with both sizes, and changes nothing. A list page holds
+    at most 2 MiB of items beside its page_size: a page that would be larger
+    ends early, with a next_page_token (it always holds at least one item).
     """
 
     def CreateReport(self, request, context):
@@ -162,6 +186,8 @@ class ReportServiceServicer:
         the caller becomes its owner_id. Returns INVALID_ARGUMENT if a field is
         missing or out of range, and ALREADY_EXISTS (reason
         `REPORT_ALREADY_EXISTS`) if a report (or a draft) already has the id.
+        Returns INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) for a report
+        over the size budget.
         (Returns the report itself, as AIP-133 does, so the standard response
         name does not apply.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -186,8 +212,9 @@ class ReportServiceServicer:
 
     def ListReports(self, request, context):
         """ListReports returns the original reports (never drafts), ordered by id,
-        one page at a time. Returns INVALID_ARGUMENT for a negative page_size or
-        a page_token this RPC did not issue.
+        one page at a time; a page ends early at 2 MiB (the size budget).
+        Returns INVALID_ARGUMENT for a negative page_size or a page_token this
+        RPC did not issue.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -199,8 +226,9 @@ class ReportServiceServicer:
         to the draft" step is an UpdateReport on the draft's id). It sets
         updated_at, and defn_updated_at when defn changes. Returns
         INVALID_ARGUMENT if report.id is malformed, a path of update_mask is
-        unknown, immutable or output only, or an updated field is out of range;
-        NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
+        unknown, immutable or output only, or an updated field is out of range,
+        or (reason `SIZE_BUDGET_EXCEEDED`) the report would be over the size
+        budget; NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
         is another principal's draft.
         (Returns the report itself, as AIP-134 does.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -270,7 +298,8 @@ class ReportServiceServicer:
         the original's name, a replaced one keeps its own. The driver's
         `before_create_draft` runs each time (it may change the draft). Returns
         the same errors as EditReport, INVALID_ARGUMENT for a draft field out
-        of range, and ABORTED (reason `DRAFT_CREATED_CONCURRENTLY`) if a
+        of range or (reason `SIZE_BUDGET_EXCEEDED`) a draft over the size
+        budget, and ABORTED (reason `DRAFT_CREATED_CONCURRENTLY`) if a
         concurrent call of the caller's created the draft first (retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -303,7 +332,9 @@ class ReportServiceServicer:
         INVALID_ARGUMENT if id is malformed; NOT_FOUND with reason
         `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
         FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
-        or `DRIVER_FAILED` if the driver refuses or returns invalid changes.
+        or `DRIVER_FAILED` if the driver refuses or returns invalid changes;
+        INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) if the driver's
+        changes would put the original over the size budget.
         (Returns the original itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -314,7 +345,8 @@ class ReportServiceServicer:
 
     def ListReportActivities(self, request, context):
         """ListReportActivities returns the activities of a report, newest first,
-        one page at a time. A draft has none. Returns INVALID_ARGUMENT for a
+        one page at a time; a page ends early at 2 MiB (the size budget). A
+        draft has none. Returns INVALID_ARGUMENT for a
         malformed report_id, a negative page_size or a page_token this RPC did
         not issue, and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such
         report or it is another principal's draft.
@@ -341,8 +373,10 @@ class ReportServiceServicer:
         """UpdateUserReportSettings replaces the caller's own view settings of a
         report (an original or the caller's draft). Committing a draft of the
         report deletes every user's settings of it. Returns the same errors as
-        GetUserReportSettings. Needs only `report:read`: the settings are the
-        caller's own, not the report's.
+        GetUserReportSettings, and INVALID_ARGUMENT (reason
+        `SIZE_BUDGET_EXCEEDED`, field `settings`) for settings over 1 MiB.
+        Needs only `report:read`: the settings are the caller's own, not the
+        report's.
         (Returns the settings resource itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -454,6 +488,18 @@ class ReportService:
     a BadRequest naming every bad field at once by its path
     (`report.datasets[1].dataset_id`); every error carries an ErrorInfo whose
     domain is `report-service`.
+
+    Size budget, well under a client's default 4 MiB message limit: a
+    report's editable fields (name, defn, the ids, settings, enable_filter,
+    datasets, snapshot) serialize to at most 1 MiB (1,048,576 bytes), and a
+    user's view settings to at most 1 MiB. A write whose result would be
+    larger (CreateReport, UpdateReport, PutReportDraft, EditReport and
+    CommitReportDraft through a driver, UpdateUserReportSettings) is refused
+    with INVALID_ARGUMENT, reason `SIZE_BUDGET_EXCEEDED` (metadata
+    `limit_bytes`, `size_bytes`), a field violation naming the largest field
+    the request wrote with both sizes, and changes nothing. A list page holds
+    at most 2 MiB of items beside its page_size: a page that would be larger
+    ends early, with a next_page_token (it always holds at least one item).
     """
 
     @staticmethod
