@@ -60,7 +60,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         report = request.report
         validation.refuse_long_lists(report, "report")
         violations = Violations()
-        validation.check_report_id(violations, "report.id", report.id)
+        validation.check_new_report_id(violations, "report.id", report.id)
         validation.check_type(violations, "report.type", report.type)
         values = mapping.fields_from_message(report, fields.EDITABLE)
         validation.check_fields(violations, "report", values)
