@@ -287,7 +287,8 @@ def test_no_answer_depends_on_another_principals_drafts_for_drawn_principals_and
             return
         twins = [twin]
         if prober.startswith(other + ":"):  # a twin whose old draft id was the prober's
-            twins.append(f"x:{prober[len(other) + 1 :]}:{original.partition(':')[2]}")
+            slug = original.partition(":")[2] or original  # holds the tag: fresh per probe
+            twins.append(f"x:{prober[len(other) + 1 :]}:{slug}")
         cast = Cast(prober, other, original, twins=tuple(twins))
         totals["compared"] += assert_answers_do_not_depend_on_other_drafts(server.channel, cast)
         totals["casts"] += 1
