@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import grpc
+import pytest
 from playhouse.migrations import Runner
 
 from report_service.ids import draft_id
 from report_service.server import SERVICE
 from shared.db import apply_migrations, open_database
 from shared.server import close_store
+from tests.support import failure, snapshot
 
 _NOW = datetime(2026, 1, 1)
 
@@ -89,3 +92,20 @@ def test_drafts_under_the_old_rule_move_to_their_distinct_ids(database_url):
         }
     finally:
         close_store(database)
+
+
+def test_an_original_stored_with_a_draft_id_before_the_reservation_fails_that_edit(
+    server, alice, bob
+):
+    alice.create(id="team:mkt")
+    with server.database.connection_context():
+        _insert(server.database, "user:bob:mkt-draft", "user:alice", None)
+    before = snapshot(server.database)
+
+    with pytest.raises(grpc.RpcError) as caught:
+        bob.call("EditReport", id="team:mkt")
+
+    error = failure(caught.value)
+    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "DRAFT_ID_TAKEN")
+    assert error.metadata == {"draft_id": "user:bob:mkt-draft"}
+    assert snapshot(server.database) == before
