@@ -11,6 +11,7 @@ from datetime import datetime
 from report_service import fields, mapping, store
 from report_service.drivers import DriverRegistry
 from report_service.fields import Fields
+from report_service.ids import draft_id
 from report_service.models import ID_MAX_LENGTH, Report
 from report_service.v1 import report_pb2
 from shared.errors import Aborted, AlreadyExists, FailedPrecondition
@@ -20,13 +21,6 @@ DRAFT_ID_TAKEN = "DRAFT_ID_TAKEN"
 DRAFT_ID_TOO_LONG = "DRAFT_ID_TOO_LONG"
 DRAFT_CREATED_CONCURRENTLY = "DRAFT_CREATED_CONCURRENTLY"
 REPORT_UPDATED = "reportUpdated"
-
-
-def draft_id(principal: str, original_id: str) -> str:
-    """`<principal>:<slug>-draft`, slug being original_id after its first `:` (or all of it)."""
-    _, colon, rest = original_id.partition(":")
-    slug = rest if colon else original_id
-    return f"{principal}:{slug}-draft"
 
 
 # ---------------------------------------------------------------------------
@@ -60,8 +54,8 @@ def _insert_draft(row: Report, values: Fields) -> None:
                 reason=DRAFT_CREATED_CONCURRENTLY,
             ) from None
         raise FailedPrecondition(
-            f"your draft id {row.id!r} is already used by another report (perhaps your draft "
-            "of another report with the same slug): commit or discard that one first",
+            f"your draft id {row.id!r} is already used by a report created before draft ids "
+            "were reserved: that report must be deleted first",
             reason=DRAFT_ID_TAKEN,
             metadata={"draft_id": row.id},
         ) from None

@@ -11,6 +11,7 @@ from google.protobuf import json_format, struct_pb2
 
 from report_service import fields
 from report_service.fields import Fields
+from report_service.ids import path_segment
 from report_service.models import Activity, Report
 from report_service.v1 import report_pb2
 from shared.columns import timestamp
@@ -150,10 +151,11 @@ def _link(href: str) -> report_pb2.ReportLink:
 
 
 def links(row: Report | StoredReport) -> report_pb2.ReportLinks:
-    result = report_pb2.ReportLinks(self=_link(f"{REPORTS_PATH}/{row.id}"))
+    result = report_pb2.ReportLinks(self=_link(f"{REPORTS_PATH}/{path_segment(row.id)}"))
     if row.editing_id is not None:
-        result.original.CopyFrom(_link(f"{REPORTS_PATH}/{row.editing_id}"))
-        result.commit_draft.CopyFrom(_link(f"{REPORTS_PATH}/{row.editing_id}/draft/_commit"))
+        original = f"{REPORTS_PATH}/{path_segment(row.editing_id)}"
+        result.original.CopyFrom(_link(original))
+        result.commit_draft.CopyFrom(_link(f"{original}/draft/_commit"))
     return result
 
 

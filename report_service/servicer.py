@@ -68,7 +68,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         validation.refuse_long_lists(report, "report")
         validation.check_report_budget(report, "report", fields.EDITABLE)  # before reading it
         violations = Violations()
-        validation.check_report_id(violations, "report.id", report.id)
+        validation.check_new_report_id(violations, "report.id", report.id)
         validation.check_type(violations, "report.type", report.type)
         values = mapping.fields_from_message(report, fields.EDITABLE)
         validation.check_fields(violations, "report", values)

@@ -184,8 +184,10 @@ class ReportServiceServicer:
     def CreateReport(self, request, context):
         """CreateReport creates an original report with the id the caller gives;
         the caller becomes its owner_id. Returns INVALID_ARGUMENT if a field is
-        missing or out of range, and ALREADY_EXISTS (reason
-        `REPORT_ALREADY_EXISTS`) if a report (or a draft) already has the id.
+        missing or out of range, or if report.id is outside the grammar or of
+        the form reserved for drafts (see Report.id; the answer does not depend
+        on whether such a draft exists), and ALREADY_EXISTS (reason
+        `REPORT_ALREADY_EXISTS`) if an original already has the id.
         Returns INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) for a report
         over the size budget.
         (Returns the report itself, as AIP-133 does, so the standard response
@@ -199,7 +201,7 @@ class ReportServiceServicer:
 
     def GetReport(self, request, context):
         """GetReport returns an original, or one of the caller's own drafts.
-        Returns INVALID_ARGUMENT if id is empty or longer than 512 characters,
+        Returns INVALID_ARGUMENT if id is outside the grammar (see Report.id),
         and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or
         it is another principal's draft.
         (Returns the report itself, as AIP-131 does.)
@@ -263,10 +265,10 @@ class ReportServiceServicer:
         INVALID_ARGUMENT if id is malformed; NOT_FOUND (reason
         `REPORT_NOT_FOUND`) if there is no such original; FAILED_PRECONDITION
         with reason `REPORT_IS_DRAFT` if id is a draft's, `DRAFT_ID_TAKEN` if
-        the draft id is already used by another report (for example the
-        caller's draft of another original with the same slug: commit or
-        discard that one first), `DRAFT_ID_TOO_LONG` if the draft id would be
-        longer than 512 characters, or `DRIVER_FAILED` if the driver refuses.
+        the draft id is used by a report created before draft ids were
+        reserved (no report created since can take it), `DRAFT_ID_TOO_LONG` if
+        the draft id would be longer than 512 characters, or `DRIVER_FAILED`
+        if the driver refuses.
         (Returns the draft itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE

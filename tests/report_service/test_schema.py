@@ -14,7 +14,10 @@ MODELS = (models.Report, models.ReportDataset, models.Activity, models.UserRepor
 def test_the_migrations_create_the_schema_of_the_models(database_url):
     database = open_database(database_url)
     try:
-        assert apply_migrations(database, SERVICE.migrations) == ["0001_initial"]
+        assert apply_migrations(database, SERVICE.migrations) == [
+            "0001_initial",
+            "0002_distinct_draft_ids",
+        ]
         assert apply_migrations(database, SERVICE.migrations) == []  # idempotent
         for model in MODELS:
             table = model._meta.table_name

@@ -1,0 +1,110 @@
+"""Report ids: their grammar, the id of a principal's draft, and an id as a URL path segment."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from report_service.models import ID_MAX_LENGTH
+from shared.errors import Violations
+
+# ---------------------------------------------------------------------------
+# The grammar (report.proto, Report.id)
+# ---------------------------------------------------------------------------
+
+
+def check_report_id(violations: Violations, field: str, value: object) -> None:
+    """A report id as a request gives it: 1-512 printable characters, no space at either end.
+
+    Printable as str.isprintable() says: letters, marks, numbers, punctuation, symbols and the
+    ASCII space; no control, format (bidi overrides, zero-width), private-use, surrogate or
+    unassigned characters, and no other spaces or line breaks. Every draft id is one too, as
+    principals are printable and without spaces (shared.v1 auth.proto).
+    """
+    if not isinstance(value, str):
+        violations.add(field, f"must be a string, got {type(value).__name__}")
+    elif not 1 <= len(value) <= ID_MAX_LENGTH:
+        violations.add(field, f"must be 1-{ID_MAX_LENGTH} characters long, got {len(value)}")
+    elif not value.isprintable():
+        position, char = next((i, c) for i, c in enumerate(value) if not c.isprintable())
+        violations.add(
+            field,
+            f"must hold printable characters only (letters, marks, numbers, punctuation, "
+            f"symbols, space), got U+{ord(char):04X} at position {position}",
+        )
+    elif value != value.strip(" "):
+        violations.add(field, "must not begin or end with a space")
+
+
+def check_new_report_id(violations: Violations, field: str, value: object) -> None:
+    """check_report_id, and not of the form reserved for drafts (CreateReport)."""
+    before = len(violations)
+    check_report_id(violations, field, value)
+    if len(violations) == before and is_draft_form(value):
+        violations.add(
+            field,
+            f"ids that contain `:` and end in `{DRAFT_SUFFIX}` are reserved for drafts "
+            "(EditReport creates yours): choose another id",
+        )
+
+
+# ---------------------------------------------------------------------------
+# Draft ids
+# ---------------------------------------------------------------------------
+
+# The seed's form `<principal>:<slug>-draft` (`team:sales-dashboard` edited by `user:john.doe`
+# → `user:john.doe:sales-dashboard-draft`) drops the original's namespace, so on its own it
+# gives `team:x` and `org:x` one draft id, and `user` editing `x:bob:sales` the id of
+# `user:bob` editing `team:sales`. It is kept where it is unambiguous; other originals are
+# spelt out whole. CreateReport refuses the whole form, so no original can take a draft's id.
+DRAFT_SUFFIX = "-draft"
+SHORT_FORM_NAMESPACE = "team"
+_LONG_FORM = "~"
+
+
+def is_draft_form(report_id: str) -> bool:
+    """True for an id of the form every draft id has (a `:`, and `-draft` at the end).
+
+    The whole form is reserved, not only the ids some principal's draft would have: the rule
+    stays one line long, and CreateReport's answer cannot depend on who drafts what.
+    """
+    return report_id.endswith(DRAFT_SUFFIX) and ":" in report_id
+
+
+def _escape(original_id: str) -> str:
+    return original_id.replace("%", "%25").replace(":", "%3A")
+
+
+def draft_id(principal: str, original_id: str) -> str:
+    """principal's draft id of original_id: a different id for every (principal, original).
+
+    `team:<slug>` → `<principal>:<slug>-draft` when slug has no `:` and does not start with
+    `~` (the seed's form); any other original → `<principal>:~<original_id>-draft`, with `%`
+    and `:` of original_id percent-encoded (`org:q3` → `user:jane:~org%3Aq3-draft`). The
+    part after the principal holds no `:`, so the last `:` ends the principal, and a leading
+    `~` tells the two forms apart: each draft id reads back as exactly one pair
+    (tests/report_service/test_draft_ids.py decodes them).
+    """
+    namespace, colon, slug = original_id.partition(":")
+    if (
+        namespace == SHORT_FORM_NAMESPACE
+        and colon
+        and ":" not in slug
+        and not slug.startswith(_LONG_FORM)
+    ):
+        return f"{principal}:{slug}{DRAFT_SUFFIX}"
+    return f"{principal}:{_LONG_FORM}{_escape(original_id)}{DRAFT_SUFFIX}"
+
+
+# ---------------------------------------------------------------------------
+# URLs
+# ---------------------------------------------------------------------------
+
+# RFC 3986 pchar: unreserved, sub-delims, `:` and `@` stand for themselves in a path segment
+# (the seed's links keep `:` as it is); everything else, `/ ? # % [ ]`, space and non-ASCII
+# included, is percent-encoded (UTF-8).
+_PATH_SEGMENT_SAFE = "!$&'()*+,;=:@"
+
+
+def path_segment(report_id: str) -> str:
+    """report_id as one path segment of a URL."""
+    return quote(report_id, safe=_PATH_SEGMENT_SAFE)
