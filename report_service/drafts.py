@@ -14,7 +14,7 @@ from report_service.fields import Fields
 from report_service.ids import draft_id
 from report_service.models import ID_MAX_LENGTH, Report
 from report_service.v1 import report_pb2
-from shared.errors import Aborted, AlreadyExists, FailedPrecondition
+from shared.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
 from shared.failpoints import failpoint
 
 DRAFT_ID_TAKEN = "DRAFT_ID_TAKEN"
@@ -53,12 +53,33 @@ def _insert_draft(row: Report, values: Fields) -> None:
                 "a concurrent call created this draft at the same time; retry",
                 reason=DRAFT_CREATED_CONCURRENTLY,
             ) from None
-        raise FailedPrecondition(
-            f"your draft id {row.id!r} is already used by a report created before draft ids "
-            "were reserved: that report must be deleted first",
+        raise _draft_id_taken(row) from None
+
+
+def _draft_id_taken(row: Report) -> FailedPrecondition:
+    """DRAFT_ID_TAKEN, saying which of the caller's own reports holds row's id.
+
+    Under the seed's rule one principal's drafts of `team:x` and `org:x` share an id; any
+    other holder is a report stored before draft ids were reserved (another principal's
+    draft is never named).
+    """
+    try:
+        holder = store.visible_report(row.id, row.owner_id)
+    except NotFound:
+        holder = None
+    if holder is not None and holder.editing_id is not None:
+        return FailedPrecondition(
+            f"your draft id {row.id!r} is held by your draft of {holder.editing_id!r} (draft "
+            "ids keep only the part after the first `:`): commit or discard that draft first",
             reason=DRAFT_ID_TAKEN,
-            metadata={"draft_id": row.id},
-        ) from None
+            metadata={"draft_id": row.id, "editing_id": holder.editing_id},
+        )
+    return FailedPrecondition(
+        f"your draft id {row.id!r} is already used by a report created before draft ids "
+        "were reserved: that report must be deleted first",
+        reason=DRAFT_ID_TAKEN,
+        metadata={"draft_id": row.id},
+    )
 
 
 def edit_report(

@@ -52,12 +52,13 @@ def check_new_report_id(violations: Violations, field: str, value: object) -> No
 # ---------------------------------------------------------------------------
 
 # The seed's form `<principal>:<slug>-draft` (`team:sales-dashboard` edited by `user:john.doe`
-# → `user:john.doe:sales-dashboard-draft`) drops the original's namespace, so on its own it
-# gives `team:x` and `org:x` one draft id, and `user` editing `x:bob:sales` the id of
-# `user:bob` editing `team:sales`. It is kept where it is unambiguous; other originals are
-# spelt out whole. CreateReport refuses the whole form, so no original can take a draft's id.
+# → `user:john.doe:sales-dashboard-draft`; SPEC §6: slug = the id after its first `:`, or all
+# of it) is kept wherever the slug has no `:`. A slug with a `:` would let `user` editing
+# `x:bob:sales` take the id of `user:bob` editing `team:sales`, so such originals are spelt
+# out whole. What the seed's form still shares is one principal's drafts of `team:x` and
+# `org:x` (DRAFT_ID_TAKEN, which depends on the caller's own drafts only). CreateReport
+# refuses the whole form, so no original can take a draft's id.
 DRAFT_SUFFIX = "-draft"
-SHORT_FORM_NAMESPACE = "team"
 _LONG_FORM = "~"
 
 
@@ -75,22 +76,19 @@ def _escape(original_id: str) -> str:
 
 
 def draft_id(principal: str, original_id: str) -> str:
-    """principal's draft id of original_id: a different id for every (principal, original).
+    """principal's draft id of original_id; two principals' drafts never share one.
 
-    `team:<slug>` → `<principal>:<slug>-draft` when slug has no `:` and does not start with
-    `~` (the seed's form); any other original → `<principal>:~<original_id>-draft`, with `%`
-    and `:` of original_id percent-encoded (`org:q3` → `user:jane:~org%3Aq3-draft`). The
-    part after the principal holds no `:`, so the last `:` ends the principal, and a leading
-    `~` tells the two forms apart: each draft id reads back as exactly one pair
+    `<principal>:<slug>-draft`, slug being original_id after its first `:` (or all of it),
+    when slug has no `:` and does not start with `~` (the seed's form); any other original →
+    `<principal>:~<original_id>-draft`, with `%` and `:` of original_id percent-encoded
+    (`team:q1:sales` → `user:jane:~team%3Aq1%3Asales-draft`). The part after the principal
+    holds no `:`, so the last `:` ends the principal, and a leading `~` tells the two forms
+    apart: each draft id reads back as exactly one principal and one slug or original
     (tests/report_service/test_draft_ids.py decodes them).
     """
-    namespace, colon, slug = original_id.partition(":")
-    if (
-        namespace == SHORT_FORM_NAMESPACE
-        and colon
-        and ":" not in slug
-        and not slug.startswith(_LONG_FORM)
-    ):
+    _, colon, rest = original_id.partition(":")
+    slug = rest if colon else original_id
+    if ":" not in slug and not slug.startswith(_LONG_FORM):
         return f"{principal}:{slug}{DRAFT_SUFFIX}"
     return f"{principal}:{_LONG_FORM}{_escape(original_id)}{DRAFT_SUFFIX}"
 

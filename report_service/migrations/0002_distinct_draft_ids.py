@@ -24,8 +24,9 @@ _CHILDREN = ("report_dataset", "user_report_settings", "activity")
 
 
 def _draft_id(principal, original_id):
-    namespace, colon, slug = original_id.partition(":")
-    if namespace == "team" and colon and ":" not in slug and not slug.startswith("~"):
+    _, colon, rest = original_id.partition(":")
+    slug = rest if colon else original_id
+    if ":" not in slug and not slug.startswith("~"):
         return f"{principal}:{slug}-draft"
     escaped = original_id.replace("%", "%25").replace(":", "%3A")
     return f"{principal}:~{escaped}-draft"

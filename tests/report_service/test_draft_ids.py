@@ -19,17 +19,25 @@ from tests.report_service.support import Client, as_dict
 from tests.support import failure, snapshot
 
 # ---------------------------------------------------------------------------
-# The rule, read backwards: every draft id names exactly one (principal, original)
+# The rule, read backwards: every draft id names exactly one principal
 # ---------------------------------------------------------------------------
 
 
 def _decode(report_id: str) -> tuple[str, str]:
-    """(principal, original id) of a draft id, by the grammar in report.proto (Report.id)."""
+    """(principal, `slug:<slug>` or `id:<original id>`) of a draft id, by report.proto's grammar."""
     assert report_id.endswith("-draft"), report_id
     principal, _, rest = report_id[: -len("-draft")].rpartition(":")
     if rest.startswith("~"):
-        return principal, re.sub("%(25|3A)", lambda m: {"25": "%", "3A": ":"}[m[1]], rest[1:])
-    return principal, f"team:{rest}"
+        original = re.sub("%(25|3A)", lambda m: {"25": "%", "3A": ":"}[m[1]], rest[1:])
+        return principal, f"id:{original}"
+    return principal, f"slug:{rest}"
+
+
+def _named(original_id: str) -> str:
+    """What the draft id keeps of original_id: its slug in the seed's form, else all of it."""
+    _, colon, rest = original_id.partition(":")
+    slug = rest if colon else original_id
+    return f"slug:{slug}" if ":" not in slug and not slug.startswith("~") else f"id:{original_id}"
 
 
 _PIECE = st.one_of(
@@ -40,10 +48,12 @@ _TEXT = st.lists(_PIECE, min_size=1, max_size=8).map("".join)
 
 
 @given(principal=_TEXT, original_id=_TEXT)
-def test_every_draft_id_reads_back_as_its_one_principal_and_original(principal, original_id):
+def test_every_draft_id_reads_back_as_its_one_principal_and_slug_or_original(
+    principal, original_id
+):
     made = draft_id(principal, original_id)
 
-    assert _decode(made) == (principal, original_id)
+    assert _decode(made) == (principal, _named(original_id))
     assert is_draft_form(made)
 
 
@@ -51,13 +61,18 @@ def test_every_draft_id_reads_back_as_its_one_principal_and_original(principal, 
     ("one", "other"),
     [
         (("user", "x:bob:sales"), ("user:bob", "team:sales")),
-        (("user:bob", "team:sales"), ("user:bob", "other:sales")),
-        (("user:bob", "team:sales"), ("user:bob", "sales")),
         (("user:bob", "team:a:b"), ("user:bob:a", "team:b")),
+        (("user", "bob:sales"), ("user:bob", "sales")),
+        (("user:bob", "team:q1:sales"), ("user:bob", "team:sales")),
     ],
 )
 def test_pairs_the_old_rule_gave_one_draft_id_get_two(one, other):
     assert draft_id(*one) != draft_id(*other)
+
+
+def test_one_principals_drafts_of_one_slug_in_two_namespaces_share_the_seeds_id():
+    assert draft_id("user:bob", "team:sales") == draft_id("user:bob", "org:sales")
+    assert draft_id("user:bob", "sales") == "user:bob:sales-draft"
 
 
 # ---------------------------------------------------------------------------
