@@ -1,0 +1,240 @@
+"""The audit's lost writes and INTERNALs under concurrency, each interleaving forced on PostgreSQL.
+
+PostgreSQL runs READ COMMITTED: a write that read a row without locking it can act on what a
+concurrent commit, discard or delete has just changed or removed. Each test holds a row lock
+from a connection of its own so that call A provably waits in the middle of its transaction
+while the conflicting call B starts (tests.reliability.races), then checks that each call
+happened wholly before or after the other: no acknowledged write is lost, a write on a row
+that went while it waited answers NOT_FOUND, nothing answers INTERNAL.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from google.protobuf import field_mask_pb2
+
+from cohort_service.server import SERVICE as COHORT
+from cohort_service.v1 import draft_service_pb2, draft_service_pb2_grpc
+from report_service.server import SERVICE as REPORT
+from report_service.v1 import report_pb2
+from tests.conftest import POSTGRES_SCHEMA
+from tests.reliability.races import Race, forced_race, row_locked, server_url
+from tests.report_service.support import Client, struct
+from tests.support import RunningService, bearer, serve
+
+pytestmark = pytest.mark.postgres
+OK = grpc.StatusCode.OK
+NOT_FOUND = grpc.StatusCode.NOT_FOUND
+
+
+@dataclass(frozen=True)
+class Raced:
+    """A server on its own PostgreSQL schema, whose connections the test can tell apart."""
+
+    running: RunningService
+    schema: str
+    application_name: str
+    admin: object
+
+    def race(self, table: str, key: str, first, second) -> Race:
+        """first waits on the row table.id = key held by the test while second starts."""
+        lock = row_locked(self.schema, table, "id::text = %s", (key,))
+        result = forced_race(self.admin, self.application_name, lock, first, second)
+        assert result.forced, "the first call did not wait on the test's lock"
+        return result
+
+
+def _raced(admin, definition, service: str) -> Iterator[Raced]:
+    schema = f"{POSTGRES_SCHEMA}_race_{service}"
+    application_name = f"race-{os.getpid()}-{service}"
+    with serve(definition, server_url(admin, schema, application_name)) as running:
+        yield Raced(running, schema, application_name, admin)
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module")
+def reports(postgres_admin) -> Iterator[Raced]:
+    yield from _raced(postgres_admin, REPORT, "report")
+
+
+@pytest.fixture(scope="module")
+def cohorts(postgres_admin) -> Iterator[Raced]:
+    yield from _raced(postgres_admin, COHORT, "cohort")
+
+
+# ---------------------------------------------------------------------------
+# report-service
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Family:
+    """An original of alice's with datasets, and alice's draft of it."""
+
+    alice: Client
+    original: str
+    draft: str
+
+
+@pytest.fixture
+def family(reports) -> Family:
+    alice = Client.of(reports.running, "user:alice")
+    original = f"team:race-{uuid.uuid4().hex[:10]}"
+    alice.create(id=original, name="Before")
+    draft = alice.call("EditReport", id=original).id
+    alice.call(
+        "UpdateReport",
+        report=report_pb2.Report(id=draft, defn=struct({"v": "draft"})),
+        update_mask=field_mask_pb2.FieldMask(paths=["defn"]),
+    )
+    return Family(alice, original, draft)
+
+
+def _put(family: Family, value: str):
+    return lambda: family.alice.call(
+        "PutReportDraft", id=family.original, draft=report_pb2.ReportDraftInput(defn=struct(value))
+    )
+
+
+def test_a_put_that_waited_on_the_draft_is_published_by_the_commit_behind_it(reports, family):
+    put = _put(family, {"v": "put"})
+    commit = lambda: family.alice.call("CommitReportDraft", id=family.original)  # noqa: E731
+    race = reports.race("report", family.draft, put, commit)
+
+    assert (race.first.code, race.second.code) == (OK, OK), race
+    published = family.alice.call("GetReport", id=family.original)
+    assert dict(published.defn) == {"v": "put"}  # not lost: the commit came after the put
+
+
+def test_a_put_behind_a_commit_that_removed_the_draft_writes_a_new_draft(reports, family):
+    commit = lambda: family.alice.call("CommitReportDraft", id=family.original)  # noqa: E731
+    race = reports.race("report", family.draft, commit, _put(family, {"v": "put"}))
+
+    assert race.first.code == OK, race
+    assert race.second.code == OK, race  # was INTERNAL: ForeignKeyViolation on report_dataset
+    assert race.second.response.created
+    assert dict(family.alice.call("GetReportDraft", id=family.original).defn) == {"v": "put"}
+    assert dict(family.alice.call("GetReport", id=family.original).defn) == {"v": "draft"}
+
+
+def _update(report_id: str, **fields) -> tuple[str, dict]:
+    mask = field_mask_pb2.FieldMask(paths=list(fields))
+    return "UpdateReport", {
+        "report": report_pb2.Report(id=report_id, **fields),
+        "update_mask": mask,
+    }
+
+
+# (removal, which row it holds, the write racing it): the write waits behind the removal and
+# must find its row gone — NOT_FOUND, not INTERNAL, and not OK for a row that is no more.
+REMOVALS = {
+    "DeleteReport of the original": (lambda f: ("DeleteReport", {"id": f.original}), "original"),
+    "DeleteReport of the draft": (lambda f: ("DeleteReport", {"id": f.draft}), "draft"),
+    "DiscardReportDraft": (lambda f: ("DiscardReportDraft", {"id": f.original}), "draft"),
+    "CommitReportDraft": (lambda f: ("CommitReportDraft", {"id": f.original}), "draft"),
+}
+WRITES = {
+    "UpdateReport of the original": (
+        lambda f: _update(f.original, name="N"),
+        "original",
+    ),
+    "UpdateReport of the original's datasets": (
+        lambda f: _update(f.original, datasets=[report_pb2.ReportDataset(dataset_id="x")]),
+        "original",
+    ),
+    "UpdateReport of the draft": (
+        lambda f: _update(f.draft, name="N"),
+        "draft",
+    ),
+    "UpdateUserReportSettings of the original": (
+        lambda f: (
+            "UpdateUserReportSettings",
+            {"report_id": f.original, "settings": struct({"z": 1})},
+        ),
+        "original",
+    ),
+    "UpdateUserReportSettings of the draft": (
+        lambda f: (
+            "UpdateUserReportSettings",
+            {"report_id": f.draft, "settings": struct({"z": 1})},
+        ),
+        "draft",
+    ),
+    "PutReportDraft": (
+        lambda f: ("PutReportDraft", {"id": f.original, "draft": report_pb2.ReportDraftInput()}),
+        "original",
+    ),
+    "EditReport of another principal": (lambda f: ("EditReport", {"id": f.original}), "original"),
+}
+CASES = [
+    (removal, write)
+    for removal, (_, removes) in REMOVALS.items()
+    for write, (_, needs) in WRITES.items()
+    # the write needs what the removal removes: a deleted original takes its drafts along
+    if removes == needs or removes == "original"
+]
+
+
+@pytest.mark.parametrize(("removal", "write"), CASES)
+def test_a_write_waiting_behind_the_removal_of_its_row_answers_not_found(
+    reports, family, removal, write
+):
+    bob = Client.of(reports.running, "user:bob")
+    removing, held = REMOVALS[removal]
+    writing, _ = WRITES[write]
+    caller = bob if write.endswith("another principal") else family.alice
+    first_rpc, first_fields = removing(family)
+    second_rpc, second_fields = writing(family)
+    race = reports.race(
+        "report",
+        family.original if held == "original" else family.draft,
+        lambda: family.alice.call(first_rpc, **first_fields),
+        lambda: caller.call(second_rpc, **second_fields),
+    )
+
+    assert race.first.code == OK, race
+    assert race.second.code == NOT_FOUND, race
+
+
+# ---------------------------------------------------------------------------
+# cohort-service
+# ---------------------------------------------------------------------------
+
+
+def test_a_patch_racing_the_rejection_of_the_proposal_that_made_its_draft_keeps_the_draft(
+    cohorts,
+):
+    stub = draft_service_pb2_grpc.CohortDraftServiceStub(cohorts.running.channel)
+    metadata = bearer("user:alice")
+    key = f"soft-{uuid.uuid4().hex}"
+    staged = stub.PatchCohortDraft(
+        draft_service_pb2.PatchCohortDraftRequest(name="Proposed", soft=True, idempotency_key=key),
+        metadata=metadata,
+    )
+    draft_id = staged.draft_id
+    patch = lambda: stub.PatchCohortDraft(  # noqa: E731
+        draft_service_pb2.PatchCohortDraftRequest(draft_id=draft_id, name="Patched"),
+        metadata=metadata,
+    )
+    reject = lambda: stub.PatchCohortDraft(  # noqa: E731
+        draft_service_pb2.PatchCohortDraftRequest(
+            draft_id=draft_id, idempotency_key=key, accept=False
+        ),
+        metadata=metadata,
+    )
+    race = cohorts.race("draft", draft_id, patch, reject)
+
+    assert (race.first.code, race.second.code) == (OK, OK), race
+    assert race.first.response.message == "draft updated"
+    assert race.second.response.message == "proposal rejected; the draft is unchanged"
+    kept = stub.GetCohortDraft(
+        draft_service_pb2.GetCohortDraftRequest(draft_id=draft_id), metadata=metadata
+    )
+    assert kept.name.value == "Patched"
