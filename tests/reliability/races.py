@@ -11,6 +11,7 @@ PostgreSQL server).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,14 +21,40 @@ from dataclasses import dataclass
 import grpc
 import psycopg2
 
-from tests.conftest import POSTGRES_URL, _postgres_test_url
+from tests.conftest import POSTGRES_SCHEMA, POSTGRES_URL, _postgres_test_url
+from tests.support import RunningService, serve
 
 WAIT = 10.0  # seconds a call may take to reach (or pass) the lock before the race goes on
 
 
-def server_url(admin, schema: str, application_name: str) -> str:
-    """A fresh schema's URL whose connections are named application_name."""
-    return f"{_postgres_test_url(admin, schema)}&application_name={application_name}"
+@dataclass(frozen=True)
+class Served:
+    """A server on a PostgreSQL schema of its own, whose connections the test can tell apart."""
+
+    running: RunningService
+    schema: str
+    application_name: str
+    admin: object
+
+    def lock(self, table: str, column: str, value: str) -> contextlib.AbstractContextManager:
+        return row_locked(self.schema, table, f'"{column}"::text = %s', (value,))
+
+    def race(self, lock, first, second) -> Race:
+        return forced_race(self.admin, self.application_name, lock, first, second)
+
+
+@contextlib.contextmanager
+def served_on_postgres(admin, definition, name: str) -> Iterator[Served]:
+    """definition served on a fresh schema (dropped afterwards), its connections named."""
+    schema = f"{POSTGRES_SCHEMA}_{name}"
+    application_name = f"{name}-{os.getpid()}"
+    url = f"{_postgres_test_url(admin, schema)}&application_name={application_name}"
+    try:
+        with serve(definition, url) as running:
+            yield Served(running, schema, application_name, admin)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ that went while it waited answers NOT_FOUND, nothing answers INTERNAL.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,50 +22,32 @@ from cohort_service.server import SERVICE as COHORT
 from cohort_service.v1 import draft_service_pb2, draft_service_pb2_grpc
 from report_service.server import SERVICE as REPORT
 from report_service.v1 import report_pb2
-from tests.conftest import POSTGRES_SCHEMA
-from tests.reliability.races import Race, forced_race, row_locked, server_url
+from tests.reliability.races import Race, Served, served_on_postgres
 from tests.report_service.support import Client, struct
-from tests.support import RunningService, bearer, serve
+from tests.support import bearer
 
 pytestmark = pytest.mark.postgres
 OK = grpc.StatusCode.OK
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 
 
-@dataclass(frozen=True)
-class Raced:
-    """A server on its own PostgreSQL schema, whose connections the test can tell apart."""
-
-    running: RunningService
-    schema: str
-    application_name: str
-    admin: object
-
-    def race(self, table: str, key: str, first, second) -> Race:
-        """first waits on the row table.id = key held by the test while second starts."""
-        lock = row_locked(self.schema, table, "id::text = %s", (key,))
-        result = forced_race(self.admin, self.application_name, lock, first, second)
-        assert result.forced, "the first call did not wait on the test's lock"
-        return result
-
-
-def _raced(admin, definition, service: str) -> Iterator[Raced]:
-    schema = f"{POSTGRES_SCHEMA}_race_{service}"
-    application_name = f"race-{os.getpid()}-{service}"
-    with serve(definition, server_url(admin, schema, application_name)) as running:
-        yield Raced(running, schema, application_name, admin)
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+def _race(served: Served, table: str, key: str, first, second) -> Race:
+    """first waits on the row table.id = key held by the test while second starts."""
+    result = served.race(served.lock(table, "id", key), first, second)
+    assert result.forced, "the first call did not wait on the test's lock"
+    return result
 
 
 @pytest.fixture(scope="module")
-def reports(postgres_admin) -> Iterator[Raced]:
-    yield from _raced(postgres_admin, REPORT, "report")
+def reports(postgres_admin) -> Iterator[Served]:
+    with served_on_postgres(postgres_admin, REPORT, "race_report") as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
-def cohorts(postgres_admin) -> Iterator[Raced]:
-    yield from _raced(postgres_admin, COHORT, "cohort")
+def cohorts(postgres_admin) -> Iterator[Served]:
+    with served_on_postgres(postgres_admin, COHORT, "race_cohort") as served:
+        yield served
 
 
 # ---------------------------------------------------------------------------
@@ -106,7 +87,7 @@ def _put(family: Family, value: str):
 def test_a_put_that_waited_on_the_draft_is_published_by_the_commit_behind_it(reports, family):
     put = _put(family, {"v": "put"})
     commit = lambda: family.alice.call("CommitReportDraft", id=family.original)  # noqa: E731
-    race = reports.race("report", family.draft, put, commit)
+    race = _race(reports, "report", family.draft, put, commit)
 
     assert (race.first.code, race.second.code) == (OK, OK), race
     published = family.alice.call("GetReport", id=family.original)
@@ -115,7 +96,7 @@ def test_a_put_that_waited_on_the_draft_is_published_by_the_commit_behind_it(rep
 
 def test_a_put_behind_a_commit_that_removed_the_draft_writes_a_new_draft(reports, family):
     commit = lambda: family.alice.call("CommitReportDraft", id=family.original)  # noqa: E731
-    race = reports.race("report", family.draft, commit, _put(family, {"v": "put"}))
+    race = _race(reports, "report", family.draft, commit, _put(family, {"v": "put"}))
 
     assert race.first.code == OK, race
     assert race.second.code == OK, race  # was INTERNAL: ForeignKeyViolation on report_dataset
@@ -192,7 +173,8 @@ def test_a_write_waiting_behind_the_removal_of_its_row_answers_not_found(
     caller = bob if write.endswith("another principal") else family.alice
     first_rpc, first_fields = removing(family)
     second_rpc, second_fields = writing(family)
-    race = reports.race(
+    race = _race(
+        reports,
         "report",
         family.original if held == "original" else family.draft,
         lambda: family.alice.call(first_rpc, **first_fields),
@@ -229,7 +211,7 @@ def test_a_patch_racing_the_rejection_of_the_proposal_that_made_its_draft_keeps_
         ),
         metadata=metadata,
     )
-    race = cohorts.race("draft", draft_id, patch, reject)
+    race = _race(cohorts, "draft", draft_id, patch, reject)
 
     assert (race.first.code, race.second.code) == (OK, OK), race
     assert race.first.response.message == "draft updated"
