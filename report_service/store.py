@@ -124,10 +124,12 @@ def locked_report(report_id: str, principal: str, *, original_lock: str) -> Repo
     """visible_report, locked for a write: an original with original_lock, or a draft
     EXCLUSIVE after its original SHARED (see the lock order above)."""
     row = visible_report(report_id, principal)
-    if row.editing_id is None:
-        return _checked_visible(_select_report(report_id, lock=original_lock), report_id, principal)
-    original_report(row.editing_id, principal, lock=SHARED)
-    return _checked_visible(_select_report(report_id, lock=EXCLUSIVE), report_id, principal)
+    lock = original_lock
+    if row.editing_id is not None:
+        if _select_report(row.editing_id, lock=SHARED) is None:  # deleted with its drafts
+            raise _not_found(report_id)
+        lock = EXCLUSIVE
+    return _checked_visible(_select_report(report_id, lock=lock), report_id, principal)
 
 
 def visible_report_message(report_id: str, principal: str) -> report_pb2.Report:
