@@ -42,6 +42,10 @@ class ReportServiceStub:
     the same original at once; each commit replaces the original's
     committed fields, so the last commit wins.
 
+    Concurrency: writes of one report and its drafts take effect one after
+    the other, each wholly before or after the other; a write whose report
+    or draft a concurrent delete, discard or commit removed answers NOT_FOUND.
+
     Drivers: a report's `type` may have a driver, a Python plug-in found by
     the entry point group `report_service.drivers`, whose hooks run inside
     the call's transaction (`before_create_draft`, `before_discard_draft`,
@@ -143,6 +147,10 @@ class ReportServiceServicer:
     NOT_FOUND (its existence is not revealed). Several principals may draft
     the same original at once; each commit replaces the original's
     committed fields, so the last commit wins.
+
+    Concurrency: writes of one report and its drafts take effect one after
+    the other, each wholly before or after the other; a write whose report
+    or draft a concurrent delete, discard or commit removed answers NOT_FOUND.
 
     Drivers: a report's `type` may have a driver, a Python plug-in found by
     the entry point group `report_service.drivers`, whose hooks run inside
@@ -442,6 +450,10 @@ class ReportService:
     NOT_FOUND (its existence is not revealed). Several principals may draft
     the same original at once; each commit replaces the original's
     committed fields, so the last commit wins.
+
+    Concurrency: writes of one report and its drafts take effect one after
+    the other, each wholly before or after the other; a write whose report
+    or draft a concurrent delete, discard or commit removed answers NOT_FOUND.
 
     Drivers: a report's `type` may have a driver, a Python plug-in found by
     the entry point group `report_service.drivers`, whose hooks run inside
