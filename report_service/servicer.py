@@ -150,11 +150,10 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         principal = current_principal().subject
         with database.atomic():
             original = store.original_report(request.id, principal, lock=store.SHARED)
-            existing = store.find_draft(original.id, principal, lock=True)
-            draft = drafts.write_draft(
-                self._drivers, original, principal, existing, overrides, utcnow()
+            draft, created = drafts.put_draft(
+                self._drivers, original, principal, overrides, utcnow()
             )
-        return report_service_pb2.PutReportDraftResponse(report=draft, created=existing is None)
+        return report_service_pb2.PutReportDraftResponse(report=draft, created=created)
 
     def DiscardReportDraft(self, request, context) -> report_service_pb2.DiscardReportDraftResponse:
         report_id = _checked_id("id", request.id)

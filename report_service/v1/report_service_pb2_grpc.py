@@ -277,9 +277,11 @@ class ReportServiceServicer:
         the original. The name is not taken from the request: a new draft has
         the original's name, a replaced one keeps its own. The driver's
         `before_create_draft` runs each time (it may change the draft). Returns
-        the same errors as EditReport, INVALID_ARGUMENT for a draft field out
-        of range, and ABORTED (reason `DRAFT_CREATED_CONCURRENTLY`) if a
-        concurrent call of the caller's created the draft first (retry).
+        the same errors as EditReport, and INVALID_ARGUMENT for a draft field
+        out of range. A draft that a concurrent call of the caller's created
+        first is replaced, as if this call had come second (created is false);
+        ABORTED (reason `DRAFT_CREATED_CONCURRENTLY`) only if that draft was
+        also discarded meanwhile (retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

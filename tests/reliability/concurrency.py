@@ -208,6 +208,21 @@ REPORT_RACERS: dict[str, Racer] = {
         ),
         lambda call, w, _: {"v": "put"} in _defns(call, w),
     ),
+    "PutReportDraft of another principal": Racer(
+        "PutReportDraft",
+        BOB,
+        lambda w: _R.PutReportDraftRequest(
+            id=w.ids["original"], draft=report_pb2.ReportDraftInput(defn=_struct({"v": "bob"}))
+        ),
+        lambda call, w, _: (
+            getattr(
+                call.read(BOB, "GetReportDraft", _R.GetReportDraftRequest(id=w.ids["original"])),
+                "defn",
+                None,
+            )
+            == _struct({"v": "bob"})
+        ),
+    ),
     "DiscardReportDraft": Racer(
         "DiscardReportDraft",
         ALICE,

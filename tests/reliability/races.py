@@ -98,7 +98,7 @@ def waiting(admin, application_name: str) -> int:
         return cursor.fetchone()[0]
 
 
-def _until(condition: Callable[[], bool]) -> bool:
+def until(condition: Callable[[], bool]) -> bool:
     deadline = time.monotonic() + WAIT
     while not condition():
         if time.monotonic() > deadline:
@@ -125,12 +125,12 @@ def forced_race(
     with ThreadPoolExecutor(2) as pool:
         with lock as held:
             a: Future = pool.submit(outcome_of, first)
-            forced = held is not None and _until(
+            forced = held is not None and until(
                 lambda: a.done() or waiting(admin, application_name) >= 1
             )
             forced = forced and not a.done()
             b: Future = pool.submit(outcome_of, second)
             if forced:
-                _until(lambda: b.done() or waiting(admin, application_name) >= 2)
+                until(lambda: b.done() or waiting(admin, application_name) >= 2)
                 forced = not a.done()
         return Race(a.result(), b.result(), forced)

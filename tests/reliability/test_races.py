@@ -10,19 +10,32 @@ that went while it waited answers NOT_FOUND, nothing answers INTERNAL.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
+import psycopg2
 import pytest
 from google.protobuf import field_mask_pb2
 
 from cohort_service.server import SERVICE as COHORT
 from cohort_service.v1 import draft_service_pb2, draft_service_pb2_grpc
+from report_service.drafts import draft_id
+from report_service.models import Report
 from report_service.server import SERVICE as REPORT
 from report_service.v1 import report_pb2
-from tests.reliability.races import Race, Served, served_on_postgres
+from tests.conftest import POSTGRES_URL
+from tests.reliability.races import (
+    Race,
+    Served,
+    outcome_of,
+    served_on_postgres,
+    until,
+    waiting,
+)
 from tests.report_service.support import Client, struct
 from tests.support import bearer
 
@@ -103,6 +116,48 @@ def test_a_put_behind_a_commit_that_removed_the_draft_writes_a_new_draft(reports
     assert race.second.response.created
     assert dict(family.alice.call("GetReportDraft", id=family.original).defn) == {"v": "put"}
     assert dict(family.alice.call("GetReport", id=family.original).defn) == {"v": "draft"}
+
+
+@contextlib.contextmanager
+def _draft_inserted_meanwhile(served: Served, original: str, principal: str) -> Iterator[object]:
+    """principal's draft of original inserted by a transaction of the test's, committed when
+    the block ends: a concurrent call of principal's that created it first."""
+    columns = list(Report._meta.columns)
+    copied = {"id": "%s", "owner_id": "%s", "editing_id": "id"}
+    connection = psycopg2.connect(POSTGRES_URL)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'INSERT INTO "{served.schema}".report ({", ".join(columns)}) '
+                f"SELECT {', '.join(copied.get(column, column) for column in columns)} "
+                f'FROM "{served.schema}".report WHERE id = %s',
+                (draft_id(principal, original), principal, original),
+            )
+        yield connection
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def test_a_put_that_meets_the_draft_a_concurrent_put_created_replaces_it(reports, family):
+    bob = Client.of(reports.running, "user:bob")
+    with ThreadPoolExecutor(1) as pool:
+        with _draft_inserted_meanwhile(reports, family.original, "user:bob"):
+            put = pool.submit(
+                outcome_of,
+                lambda: bob.call(
+                    "PutReportDraft",
+                    id=family.original,
+                    draft=report_pb2.ReportDraftInput(defn=struct({"v": "bob"})),
+                ),
+            )
+            # Bob's insert waits on the test's uncommitted row of the same key.
+            assert until(lambda: waiting(reports.admin, reports.application_name) == 1)
+        outcome = put.result()
+
+    assert outcome.code == OK, outcome  # was ABORTED: DRAFT_CREATED_CONCURRENTLY
+    assert not outcome.response.created
+    assert dict(bob.call("GetReportDraft", id=family.original).defn) == {"v": "bob"}
 
 
 def _update(report_id: str, **fields) -> tuple[str, dict]:
