@@ -71,14 +71,15 @@ def edit_report(
     drivers: DriverRegistry, original: Report, principal: str, now: datetime
 ) -> report_pb2.Report:
     """principal's draft of original as it is, created first if principal has none."""
-    existing = store.find_draft(original.id, principal)
+    # Locked: a concurrent discard must not remove the draft between its row and its datasets.
+    existing = store.find_draft(original.id, principal, lock=True)
     if existing is None:
         try:
             return write_draft(drivers, original, principal, None, {}, now)
         except Aborted as race:
             # A concurrent EditReport of the same principal created it first: that is the
             # draft to return, as if this call had come second.
-            existing = store.find_draft(original.id, principal)
+            existing = store.find_draft(original.id, principal, lock=True)
             if existing is None or race.reason != DRAFT_CREATED_CONCURRENTLY:
                 raise
     return store.report_message(existing)
