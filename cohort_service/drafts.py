@@ -45,12 +45,18 @@ def find_draft(owner: str, draft_id: uuid.UUID, *, lock: bool = False) -> Draft:
 
     Another principal's draft is NOT_FOUND too: its existence is not revealed.
     """
-    # SQLite has no FOR UPDATE; its write lock is whole-database
-    query = _OWN_DRAFT_LOCKED if lock and database.for_update else _OWN_DRAFT
-    draft = query.first(draft_id, owner)
+    draft = locked_draft(owner, draft_id) if lock else _OWN_DRAFT.first(draft_id, owner)
     if draft is None:
         raise NotFound(f"you have no cohort draft {draft_id}", reason=DRAFT_NOT_FOUND)
     return draft
+
+
+def locked_draft(owner: str, draft_id: uuid.UUID) -> Draft | None:
+    """The owner's draft locked for the transaction (None if there is none, or it was deleted
+    while this waited). Writes lock a draft before its proposals: one order, no deadlock."""
+    # SQLite has no FOR UPDATE; its write lock is whole-database
+    query = _OWN_DRAFT_LOCKED if database.for_update else _OWN_DRAFT
+    return query.first(draft_id, owner)
 
 
 def pending_proposals(draft_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Proposal]]:

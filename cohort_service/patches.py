@@ -16,6 +16,7 @@ from cohort_service import idempotency, mapping
 from cohort_service.drafts import (
     delete_with_pending_proposals,
     find_draft,
+    locked_draft,
     pending_proposals,
     rows_for,
 )
@@ -288,6 +289,7 @@ def acknowledge(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
     violations.raise_if_any("the ack has invalid fields")
     key, accept = request.idempotency_key, request.accept
     with database.atomic():
+        _lock_draft_of_proposal(owner, key)
         proposal, decided_now = _claim_decision(owner, key, patch.draft_id, accept)
         if not decided_now:
             was_accepted = proposal.decision == ProposalDecision.ACCEPTED
@@ -304,6 +306,18 @@ def acknowledge(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
             Proposal.id == proposal.id
         ).execute()
         return response
+
+
+def _lock_draft_of_proposal(owner: str, key: str) -> None:
+    """Lock the proposal's draft before the proposal (the order every write keeps), so that
+    a patch or a delete of the draft runs wholly before or after this decision."""
+    draft_id = (
+        Proposal.select(Proposal.draft_id)
+        .where((Proposal.principal == owner) & (Proposal.key == key))
+        .scalar()
+    )
+    if draft_id is not None:
+        locked_draft(owner, draft_id)
 
 
 def _claim_decision(
@@ -362,7 +376,7 @@ def _accept(owner: str, proposal: Proposal) -> PatchResponse:
 
 def _reject(owner: str, proposal: Proposal) -> PatchResponse:
     """Discard the proposal; a dormant draft it created goes with it."""
-    draft = Draft.get_or_none((Draft.id == proposal.draft_id) & (Draft.owner == owner))
+    draft = locked_draft(owner, proposal.draft_id)
     if draft is not None and not (proposal.created_draft and draft.state == DraftState.DORMANT):
         form = load_forms([draft.id])[draft.id]
         rows = rows_for(owner, [form])

@@ -86,17 +86,36 @@ def edit_report(
     drivers: DriverRegistry, original: Report, principal: str, now: datetime
 ) -> report_pb2.Report:
     """principal's draft of original as it is, created first if principal has none."""
-    existing = store.find_draft(original.id, principal)
+    # Locked: a concurrent discard must not remove the draft between its row and its datasets.
+    existing = store.find_draft(original.id, principal, lock=True)
     if existing is None:
         try:
             return write_draft(drivers, original, principal, None, {}, now)
         except Aborted as race:
             # A concurrent EditReport of the same principal created it first: that is the
             # draft to return, as if this call had come second.
-            existing = store.find_draft(original.id, principal)
+            existing = store.find_draft(original.id, principal, lock=True)
             if existing is None or race.reason != DRAFT_CREATED_CONCURRENTLY:
                 raise
     return store.report_message(existing)
+
+
+def put_draft(
+    drivers: DriverRegistry, original: Report, principal: str, overrides: Fields, now: datetime
+) -> tuple[report_pb2.Report, bool]:
+    """principal's draft of original replaced by overrides, created first if principal has none;
+    and whether it was created."""
+    existing = store.find_draft(original.id, principal, lock=True)
+    if existing is None:
+        try:
+            return write_draft(drivers, original, principal, None, overrides, now), True
+        except Aborted as race:
+            # A concurrent call of the same principal created the draft first: replace it, as
+            # if this call had come second.
+            existing = store.find_draft(original.id, principal, lock=True)
+            if existing is None or race.reason != DRAFT_CREATED_CONCURRENTLY:
+                raise
+    return write_draft(drivers, original, principal, existing, overrides, now), False
 
 
 def write_draft(

@@ -115,7 +115,9 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         validation.check_fields(violations, "report", values)
         violations.raise_if_any()
         with database.atomic():
-            row = store.visible_report(report.id, current_principal().subject)
+            row = store.locked_report(
+                report.id, current_principal().subject, original_lock=store.EXCLUSIVE
+            )
             if values:
                 store.update_report(row, values, utcnow())
             updated = store.report_message(row)
@@ -125,7 +127,9 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
     def DeleteReport(self, request, context) -> report_service_pb2.DeleteReportResponse:
         report_id = _checked_id("id", request.id)
         with database.atomic():
-            row = store.visible_report(report_id, current_principal().subject)
+            row = store.locked_report(
+                report_id, current_principal().subject, original_lock=store.EXCLUSIVE
+            )
             if row.editing_id is None:
                 drafts.delete_original(self._drivers, row)
             else:
@@ -140,7 +144,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         report_id = _checked_id("id", request.id)
         principal = current_principal().subject
         with database.atomic():
-            original = store.original_report(report_id, principal)
+            original = store.original_report(report_id, principal, lock=store.SHARED)
             draft = drafts.edit_report(self._drivers, original, principal, utcnow())
             validation.check_report_budget(draft, "id", ())  # only a driver could grow it
             return draft
@@ -162,30 +166,29 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         violations.raise_if_any()
         principal = current_principal().subject
         with database.atomic():
-            original = store.original_report(request.id, principal)
-            existing = store.find_draft(original.id, principal)
-            draft = drafts.write_draft(
-                self._drivers, original, principal, existing, overrides, utcnow()
+            original = store.original_report(request.id, principal, lock=store.SHARED)
+            draft, created = drafts.put_draft(
+                self._drivers, original, principal, overrides, utcnow()
             )
             validation.check_report_budget(draft, "draft", overrides)
-        return report_service_pb2.PutReportDraftResponse(report=draft, created=existing is None)
+        return report_service_pb2.PutReportDraftResponse(report=draft, created=created)
 
     def DiscardReportDraft(self, request, context) -> report_service_pb2.DiscardReportDraftResponse:
         report_id = _checked_id("id", request.id)
         principal = current_principal().subject
         with database.atomic():
-            original = store.original_report(report_id, principal)
-            drafts.discard_draft(self._drivers, store.own_draft(original.id, principal))
+            original = store.original_report(report_id, principal, lock=store.SHARED)
+            drafts.discard_draft(self._drivers, store.own_draft(original.id, principal, lock=True))
         return report_service_pb2.DiscardReportDraftResponse()
 
     def CommitReportDraft(self, request, context) -> report_pb2.Report:
         report_id = _checked_id("id", request.id)
         principal = current_principal().subject
         with database.atomic():
-            # Locked first, so that concurrent commits of one report run one after the other
-            # and each reads what the previous one wrote: the last commit wins whole.
-            original = store.original_report(report_id, principal, lock=True)
-            draft = store.own_draft(original.id, principal)
+            # Locked first, so that the commit runs wholly before or after any other write of
+            # the report or its drafts, and reads what they wrote: the last commit wins whole.
+            original = store.original_report(report_id, principal, lock=store.EXCLUSIVE)
+            draft = store.own_draft(original.id, principal, lock=True)
             committed = drafts.commit_draft(self._drivers, original, draft, principal, utcnow())
             validation.check_report_budget(committed, "id", ())  # only a driver could grow it
             return committed
@@ -228,6 +231,6 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         check_size("settings", "the view settings", request.settings.ByteSize())
         settings = mapping.struct_to_dict(request.settings)
         with database.atomic():
-            store.visible_report(report_id, user_id)
+            store.locked_report(report_id, user_id, original_lock=store.SHARED)
             store.put_user_settings(report_id, user_id, settings, utcnow())
         return mapping.user_settings_to_proto(report_id, user_id, settings)

@@ -37,17 +37,38 @@ Datasets = list[dict[str, str]]
 # ---------------------------------------------------------------------------
 
 
+# Row locks (PostgreSQL; SQLite's write lock is whole-database, so it needs none). A write
+# locks what it reads before it writes, always the original first and then a draft, so that
+# two writes never wait on each other in a cycle:
+# - EXCLUSIVE on the original by writes that change or delete it (UpdateReport of an
+#   original, DeleteReport of an original, CommitReportDraft): they wait for, and hold off,
+#   every other write of the original and of its drafts;
+# - SHARED on the original by writes of a draft or of view settings: the original cannot
+#   change or go while they copy or refer to it, yet two principals' drafts of one original
+#   are written side by side; then EXCLUSIVE on the draft itself.
+# A row deleted while a write waited on it is not found when the lock is granted: NOT_FOUND.
+SHARED = "FOR SHARE"
+EXCLUSIVE = "FOR UPDATE"
+
 # Compiled once (shared.compiled): GetReport spent half its servicer CPU building these.
-_REPORT_BY_ID = CompiledQuery(database, lambda i: Report.select().where(Report.id == i))
-_REPORT_BY_ID_LOCKED = CompiledQuery(
-    database, lambda i: Report.select().where(Report.id == i).for_update()
-)
-_DRAFT_OF = CompiledQuery(
-    database,
-    lambda original, owner: Report.select().where(
-        (Report.editing == original) & (Report.owner_id == owner)
-    ),
-)
+_REPORT_BY_ID = {
+    lock: CompiledQuery(
+        database,
+        lambda i, lock=lock: Report.select().where(Report.id == i).for_update(lock or False),
+    )
+    for lock in (None, SHARED, EXCLUSIVE)
+}
+_DRAFT_OF = {
+    lock: CompiledQuery(
+        database,
+        lambda original, owner, lock=lock: (
+            Report.select()
+            .where((Report.editing == original) & (Report.owner_id == owner))
+            .for_update(lock or False)
+        ),
+    )
+    for lock in (None, EXCLUSIVE)
+}
 _DATASETS_OF = CompiledQuery(
     database,
     lambda ids: (
@@ -84,10 +105,13 @@ _REPORT_WITH_DATASETS = CompiledQuery(
 )
 
 
-def _select_report(report_id: str, *, lock: bool = False) -> Report | None:
+def _lock(lock: str | None) -> str | None:
     # SQLite has no FOR UPDATE; its write lock is whole-database
-    query = _REPORT_BY_ID_LOCKED if lock and database.for_update else _REPORT_BY_ID
-    return query.first(report_id)
+    return lock if database.for_update else None
+
+
+def _select_report(report_id: str, *, lock: str | None = None) -> Report | None:
+    return _REPORT_BY_ID[_lock(lock)].first(report_id)
 
 
 def _checked_visible(row, report_id: str, principal: str):
@@ -112,6 +136,18 @@ def visible_report(report_id: str, principal: str) -> Report:
     return _checked_visible(_select_report(report_id), report_id, principal)
 
 
+def locked_report(report_id: str, principal: str, *, original_lock: str) -> Report:
+    """visible_report, locked for a write: an original with original_lock, or a draft
+    EXCLUSIVE after its original SHARED (see the lock order above)."""
+    row = visible_report(report_id, principal)
+    lock = original_lock
+    if row.editing_id is not None:
+        if _select_report(row.editing_id, lock=SHARED) is None:  # deleted with its drafts
+            raise _not_found(report_id)
+        lock = EXCLUSIVE
+    return _checked_visible(_select_report(report_id, lock=lock), report_id, principal)
+
+
 def visible_report_message(report_id: str, principal: str) -> report_pb2.Report:
     """visible_report(report_id, principal) as a message, with its datasets; one statement."""
     row = _REPORT_WITH_DATASETS.raw(report_id).fetchone()
@@ -124,8 +160,8 @@ def visible_report_message(report_id: str, principal: str) -> report_pb2.Report:
     return mapping.report_to_proto(stored, datasets)
 
 
-def original_report(report_id: str, principal: str, *, lock: bool = False) -> Report:
-    """The original report_id, locked for the transaction when asked.
+def original_report(report_id: str, principal: str, *, lock: str | None = None) -> Report:
+    """The original report_id, locked (SHARED or EXCLUSIVE) for the transaction when asked.
 
     NOT_FOUND unless it is visible to principal; FAILED_PRECONDITION for principal's own draft,
     since the draft RPCs take the id of the original.
@@ -141,13 +177,15 @@ def original_report(report_id: str, principal: str, *, lock: bool = False) -> Re
     return row
 
 
-def find_draft(original_id: str, principal: str) -> Report | None:
-    return _DRAFT_OF.first(original_id, principal)
+def find_draft(original_id: str, principal: str, *, lock: bool = False) -> Report | None:
+    """principal's draft of original_id, if any; EXCLUSIVE-locked when asked (after the
+    original, see the lock order above)."""
+    return _DRAFT_OF[_lock(EXCLUSIVE if lock else None)].first(original_id, principal)
 
 
-def own_draft(original_id: str, principal: str) -> Report:
+def own_draft(original_id: str, principal: str, *, lock: bool = False) -> Report:
     """principal's draft of original_id, or NOT_FOUND."""
-    draft = find_draft(original_id, principal)
+    draft = find_draft(original_id, principal, lock=lock)
     if draft is None:
         raise NotFound(
             f"you have no draft of report {original_id!r}",

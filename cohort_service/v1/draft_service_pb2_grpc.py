@@ -35,7 +35,8 @@ class CohortDraftServiceStub:
     entries (departments, simulations, profiles, flag options, shared by
     everyone) and value resources created by patches (names, descriptions,
     simulation positions, availability windows, profile personas, private to
-    the principal who created them).
+    the principal who created them). Patches, acks and deletes of one draft
+    take effect one after the other, each wholly before or after the other.
     """
 
     def __init__(self, channel):
@@ -74,7 +75,8 @@ class CohortDraftServiceServicer:
     entries (departments, simulations, profiles, flag options, shared by
     everyone) and value resources created by patches (names, descriptions,
     simulation positions, availability windows, profile personas, private to
-    the principal who created them).
+    the principal who created them). Patches, acks and deletes of one draft
+    take effect one after the other, each wholly before or after the other.
     """
 
     def PatchCohortDraft(self, request, context):
@@ -188,7 +190,8 @@ class CohortDraftService:
     entries (departments, simulations, profiles, flag options, shared by
     everyone) and value resources created by patches (names, descriptions,
     simulation positions, availability windows, profile personas, private to
-    the principal who created them).
+    the principal who created them). Patches, acks and deletes of one draft
+    take effect one after the other, each wholly before or after the other.
     """
 
     @staticmethod

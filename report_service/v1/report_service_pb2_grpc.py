@@ -42,6 +42,10 @@ class ReportServiceStub:
     the same original at once; each commit replaces the original's
     committed fields, so the last commit wins.
 
+    Concurrency: writes of one report and its drafts take effect one after
+    the other, each wholly before or after the other; a write whose report
+    or draft a concurrent delete, discard or commit removed answers NOT_FOUND.
+
     Drivers: a report's `type` may have a driver, a Python plug-in found by
     the entry point group `report_service.drivers`, whose hooks run inside
     the call's transaction (`before_create_draft`, `before_discard_draft`,
@@ -155,6 +159,10 @@ class ReportServiceServicer:
     NOT_FOUND (its existence is not revealed). Several principals may draft
     the same original at once; each commit replaces the original's
     committed fields, so the last commit wins.
+
+    Concurrency: writes of one report and its drafts take effect one after
+    the other, each wholly before or after the other; a write whose report
+    or draft a concurrent delete, discard or commit removed answers NOT_FOUND.
 
     Drivers: a report's `type` may have a driver, a Python plug-in found by
     the entry point group `report_service.drivers`, whose hooks run inside
@@ -299,10 +307,12 @@ class ReportServiceServicer:
         the original. The name is not taken from the request: a new draft has
         the original's name, a replaced one keeps its own. The driver's
         `before_create_draft` runs each time (it may change the draft). Returns
-        the same errors as EditReport, INVALID_ARGUMENT for a draft field out
-        of range or (reason `SIZE_BUDGET_EXCEEDED`) a draft over the size
-        budget, and ABORTED (reason `DRAFT_CREATED_CONCURRENTLY`) if a
-        concurrent call of the caller's created the draft first (retry).
+        the same errors as EditReport, and INVALID_ARGUMENT for a draft field
+        out of range or (reason `SIZE_BUDGET_EXCEEDED`) a draft over the size
+        budget. A draft that a concurrent call of the caller's created first is
+        replaced, as if this call had come second (created is false); ABORTED
+        (reason `DRAFT_CREATED_CONCURRENTLY`) only if that draft was also
+        discarded meanwhile (retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -478,6 +488,10 @@ class ReportService:
     NOT_FOUND (its existence is not revealed). Several principals may draft
     the same original at once; each commit replaces the original's
     committed fields, so the last commit wins.
+
+    Concurrency: writes of one report and its drafts take effect one after
+    the other, each wholly before or after the other; a write whose report
+    or draft a concurrent delete, discard or commit removed answers NOT_FOUND.
 
     Drivers: a report's `type` may have a driver, a Python plug-in found by
     the entry point group `report_service.drivers`, whose hooks run inside
