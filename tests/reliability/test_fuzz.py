@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from shared.server import MAX_MESSAGE_BYTES
-from tests.reliability.fuzz_calls import SHORT_DEADLINES, calls
+from tests.reliability.fuzz_calls import calls
 from tests.reliability.fuzz_strategies import Vocabulary, field_paths, requests
 from tests.reliability.read_back import READ_BACK, READ_ONLY, Calls
 from tests.reliability.rpc import DEFINITIONS, all_methods, invoke, request_type
@@ -141,6 +141,7 @@ def test_random_tokens_headers_and_deadlines_get_a_client_error_or_a_result_that
     method = data.draw(st.sampled_from([m for s, m in all_methods() if s == service]))
     request = data.draw(st.sampled_from(_valid_requests(service, method.name, world)))
     call = data.draw(calls(AUTH, OWNER), label="call")
+    logged = len(unexpected_errors.messages)  # a late one of the previous case counts here
     before = snapshot(server.database)
     try:
         response = invoke(server.channel, method, request, list(call.metadata), call.deadline)
@@ -149,7 +150,7 @@ def test_random_tokens_headers_and_deadlines_get_a_client_error_or_a_result_that
             # The client gave up (a write may have committed just before); the server's own
             # answer, when it was INTERNAL, is in unexpected_errors.
             event(f"DEADLINE_EXCEEDED after {call.deadline} s")
-            assert call.deadline <= 1.0 or call.deadline in SHORT_DEADLINES, call.deadline
+            assert call.deadline <= 1.0, call.deadline
         else:
             found = failure(error)
             event(f"{found.code.name} {found.reason}")
@@ -170,7 +171,7 @@ def test_random_tokens_headers_and_deadlines_get_a_client_error_or_a_result_that
             if READ_BACK[service][method.name](calls_, request, response):
                 servers.refresh()
     assert _healthy(server.channel)
-    assert not unexpected_errors.messages, unexpected_errors.messages
+    assert not unexpected_errors.messages[logged:], "INTERNAL (logged by the service)"
 
 
 AUTH_FAILURES = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
