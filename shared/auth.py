@@ -26,6 +26,10 @@ MAX_TOKEN_LENGTH = 8192  # far above any real token; bounds the work a forged he
 # recently used out first; keyed by the whole token, signature included.
 VERIFIED_CACHE_SIZE = 1024
 MAX_PRINCIPAL_LENGTH = 255  # characters of `sub` (see _subject)
+PRINCIPAL_RULE = (
+    f"a principal is 1 to {MAX_PRINCIPAL_LENGTH} characters, without spaces, control or "
+    "unassigned characters"
+)
 MAX_NUMERIC_DATE = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a Timestamp holds
 
 
@@ -175,24 +179,24 @@ def _check_numeric_dates(claims: dict) -> None:
         )
 
 
-def _subject(claims: dict) -> str:
-    """The principal: 1-255 characters, each a letter, mark, number, punctuation or symbol.
+def valid_principal(subject: object) -> bool:
+    """1-255 characters, each a letter, mark, number, punctuation or symbol.
 
-    It is stored, indexed and logged: no control, format or unassigned characters, no
-    spaces or line breaks, nothing PostgreSQL cannot store (NUL, lone surrogates). 255 is
+    A principal is stored, indexed and logged: no control, format or unassigned characters,
+    no spaces or line breaks, nothing PostgreSQL cannot store (NUL, lone surrogates). 255 is
     OpenID Connect's limit for `sub`, and keeps every index row far below PostgreSQL's.
     """
+    return (
+        isinstance(subject, str)
+        and 1 <= len(subject) <= MAX_PRINCIPAL_LENGTH
+        and not any(unicodedata.category(character)[0] in "CZ" for character in subject)
+    )
+
+
+def _subject(claims: dict) -> str:
     subject = claims.get("sub")
-    if (
-        not isinstance(subject, str)
-        or not 1 <= len(subject) <= MAX_PRINCIPAL_LENGTH
-        or any(unicodedata.category(character)[0] in "CZ" for character in subject)
-    ):
-        raise Unauthenticated(
-            f"bearer token 'sub' must be 1 to {MAX_PRINCIPAL_LENGTH} characters, without "
-            "spaces, control or unassigned characters",
-            reason="INVALID_PRINCIPAL",
-        )
+    if not valid_principal(subject):
+        raise Unauthenticated(f"bearer token 'sub': {PRINCIPAL_RULE}", reason="INVALID_PRINCIPAL")
     return subject
 
 
@@ -219,6 +223,8 @@ def mint_token(
     """An HS256 token for subject, signed with the configured secret (operators, --dev, tests)."""
     if not settings.secret:
         raise ValueError("minting needs AUTH_JWT_SECRET (public-key set-ups mint elsewhere)")
+    if not valid_principal(subject):
+        raise ValueError(PRINCIPAL_RULE)
     now = int(time.time())
     claims: dict = {"sub": subject, "permissions": sorted(permissions), "iat": now}
     claims["exp"] = now + ttl_seconds

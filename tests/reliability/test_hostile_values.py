@@ -15,6 +15,7 @@ import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from report_service.v1 import report_pb2, report_service_pb2
+from shared import cli
 from tests.reliability.rpc import DEFINITIONS, invoke, methods_of
 from tests.reliability.servers import AUTH
 from tests.reliability.worlds import OWNER, OWNER_SCOPED, valid_request
@@ -267,3 +268,14 @@ def test_two_authorization_headers_are_unauthenticated_whatever_their_order(serv
             grpc.StatusCode.UNAUTHENTICATED,
             "MALFORMED_CREDENTIALS",
         )
+
+
+@pytest.mark.parametrize("sub", ["john doe", "user:a\tb", "user:" + "a" * 251])
+def test_the_token_command_refuses_to_mint_a_principal_outside_the_grammar(
+    monkeypatch, capsys, sub
+):
+    monkeypatch.setenv("AUTH_JWT_SECRET", AUTH.secret)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(DEFINITIONS["report"], ["token", "--sub", sub])
+    assert exited.value.code == 2
+    assert "--sub" in capsys.readouterr().err
