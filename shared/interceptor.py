@@ -13,7 +13,7 @@ from shared.auth import TokenVerifier, authorization, authorize, bind_principal,
 from shared.calls import run_call
 from shared.drain import Drain
 from shared.errors import InvalidArgument, to_status
-from shared.text_checks import NUL_IN_TEXT, value_violations
+from shared.text_checks import RULES, value_violations
 
 _ACCESS_LOG = logging.getLogger("shared.access")
 
@@ -54,16 +54,12 @@ def _check_request(request) -> None:
     found = value_violations(request)
     if found:
         # One error names every bad value; its reason is the first rule broken.
-        rules = {rule for rule, _, _ in found}
-        message = (
-            "text fields must not contain NUL characters"
-            if rules == {NUL_IN_TEXT}
-            else "numbers must be finite (no NaN or Infinity)"
-            if NUL_IN_TEXT not in rules
-            else "text fields must not contain NUL characters, and numbers must be finite"
+        broken = dict.fromkeys(rule for rule, _, _ in found)
+        raise InvalidArgument(
+            "; ".join(RULES[rule] for rule in broken),
+            [(path, description) for _, path, description in found],
+            reason=found[0][0],
         )
-        violations = [(path, description) for _, path, description in found]
-        raise InvalidArgument(message, violations, reason=found[0][0])
 
 
 class PlatformInterceptor(grpc.ServerInterceptor):

@@ -16,6 +16,10 @@ from google.protobuf.message import Message
 
 NUL_IN_TEXT = "NUL_IN_TEXT"
 NON_FINITE_NUMBER = "NON_FINITE_NUMBER"
+RULES = {  # reason -> what the error message says
+    NUL_IN_TEXT: "text fields must not contain NUL characters",
+    NON_FINITE_NUMBER: "numbers must be finite (no NaN or Infinity)",
+}
 
 _STRING = FieldDescriptor.TYPE_STRING
 _MESSAGE = FieldDescriptor.TYPE_MESSAGE
