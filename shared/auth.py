@@ -6,6 +6,7 @@ import contextvars
 import functools
 import threading
 import time
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +25,12 @@ MAX_TOKEN_LENGTH = 8192  # far above any real token; bounds the work a forged he
 # and decoding it was ~10% of GetReport's Python CPU (py-spy, bench). Bounded, least
 # recently used out first; keyed by the whole token, signature included.
 VERIFIED_CACHE_SIZE = 1024
+MAX_PRINCIPAL_LENGTH = 255  # characters of `sub` (see _subject)
+PRINCIPAL_RULE = (
+    f"a principal is 1 to {MAX_PRINCIPAL_LENGTH} characters, without spaces, control or "
+    "unassigned characters"
+)
+MAX_NUMERIC_DATE = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a Timestamp holds
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,20 @@ def bind_principal(principal: Principal) -> contextvars.Token:
 
 def unbind_principal(token: contextvars.Token) -> None:
     _PRINCIPAL.reset(token)
+
+
+def authorization(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
+    """The call's one `authorization` header, or None; more than one is refused.
+
+    With two, which one counts would depend on who reads them (a proxy may check the first).
+    """
+    values = [value for key, value in metadata if key == "authorization"]
+    if len(values) > 1:
+        raise Unauthenticated(
+            f"the call has {len(values)} authorization headers; send exactly one",
+            reason="MALFORMED_CREDENTIALS",
+        )
+    return values[0] if values else None
 
 
 class TokenVerifier:
@@ -115,6 +136,7 @@ class TokenVerifier:
             raise Unauthenticated("bearer token has expired", reason="TOKEN_EXPIRED") from None
         except jwt.PyJWTError as exc:  # also InvalidKeyError, which is no InvalidTokenError
             raise Unauthenticated(f"bearer token rejected: {exc}", reason="INVALID_TOKEN") from None
+        _check_numeric_dates(claims)
         principal = Principal(subject=_subject(claims), permissions=_permissions(claims))
         return principal, float(claims["exp"])
 
@@ -136,10 +158,45 @@ def _public_key(pem: str) -> tuple[object, list[str]]:
     )
 
 
+def _check_numeric_dates(claims: dict) -> None:
+    """exp, nbf and iat must be JSON numbers within years 1970-9999 (RFC 7519 NumericDate).
+
+    PyJWT accepts what int() accepts — "123" as text, true, 10**400 — and an exp past
+    what a float holds broke the verified-token cache (INTERNAL).
+    """
+    for name in ("exp", "nbf", "iat"):
+        value = claims.get(name)
+        if name not in claims or (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and 0 <= value <= MAX_NUMERIC_DATE
+        ):
+            continue
+        raise Unauthenticated(
+            f"bearer token claim {name!r} must be a number of seconds since 1970, "
+            "before the year 10000",
+            reason="INVALID_TOKEN",
+        )
+
+
+def valid_principal(subject: object) -> bool:
+    """1-255 characters, each a letter, mark, number, punctuation or symbol.
+
+    A principal is stored, indexed and logged: no control, format or unassigned characters,
+    no spaces or line breaks, nothing PostgreSQL cannot store (NUL, lone surrogates). 255 is
+    OpenID Connect's limit for `sub`, and keeps every index row far below PostgreSQL's.
+    """
+    return (
+        isinstance(subject, str)
+        and 1 <= len(subject) <= MAX_PRINCIPAL_LENGTH
+        and not any(unicodedata.category(character)[0] in "CZ" for character in subject)
+    )
+
+
 def _subject(claims: dict) -> str:
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject.strip():
-        raise Unauthenticated("bearer token has an empty 'sub' claim", reason="INVALID_TOKEN")
+    if not valid_principal(subject):
+        raise Unauthenticated(f"bearer token 'sub': {PRINCIPAL_RULE}", reason="INVALID_PRINCIPAL")
     return subject
 
 
@@ -166,6 +223,8 @@ def mint_token(
     """An HS256 token for subject, signed with the configured secret (operators, --dev, tests)."""
     if not settings.secret:
         raise ValueError("minting needs AUTH_JWT_SECRET (public-key set-ups mint elsewhere)")
+    if not valid_principal(subject):
+        raise ValueError(PRINCIPAL_RULE)
     now = int(time.time())
     claims: dict = {"sub": subject, "permissions": sorted(permissions), "iat": now}
     claims["exp"] = now + ttl_seconds

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import peewee
 from google.protobuf import descriptor_pool
 
-from shared.auth import mint_token
+from shared.auth import PRINCIPAL_RULE, mint_token, valid_principal
 from shared.config import ConfigError, Settings, load_settings
 from shared.db import describe_database
 from shared.server import close_store, open_store, serve, serve_workers
@@ -92,6 +92,8 @@ def _token(definition: ServiceDefinition, args: argparse.Namespace) -> int:
     settings = _settings(definition, args, require_auth=False)
     if not settings.auth.secret:
         raise ConfigError("token needs AUTH_JWT_SECRET (the HS256 secret the service verifies)")
+    if not valid_principal(args.sub):
+        raise ConfigError(f"--sub {args.sub!r}: {PRINCIPAL_RULE}")
     permissions = args.permission or service_permissions(definition)
     print(mint_token(settings.auth, args.sub, permissions, ttl_seconds=args.ttl))
     return 0

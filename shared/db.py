@@ -26,6 +26,10 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",
 }
 POSTGRES_POOL_SIZE = 32
+# statement_timeout is an int32 of milliseconds (~24.8 days); a client's deadline may be
+# years away, and a larger value would fail every BEGIN. Clamped, such a call is bounded by
+# the largest timeout PostgreSQL accepts: no statement of ours runs that long anyway.
+MAX_STATEMENT_TIMEOUT_MS = 2**31 - 1
 _MIGRATION_LOCK_ID = 0x6472616674  # "draft": one migrator at a time per PostgreSQL database
 
 
@@ -101,7 +105,7 @@ class CallBoundPostgresqlDatabase(PooledPostgresqlDatabase):
             if level
             else "BEGIN"
         )
-        milliseconds = max(int(remaining * 1000), 1)
+        milliseconds = min(max(int(remaining * 1000), 1), MAX_STATEMENT_TIMEOUT_MS)
         cursor = self.cursor()  # connects first if needed (and wraps a failure itself)
         with peewee.__exception_wrapper__:
             cursor.execute(f"{begin}; SET LOCAL statement_timeout = {milliseconds}")

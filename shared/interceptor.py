@@ -9,12 +9,12 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
-from shared.auth import TokenVerifier, authorize, bind_principal, unbind_principal
+from shared.auth import TokenVerifier, authorization, authorize, bind_principal, unbind_principal
 from shared.calls import run_call
 from shared.drain import SHUTTING_DOWN, Drain
 from shared.errors import InvalidArgument, Unavailable, to_status
 from shared.lanes import Lanes
-from shared.text_checks import nul_violations
+from shared.text_checks import RULES, value_violations
 
 _ACCESS_LOG = logging.getLogger("shared.access")
 
@@ -45,17 +45,21 @@ def _tolerant(deserializer):
 
 
 def _check_request(request) -> None:
-    """What every request must be, whatever its type: decodable, and free of NUL characters."""
+    """What every request must be, whatever its type: decodable, no NUL in text, finite numbers."""
     if isinstance(request, _Undecodable):
         raise InvalidArgument(
             "the request could not be decoded (corrupt data, text that is not UTF-8, or "
             f"messages nested too deep): {request.error}",
             reason="MALFORMED_REQUEST",
         )
-    violations = nul_violations(request)
-    if violations:
+    found = value_violations(request)
+    if found:
+        # One error names every bad value; its reason is the first rule broken.
+        broken = dict.fromkeys(rule for rule, _, _ in found)
         raise InvalidArgument(
-            "text fields must not contain NUL characters", violations, reason="NUL_IN_TEXT"
+            "; ".join(RULES[rule] for rule in broken),
+            [(path, description) for _, path, description in found],
+            reason=found[0][0],
         )
 
 
@@ -118,8 +122,7 @@ class PlatformInterceptor(grpc.ServerInterceptor):
             started = time.perf_counter()
             subject, code = "-", grpc.StatusCode.OK
             try:
-                metadata = dict(context.invocation_metadata())
-                principal = self._verifier.verify(metadata.get("authorization"))
+                principal = self._verifier.verify(authorization(context.invocation_metadata()))
                 subject = principal.subject
                 authorize(principal, method)
                 _check_request(request)

@@ -2,7 +2,8 @@
 
 `requests(descriptor, valid, vocabulary)` draws serialized request bytes: a message built from
 the descriptor alone (every field type, repeated and map fields, nested messages, enums with
-unknown numbers, Struct/Value nested deep, FieldMask, Timestamp), a valid request with a few
+unknown numbers, Struct/Value nested deep with NaN and ±Infinity now and then, ids with URL syntax
+and control characters, FieldMask, Timestamp), a valid request with a few
 fields changed (so that calls get past the first check into the servicer's logic), or a valid
 request's bytes damaged on the wire.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +44,11 @@ _MAX_DEPTH = 3  # nested (non well-known) messages built from scratch
 # makes the whole request fail its first check, so it must not be everywhere).
 _CHARACTERS = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
 _PLAIN = st.characters(min_codepoint=32, max_codepoint=126)
+# What an id may meet on its way: URL syntax (ids become links), controls, look-alikes.
+_SPECIAL = (
+    ":", "?", "#", "/", "%", "%2F", "%00", "&", "=", "+", " ", "\n", "\r\n", "\t", "\x7f",
+    "\x1b[31m", "\u202e", "\u200b", "\ufeff", "é", "e\u0301", "😀", "..", "\\",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -78,8 +85,17 @@ def strings(vocabulary: Vocabulary) -> st.SearchStrategy[str]:
             st.sampled_from(_SIZES),
         ),
         st.sampled_from(["", "*", ":", "null", "true", "../..", "%00", "'; DROP TABLE x; --"]),
+        st.lists(st.sampled_from(_SPECIAL), min_size=1, max_size=3).map("".join),
         *(
-            [st.builds(lambda i, s: i + s, st.sampled_from(vocabulary.ids), _short_text())]
+            [
+                st.builds(lambda i, s: i + s, st.sampled_from(vocabulary.ids), _short_text()),
+                st.builds(  # a real id with URL syntax or a control inside or after it
+                    lambda i, c, at: i[:at] + c + i[at:],
+                    st.sampled_from(vocabulary.ids),
+                    st.sampled_from(_SPECIAL),
+                    st.integers(0, 64),
+                ),
+            ]
             if vocabulary.ids
             else []
         ),
@@ -143,14 +159,17 @@ def _scalar(field: FieldDescriptor, vocabulary: Vocabulary) -> st.SearchStrategy
 
 
 def json_values(vocabulary: Vocabulary, max_leaves: int = 12) -> st.SearchStrategy:
-    """What a google.protobuf.Value can hold (NaN left out: it equals nothing, not even itself)."""
-    leaves = st.one_of(
+    """What a google.protobuf.Value can hold, NaN and ±Infinity now and then (refused)."""
+    finite = st.one_of(
         st.none(),
         st.booleans(),
-        st.floats(allow_nan=False),
+        st.floats(allow_nan=False, allow_infinity=False),
         st.integers(-(2**53), 2**53).map(float),
         strings(vocabulary),
     )
+    non_finite = st.sampled_from([math.nan, math.inf, -math.inf])
+    # Rare, so that most Structs get past the request check into the servicer.
+    leaves = st.sampled_from([finite] * 15 + [non_finite]).flatmap(lambda strategy: strategy)
     keys = st.one_of(_short_text(), strings(vocabulary))
     return st.recursive(
         leaves,

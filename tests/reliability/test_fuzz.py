@@ -15,6 +15,7 @@ The normal suite runs 30 derandomized cases per RPC and engine. The long run dra
 
 from __future__ import annotations
 
+import logging
 import os
 
 import grpc
@@ -24,12 +25,13 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from shared.server import MAX_MESSAGE_BYTES
+from tests.reliability.fuzz_calls import calls
 from tests.reliability.fuzz_strategies import Vocabulary, field_paths, requests
 from tests.reliability.read_back import READ_BACK, READ_ONLY, Calls
 from tests.reliability.rpc import DEFINITIONS, all_methods, invoke, request_type
 from tests.reliability.servers import AUTH
 from tests.reliability.worlds import OWNER, OWNER_SCOPED, World, valid_request
-from tests.support import bearer, failure, snapshot
+from tests.support import bearer, failure, snapshot, watch_log
 
 _BASE = {
     "database": None,
@@ -43,6 +45,11 @@ settings.register_profile(
     "fuzz-long", max_examples=int(os.environ.get("FUZZ_EXAMPLES") or 1), **_BASE
 )
 FUZZ_SETTINGS = settings.get_profile("fuzz-long" if os.environ.get("FUZZ_EXAMPLES") else "fuzz")
+# The envelope test draws its RPC too: more cases per service, as many per RPC in the long run.
+CALL_SETTINGS = settings(
+    FUZZ_SETTINGS,
+    max_examples=FUZZ_SETTINGS.max_examples * (10 if os.environ.get("FUZZ_EXAMPLES") else 2),
+)
 
 # The codes a request's content may earn (a request over 4 MiB gets RESOURCE_EXHAUSTED).
 ALLOWED = {
@@ -114,6 +121,63 @@ def test_random_requests_get_a_client_error_or_a_result_that_reads_back(
             if consumed:  # the call deleted the owner's data: later examples get new data
                 servers.refresh()
     assert _healthy(server.channel)
+
+
+@pytest.fixture(scope="module")
+def unexpected_errors():
+    """What the services log as unexpected (every INTERNAL): seen even when the client left."""
+    with watch_log("shared.errors", logging.ERROR) as watcher:
+        yield watcher
+
+
+@pytest.mark.parametrize("service", sorted(DEFINITIONS))
+@CALL_SETTINGS
+@given(data=st.data())
+def test_random_tokens_headers_and_deadlines_get_a_client_error_or_a_result_that_reads_back(
+    servers, unexpected_errors, service, data
+):
+    """The same invariants for what surrounds a valid request: token claims, headers, deadline."""
+    server, world = servers.get(service)
+    method = data.draw(st.sampled_from([m for s, m in all_methods() if s == service]))
+    request = data.draw(st.sampled_from(_valid_requests(service, method.name, world)))
+    call = data.draw(calls(AUTH, OWNER), label="call")
+    logged = len(unexpected_errors.messages)  # a late one of the previous case counts here
+    before = snapshot(server.database)
+    try:
+        response = invoke(server.channel, method, request, list(call.metadata), call.deadline)
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and call.deadline is not None:
+            # The client gave up (a write may have committed just before); the server's own
+            # answer, when it was INTERNAL, is in unexpected_errors.
+            event(f"DEADLINE_EXCEEDED after {call.deadline} s")
+            assert call.deadline <= 1.0, call.deadline
+        elif call.over_grpc_limit and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            event("RESOURCE_EXHAUSTED (headers over 8 KiB)")  # refused by grpc itself
+            assert snapshot(server.database) == before
+        else:
+            found = failure(error)
+            event(f"{found.code.name} {found.reason}")
+            assert found.code in ALLOWED | AUTH_FAILURES, (found.code, found.message)
+            assert found.domain == DEFINITIONS[service].name, f"no ErrorInfo: {found}"
+            assert snapshot(server.database) == before, f"a failed call changed the store: {error}"
+    else:
+        event("OK")
+        assert call.authorization is not None, "a call with no single authorization header ran"
+        if method.name in READ_ONLY[service]:
+            assert snapshot(server.database) == before, "a read changed the store"
+        else:
+            memory = servers.memory
+            if call.claims["sub"] != OWNER:  # another principal: its own idempotency keys
+                memory = memory.setdefault(("principal", call.claims["sub"]), {})
+            metadata = [("authorization", call.authorization)]
+            calls_ = Calls(server.channel, service, metadata, memory)
+            if READ_BACK[service][method.name](calls_, request, response):
+                servers.refresh()
+    assert _healthy(server.channel)
+    assert not unexpected_errors.messages[logged:], "INTERNAL (logged by the service)"
+
+
+AUTH_FAILURES = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 
 
 @pytest.mark.parametrize("service", sorted(DEFINITIONS))
