@@ -357,43 +357,43 @@ class Lanes:
 
     def service_call(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """A unary RPC of the service: the calls lane, or a refusal when it is full."""
-        if not self.calls.admits():
-            return self._refusal(
-                handler,
-                ResourceExhausted(
-                    f"the server is running its limit of {self.calls.capacity} calls; "
-                    "retry with backoff",
-                    reason=TOO_MANY_CALLS,
-                    metadata={"limit": str(self.calls.capacity)},
-                ),
-            )
-        return self._on(handler, self.calls, self.limits.request_seconds)
+        return self._admitted(
+            handler,
+            self.calls,
+            self.limits.request_seconds,
+            f"the server is running its limit of {self.calls.capacity} calls; retry with backoff",
+            TOO_MANY_CALLS,
+        )
 
     def open_call(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """Health and reflection: health Check on its lane, every stream on the streams lane."""
         if method == HEALTH_CHECK:
-            if not self.health.admits():
-                return self._refusal(
-                    handler,
-                    ResourceExhausted(
-                        f"the server is answering its limit of {self.health.capacity} health "
-                        "checks; retry",
-                        reason=TOO_MANY_CALLS,
-                        metadata={"limit": str(self.health.capacity)},
-                    ),
-                )
-            return self._on(handler, self.health, self.limits.health_request_seconds)
-        if not self.streams.admits():
-            return self._refusal(
+            return self._admitted(
                 handler,
-                ResourceExhausted(
-                    f"the server has its limit of {self.streams.capacity} streams open "
-                    "(reflection and health Watch); retry later",
-                    reason=TOO_MANY_STREAMS,
-                    metadata={"limit": str(self.streams.capacity)},
-                ),
+                self.health,
+                self.limits.health_request_seconds,
+                f"the server is answering its limit of {self.health.capacity} health checks; retry",
+                TOO_MANY_CALLS,
             )
-        return self._on(handler, self.streams, self.limits.stream_idle_seconds)
+        return self._admitted(
+            handler,
+            self.streams,
+            self.limits.stream_idle_seconds,
+            f"the server has its limit of {self.streams.capacity} streams open (reflection "
+            "and health Watch); retry later",
+            TOO_MANY_STREAMS,
+        )
+
+    def _admitted(
+        self, handler: grpc.RpcMethodHandler, lane: Lane, limit: float, refusal: str, reason: str
+    ) -> grpc.RpcMethodHandler:
+        """handler on lane if it has room; else answered RESOURCE_EXHAUSTED at once."""
+        if not lane.admits():
+            error = ResourceExhausted(
+                refusal, reason=reason, metadata={"limit": str(lane.capacity)}
+            )
+            return self._refusal(handler, error)
+        return self._on(handler, lane, limit)
 
     def refuse(self, handler: grpc.RpcMethodHandler, error: ServiceError) -> grpc.RpcMethodHandler:
         return self._refusal(handler, error)
