@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
+import ipaddress
 import json
+import ssl
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import grpc
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from report_service.server import SERVICE
@@ -70,16 +75,24 @@ def _b64(data: str | bytes) -> str:
 
 
 class _JwksServer:
-    """Serves `document` (JSON, or raw bytes) at /jwks.json; counts the requests."""
+    """Serves `document` (JSON, or raw bytes) at /jwks.json; counts the requests.
 
-    def __init__(self) -> None:
+    With `hang` set, a request gets no answer until the server stops; with `tls` (a
+    certificate and key file) it speaks HTTPS.
+    """
+
+    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
         self.document: dict | bytes = {"keys": []}
         self.requests = 0
+        self.hang = False
+        self._released = threading.Event()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 owner.requests += 1
+                if owner.hang:
+                    owner._released.wait(60)
                 body = owner.document
                 body = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(200)
@@ -92,7 +105,12 @@ class _JwksServer:
                 pass
 
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._http.server_port}/jwks.json"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._http.socket = context.wrap_socket(self._http.socket, server_side=True)
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._http.server_port}/jwks.json"
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
         self._thread.start()
 
@@ -101,6 +119,7 @@ class _JwksServer:
 
     def stop(self) -> None:
         """Down: the port refuses connections from now on."""
+        self._released.set()
         if self._thread.is_alive():
             self._http.shutdown()
             self._thread.join()
@@ -108,8 +127,8 @@ class _JwksServer:
 
 
 @contextlib.contextmanager
-def _jwks_server() -> Iterator[_JwksServer]:
-    server = _JwksServer()
+def _jwks_server(tls: tuple[Path, Path] | None = None) -> Iterator[_JwksServer]:
+    server = _JwksServer(tls)
     try:
         yield server
     finally:
@@ -199,9 +218,89 @@ def test_a_key_set_read_from_a_file_url_rotates_too(sqlite_url, tmp_path):
         assert _refused(server, old.token()).reason == "UNKNOWN_SIGNING_KEY"
 
 
+def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key: (certificate file, key file)."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(private, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "jwks.crt", directory / "jwks.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_a_key_set_served_over_https_is_used_when_its_certificate_is_trusted(
+    sqlite_url, tmp_path, monkeypatch
+):
+    key = _Key()
+    tls = _self_signed_certificate(tmp_path)
+    with _jwks_server(tls) as jwks:
+        jwks.publish(key)
+        # Not trusted: no keys load, and calls are UNAUTHENTICATED (never INTERNAL).
+        with (
+            watch_log("shared.jwks") as log,
+            serve(SERVICE, sqlite_url, auth=_auth(jwks.url)) as server,
+        ):
+            refused = _refused(server, key.token())
+            assert "CERTIFICATE_VERIFY_FAILED" in log.wait_for("cannot load token signing keys")
+        assert (refused.reason, refused.message) == (
+            "UNKNOWN_SIGNING_KEY",
+            "no token signing keys could be loaded yet; retry later",
+        )
+        # Trusted the way an operator trusts a private CA: OpenSSL's SSL_CERT_FILE.
+        monkeypatch.setenv("SSL_CERT_FILE", str(tls[0]))
+        with serve(SERVICE, sqlite_url, auth=_auth(jwks.url)) as server:
+            _list(server, key.token())
+
+
 # ---------------------------------------------------------------------------
 # An endpoint that is down, slow to change, or hostile
 # ---------------------------------------------------------------------------
+
+
+def test_an_endpoint_that_stops_answering_holds_up_no_call_whose_key_is_known(sqlite_url):
+    key, unpublished = _Key(), _Key()
+    with _jwks_server() as jwks:
+        jwks.publish(key)
+        auth = _auth(jwks.url, jwks_refresh_seconds=0.1, jwks_retry_seconds=0.1)
+        with serve(SERVICE, sqlite_url, auth=auth) as server:
+            _list(server, key.token())
+            jwks.hang = True
+            time.sleep(0.3)  # stale: the next call starts a refresh that gets no answer
+            stub = report_service_pb2_grpc.ReportServiceStub(server.channel)
+            for seconds in range(5):
+                # A fetch takes up to 5 s to give up; a call with a known kid never waits
+                # for it (the 4 s deadline is a loose bound: such a call takes milliseconds).
+                token = key.token(expires_in=500 - seconds)
+                stub.ListReports(
+                    report_service_pb2.ListReportsRequest(),
+                    metadata=[("authorization", f"Bearer {token}")],
+                    timeout=4,
+                )
+            # An unknown kid waits for the fetch under way (at most 5 s), then is refused.
+            refused = _refused(server, unpublished.token())
+    assert refused.reason == "UNKNOWN_SIGNING_KEY"
 
 
 def test_when_the_endpoint_is_down_cached_keys_work_and_unknown_kids_are_unauthenticated(
