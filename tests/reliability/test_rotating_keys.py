@@ -32,6 +32,7 @@ from report_service.v1 import report_service_pb2, report_service_pb2_grpc
 from shared.auth import mint_token
 from shared.config import AuthSettings, ConfigError, load_auth
 from shared.jwks import MAX_JWKS_BYTES
+from tests.processes import service_process
 from tests.support import ALL_PERMISSIONS, TEST_SECRET, failure, serve, watch_log
 
 _NEW_KEY = {
@@ -468,3 +469,29 @@ def test_jwks_url_and_leeway_are_read_from_the_environment():
     auth = load_auth({"AUTH_JWKS_URL": "http://127.0.0.1:8080/jwks", "AUTH_JWT_LEEWAY": "5"})
     assert (auth.jwks_url, auth.leeway, auth.configured) == ("http://127.0.0.1:8080/jwks", 5, True)
     assert load_auth({}).leeway == 30
+
+
+def test_a_service_process_takes_its_key_set_and_leeway_from_the_environment(tmp_path):
+    key = _Key("EdDSA")
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [key.jwk]}))
+    environment = {
+        "AUTH_JWT_SECRET": "",  # keys from the set only
+        "AUTH_JWKS_URL": jwks.as_uri(),
+        "AUTH_JWT_LEEWAY": "0",
+    }
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    with service_process("report-service", url, tmp_path / "log", env=environment) as running:
+        with running.channel() as channel:
+            stub = report_service_pb2_grpc.ReportServiceStub(channel)
+
+            def call(token: str):
+                metadata = [("authorization", f"Bearer {token}")]
+                request = report_service_pb2.ListReportsRequest()
+                return stub.ListReports(request, metadata=metadata, timeout=30)
+
+            call(key.token(600))
+            with pytest.raises(grpc.RpcError) as caught:
+                call(key.token(-10))  # within the default leeway, but the process has 0
+        assert failure(caught.value).reason == "TOKEN_EXPIRED"
+        assert running.stop() == 0
