@@ -15,9 +15,11 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from google.protobuf import descriptor_pool
+from jwt import PyJWK
 
 from shared.config import AuthSettings, ConfigError
 from shared.errors import PermissionDenied, Unauthenticated
+from shared.jwks import SigningKeys
 from shared.v1 import auth_pb2
 
 MAX_TOKEN_LENGTH = 8192  # far above any real token; bounds the work a forged header can cause
@@ -80,7 +82,16 @@ class TokenVerifier:
     """Turns an `authorization` header into a Principal, or raises Unauthenticated."""
 
     def __init__(self, settings: AuthSettings) -> None:
-        if settings.public_key:
+        self._signing_keys: SigningKeys | None = None
+        self._key: object = None
+        self._algorithms: list[str] = []
+        if settings.jwks_url:
+            self._signing_keys = SigningKeys(
+                settings.jwks_url,
+                refresh_seconds=settings.jwks_refresh_seconds,
+                retry_seconds=settings.jwks_retry_seconds,
+            )
+        elif settings.public_key:
             self._key, self._algorithms = _public_key(settings.public_key)
         elif settings.secret:
             self._key, self._algorithms = settings.secret, ["HS256"]
@@ -88,7 +99,9 @@ class TokenVerifier:
             raise ValueError("AuthSettings has no key")
         self._audience = settings.audience
         self._issuer = settings.issuer
-        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._leeway = settings.leeway
+        # token -> (principal, when it stops counting, the JWKS key that verified it or None)
+        self._verified: OrderedDict[str, tuple[Principal, float, PyJWK | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def verify(self, authorization: str | None) -> Principal:
@@ -107,25 +120,34 @@ class TokenVerifier:
         token = token.strip()
         with self._lock:
             cached = self._verified.get(token)
-            if cached is not None and time.time() < cached[1]:
+            if cached is not None and time.time() < cached[1] and self._published(cached[2]):
                 self._verified.move_to_end(token)
                 return cached[0]
-        principal, expires = self._decode(token)
+        principal, expires, key = self._decode(token)
         with self._lock:
-            self._verified[token] = (principal, expires)
+            self._verified[token] = (principal, expires, key)
             self._verified.move_to_end(token)
             while len(self._verified) > VERIFIED_CACHE_SIZE:
                 self._verified.popitem(last=False)
         return principal
 
-    def _decode(self, token: str) -> tuple[Principal, float]:
+    def _published(self, key: PyJWK | None) -> bool:
+        return key is None or self._signing_keys is None or self._signing_keys.holds(key)
+
+    def _decode(self, token: str) -> tuple[Principal, float, PyJWK | None]:
+        key, algorithms, jwk = self._key, self._algorithms, None
+        if self._signing_keys is not None:
+            # The kid picks the key, and the key its one algorithm, never the token's `alg`.
+            jwk = self._signing_keys.key(_key_id(token))
+            key, algorithms = jwk, [jwk.algorithm_name]
         try:
             claims = jwt.decode(
                 token,
-                self._key,
-                algorithms=self._algorithms,
+                key,
+                algorithms=algorithms,
                 audience=self._audience,
                 issuer=self._issuer,
+                leeway=self._leeway,
                 options={
                     "require": ["exp", "sub"],
                     "verify_aud": self._audience is not None,
@@ -138,7 +160,21 @@ class TokenVerifier:
             raise Unauthenticated(f"bearer token rejected: {exc}", reason="INVALID_TOKEN") from None
         _check_numeric_dates(claims)
         principal = Principal(subject=_subject(claims), permissions=_permissions(claims))
-        return principal, float(claims["exp"])
+        return principal, float(claims["exp"]) + self._leeway, jwk
+
+
+def _key_id(token: str) -> str:
+    """The token header's `kid`: which published key signed it."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated(f"bearer token rejected: {exc}", reason="INVALID_TOKEN") from None
+    if not isinstance(kid, str) or not kid:
+        raise Unauthenticated(
+            "bearer token has no 'kid' header naming the key that signed it",
+            reason="INVALID_TOKEN",
+        )
+    return kid
 
 
 def _public_key(pem: str) -> tuple[object, list[str]]:

@@ -6,11 +6,14 @@ environment, then the default. This is the only module that reads os.environ.
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class ConfigError(Exception):
@@ -25,10 +28,15 @@ class AuthSettings:
     public_key: str | None = None  # PEM read from AUTH_JWT_PUBLIC_KEY_FILE: RS256/ES256
     audience: str | None = None  # AUTH_JWT_AUDIENCE: checked when set
     issuer: str | None = None  # AUTH_JWT_ISSUER: checked when set
+    jwks_url: str | None = None  # AUTH_JWKS_URL: keys by `kid`, RS256/ES256/EdDSA (shared.jwks)
+    leeway: int = 30  # AUTH_JWT_LEEWAY: seconds of clock skew allowed on exp, nbf and iat
+    # Not in the environment: the defaults suit identity providers; tests shorten them.
+    jwks_refresh_seconds: float = 300.0  # the key set is fetched again when this old
+    jwks_retry_seconds: float = 10.0  # at most one fetch per this long, for unknown kids too
 
     @property
     def configured(self) -> bool:
-        return bool(self.secret or self.public_key)
+        return bool(self.secret or self.public_key or self.jwks_url)
 
 
 @dataclass(frozen=True)
@@ -94,12 +102,48 @@ def load_auth(environ: Mapping[str, str] | None = None) -> AuthSettings:
             raise ConfigError(f"AUTH_JWT_PUBLIC_KEY_FILE: cannot read {key_file}: {exc}") from None
         if "-----BEGIN" not in public_key:
             raise ConfigError(f"AUTH_JWT_PUBLIC_KEY_FILE: {key_file} is not a PEM public key")
+    jwks_url = _jwks_url(environ.get("AUTH_JWKS_URL") or None)
+    if jwks_url and public_key:
+        raise ConfigError(
+            "AUTH_JWKS_URL and AUTH_JWT_PUBLIC_KEY_FILE are both set: choose one source of keys"
+        )
+    leeway = environ.get("AUTH_JWT_LEEWAY") or None
     return AuthSettings(
         secret=environ.get("AUTH_JWT_SECRET") or None,
         public_key=public_key,
         audience=environ.get("AUTH_JWT_AUDIENCE") or None,
         issuer=environ.get("AUTH_JWT_ISSUER") or None,
+        jwks_url=jwks_url,
+        leeway=_integer(leeway, "AUTH_JWT_LEEWAY", 0, 300) if leeway is not None else 30,
     )
+
+
+def _jwks_url(url: str | None) -> str | None:
+    """https://, file://, or http:// to a loopback address (plain http elsewhere lets anyone
+    on the path substitute the keys)."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "file" and parts.path and parts.netloc in ("", "localhost"):
+        return url
+    if scheme == "https" and parts.hostname:
+        return url
+    if scheme == "http" and parts.hostname and _loopback(parts.hostname):
+        return url
+    raise ConfigError(
+        "AUTH_JWKS_URL must be an https:// URL, a file:// path, or http:// to a loopback "
+        f"address, got {url!r}"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(
@@ -142,13 +186,12 @@ def load_settings(
     if require_auth and not auth.configured:
         if not dev:
             raise ConfigError(
-                "no token key configured: set AUTH_JWT_SECRET (HS256) or "
-                "AUTH_JWT_PUBLIC_KEY_FILE (PEM, RS256/ES256), or start with --dev"
+                "no token key configured: set AUTH_JWT_SECRET (HS256), "
+                "AUTH_JWT_PUBLIC_KEY_FILE (PEM, RS256/ES256) or AUTH_JWKS_URL, "
+                "or start with --dev"
             )
         # --dev alone: a throwaway secret, so that local runs need no set-up.
-        auth = AuthSettings(
-            secret=secrets.token_urlsafe(32), audience=auth.audience, issuer=auth.issuer
-        )
+        auth = dataclasses.replace(auth, secret=secrets.token_urlsafe(32))
     return Settings(
         service=service,
         host=str(host or "127.0.0.1"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import grpc
@@ -10,7 +11,7 @@ import pytest
 from report_service.server import SERVICE
 from report_service.v1 import report_service_pb2, report_service_pb2_grpc
 from shared.config import AuthSettings
-from tests.support import bearer, serve
+from tests.support import TEST_AUTH, bearer, serve
 
 
 def _list(channel, metadata):
@@ -19,7 +20,8 @@ def _list(channel, metadata):
 
 
 def test_a_token_accepted_before_is_refused_once_it_expires(sqlite_url):
-    with serve(SERVICE, sqlite_url) as server:
+    # No clock-skew leeway: with the default 30 s the token would count 30 s longer.
+    with serve(SERVICE, sqlite_url, auth=dataclasses.replace(TEST_AUTH, leeway=0)) as server:
         # Minted once the server is up, and valid for at least 2 s: a server start slowed by
         # a loaded machine let a 1 s token expire before its first call.
         metadata = bearer("user:alice", ttl_seconds=3)
