@@ -124,9 +124,10 @@ class PlatformInterceptor(grpc.ServerInterceptor):
             code = grpc.StatusCode.OK
             metadata = context.invocation_metadata()
             # Every line logged while serving the call names it (JSON logs: shared.logs).
-            call = call_fields(method, context.peer(), metadata, request)
+            call: dict[str, object] = {"method": method, "principal": None}
             logged_call = bind_call(call)
             try:
+                call.update(call_fields(context.peer(), metadata, request))
                 principal = self._verifier.verify(authorization(metadata))
                 call["principal"] = principal.subject
                 authorize(principal, method)

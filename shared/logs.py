@@ -28,7 +28,7 @@ _TRACE_CONTEXT = TraceContextTextMapPropagator()
 # Top-level string fields of a request that name it, logged with the call when set.
 _REQUEST_ID_FIELDS = ("idempotency_key", "request_id")
 _MAX_ID_LENGTH = 200  # ids are checked after the access line is written: bound what it quotes
-_ID_FIELDS_BY_TYPE: dict[str, tuple[str, ...]] = {}
+_ID_FIELDS_BY_TYPE: dict[Descriptor, tuple[str, ...]] = {}
 
 # Tokens never reach a record (metadata is not logged); this is the backstop for one quoted
 # by an exception or put by a client into a logged field. A JWT's header is a JSON object, so
@@ -43,13 +43,11 @@ _REDACTED = "[token redacted]"
 
 
 def call_fields(
-    method: str, peer: str, metadata: Iterable[tuple[str, str | bytes]], request: object
+    peer: str, metadata: Iterable[tuple[str, str | bytes]], request: object
 ) -> dict[str, object]:
-    """What every line logged while serving this call says about it.
-
-    `principal` is None until the token is verified; the caller sets it then.
-    """
-    fields: dict[str, object] = {"method": method, "principal": None, "peer": peer}
+    """What every line logged while serving a call says about it, besides method and principal:
+    the peer, the caller's trace context, and the ids the request carries."""
+    fields: dict[str, object] = {"peer": peer}
     fields.update(_trace_ids(metadata))
     if isinstance(request, Message):
         for name in _id_fields(request.DESCRIPTOR):
@@ -83,16 +81,16 @@ def _trace_ids(metadata: Iterable[tuple[str, str | bytes]]) -> dict[str, str]:
 
 
 def _id_fields(descriptor: Descriptor) -> tuple[str, ...]:
-    names = _ID_FIELDS_BY_TYPE.get(descriptor.full_name)
+    names = _ID_FIELDS_BY_TYPE.get(descriptor)
     if names is None:
         names = tuple(
             name
             for name in _REQUEST_ID_FIELDS
             if (field := descriptor.fields_by_name.get(name)) is not None
             and field.type == FieldDescriptor.TYPE_STRING
-            and field.label != FieldDescriptor.LABEL_REPEATED
+            and not field.is_repeated
         )
-        _ID_FIELDS_BY_TYPE[descriptor.full_name] = names
+        _ID_FIELDS_BY_TYPE[descriptor] = names
     return names
 
 
