@@ -187,14 +187,17 @@ def configure_logging(log_format: str = "text") -> None:
     Logs go to stderr. In json every line the process writes is a JSON object: its stdout
     lines too, warnings, and exceptions nothing caught.
     """
-    logging.basicConfig(
-        level=logging.INFO, handlers=[log_handler(sys.stderr, log_format)], force=True
-    )
+    root = logging.getLogger()
+    for logger, handler in _INSTALLED.items():  # the format chosen before: replaced
+        logger.removeHandler(handler)
+    _INSTALLED.clear()
+    if not root.handlers:  # as logging.basicConfig: a host's own handlers are left alone
+        _install(root, log_handler(sys.stderr, log_format))
+        root.setLevel(logging.INFO)
     for logger, stream in ((_STDOUT, sys.stdout), (_STDERR, sys.stderr)):
-        for old in logger.handlers[:]:
-            logger.removeHandler(old)
         # Not redacted: the CLI's own words, among them the token --dev prints on purpose.
-        logger.addHandler(log_handler(stream, log_format, "%(message)s", redact=False))
+        _install(logger, log_handler(stream, log_format, "%(message)s", redact=False))
+        logger.setLevel(logging.INFO)
         logger.propagate = False
     if log_format == "json":
         logging.captureWarnings(True)
@@ -202,6 +205,14 @@ def configure_logging(log_format: str = "text") -> None:
         threading.excepthook = lambda hook: _log_uncaught(
             hook.exc_type, hook.exc_value, hook.exc_traceback
         )
+
+
+_INSTALLED: dict[logging.Logger, logging.Handler] = {}
+
+
+def _install(logger: logging.Logger, handler: logging.Handler) -> None:
+    logger.addHandler(handler)
+    _INSTALLED[logger] = handler
 
 
 def _log_uncaught(kind, error, trace) -> None:
