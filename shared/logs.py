@@ -24,10 +24,11 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _CALL: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
     "logged_call", default=None
 )
+# OpenTelemetry's own W3C parser (version, all-zero ids, lengths): the tracing will use it too.
 _TRACE_CONTEXT = TraceContextTextMapPropagator()
 # Top-level string fields of a request that name it, logged with the call when set.
 _REQUEST_ID_FIELDS = ("idempotency_key", "request_id")
-_MAX_ID_LENGTH = 200  # ids are checked after the access line is written: bound what it quotes
+_MAX_ID_LENGTH = 200  # a request refused for a longer id is logged too: bound what a line quotes
 _ID_FIELDS_BY_TYPE: dict[Descriptor, tuple[str, ...]] = {}
 
 # Tokens never reach a record (metadata is not logged); this is the backstop for one quoted
