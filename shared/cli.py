@@ -6,17 +6,26 @@ import argparse
 import logging
 import shlex
 import sys
+import threading
 from collections.abc import Sequence
 
 import peewee
 from google.protobuf import descriptor_pool
 
+from shared import failpoints
 from shared.auth import PRINCIPAL_RULE, mint_token, valid_principal
-from shared.config import ConfigError, Settings, load_settings
+from shared.config import LOG_FORMATS, ConfigError, Settings, load_log_format, load_settings
 from shared.db import describe_database
+from shared.logs import log_handler
 from shared.server import close_store, open_store, serve, serve_workers
 from shared.service import ServiceDefinition
 from shared.v1 import auth_pb2
+
+_LOGGER = logging.getLogger(__name__)
+# What a command tells its operator, as bare lines (text) or log records (json): `listening
+# on HOST:PORT` and the like on stdout, the error it exits with on stderr.
+_STDOUT = logging.getLogger("shared.cli.stdout")
+_STDERR = logging.getLogger("shared.cli.stderr")
 
 
 def service_permissions(definition: ServiceDefinition) -> list[str]:
@@ -32,6 +41,8 @@ def service_permissions(definition: ServiceDefinition) -> list[str]:
 
 
 def _settings(definition: ServiceDefinition, args: argparse.Namespace, **kw) -> Settings:
+    # The format first: a mistake in the other settings is then reported in it.
+    configure_logging(load_log_format(definition.env_prefix, vars(args)))
     return load_settings(
         definition.name, definition.env_prefix, definition.default_port, vars(args), **kw
     )
@@ -62,18 +73,20 @@ def _dev_banner(definition: ServiceDefinition, settings: Settings, port: int) ->
 
 def _announce_database(definition: ServiceDefinition, settings: Settings) -> None:
     """Say which database a command uses, before it opens (and maybe creates) it."""
-    print(f"{definition.name}: database {describe_database(settings.database_url)}", flush=True)
+    _STDOUT.info(f"{definition.name}: database {describe_database(settings.database_url)}")
 
 
 def _serve(definition: ServiceDefinition, args: argparse.Namespace) -> int:
     settings = _settings(definition, args)
     _announce_database(definition, settings)
+    if armed := failpoints.armed():  # only a test launcher arms them
+        _LOGGER.warning("failpoints armed: %s", ", ".join(armed))
 
     def announce(line: str) -> None:
-        print(line, flush=True)
+        _STDOUT.info(line)
         if settings.dev and line.startswith("listening on "):
             port = int(line.rsplit(":", 1)[1])
-            print(_dev_banner(definition, settings, port), flush=True)
+            _STDOUT.info(_dev_banner(definition, settings, port))
 
     if settings.workers > 1:
         return serve_workers(definition, settings, announce=announce)
@@ -84,7 +97,7 @@ def _migrate(definition: ServiceDefinition, args: argparse.Namespace) -> int:
     settings = _settings(definition, args, require_auth=False)
     _announce_database(definition, settings)
     close_store(open_store(definition, settings))
-    print(f"{definition.name}: migrations applied")
+    _STDOUT.info(f"{definition.name}: migrations applied")
     return 0
 
 
@@ -118,6 +131,11 @@ def build_parser(definition: ServiceDefinition) -> argparse.ArgumentParser:
         sub.add_argument(
             "--database-url",
             help=f"sqlite:///path or postgresql://user@host:port/db (env {prefix}_DATABASE_URL)",
+        )
+        sub.add_argument(
+            "--log-format",
+            help=f"{' or '.join(LOG_FORMATS)}: log lines as text or as JSON objects "
+            f"(env {prefix}_LOG_FORMAT, text)",
         )
 
     serve_cmd = commands.add_parser("serve", help="run the gRPC server")
@@ -163,24 +181,53 @@ def build_parser(definition: ServiceDefinition) -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging() -> None:
-    """The log handler of every service process: the CLI's, and each --workers process's."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(log_format: str = "text") -> None:
+    """The log handlers of every service process: the CLI's, and each --workers process's.
+
+    Logs go to stderr. In json every line the process writes is a JSON object: its stdout
+    lines too, warnings, and exceptions nothing caught.
+    """
+    root = logging.getLogger()
+    for logger, handler in _INSTALLED.items():  # the format chosen before: replaced
+        logger.removeHandler(handler)
+    _INSTALLED.clear()
+    if not root.handlers:  # as logging.basicConfig: a host's own handlers are left alone
+        _install(root, log_handler(sys.stderr, log_format))
+        root.setLevel(logging.INFO)
+    for logger, stream in ((_STDOUT, sys.stdout), (_STDERR, sys.stderr)):
+        # Not redacted: the CLI's own words, among them the token --dev prints on purpose.
+        _install(logger, log_handler(stream, log_format, "%(message)s", redact=False))
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    if log_format == "json":
+        logging.captureWarnings(True)
+        sys.excepthook = _log_uncaught
+        threading.excepthook = lambda hook: _log_uncaught(
+            hook.exc_type, hook.exc_value, hook.exc_traceback
+        )
+
+
+_INSTALLED: dict[logging.Logger, logging.Handler] = {}
+
+
+def _install(logger: logging.Logger, handler: logging.Handler) -> None:
+    logger.addHandler(handler)
+    _INSTALLED[logger] = handler
+
+
+def _log_uncaught(kind, error, trace) -> None:
+    _LOGGER.critical("uncaught exception", exc_info=(kind, error, trace))
 
 
 def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> None:
-    configure_logging()
+    configure_logging()  # text until the settings say otherwise
     args = build_parser(definition).parse_args(argv)
     try:
         sys.exit(args.handler(definition, args))
     except ConfigError as exc:
-        print(f"{definition.name}: error: {exc}", file=sys.stderr)
+        _STDERR.error(f"{definition.name}: error: {exc}")
         sys.exit(2)
     except peewee.OperationalError as exc:  # refused, unreachable, or a file it cannot open
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"{definition.name}: error: cannot use the database: {first_line}", file=sys.stderr)
+        _STDERR.error(f"{definition.name}: error: cannot use the database: {first_line}")
         sys.exit(1)

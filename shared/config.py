@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+LOG_FORMATS = ("text", "json")
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the flag and its variable."""
@@ -51,6 +53,7 @@ class Settings:
     workers: int
     grace_period: float
     auth: AuthSettings
+    log_format: str = "text"  # LOG_FORMATS: how the process writes its log lines
 
 
 def default_database_url(service: str) -> str:
@@ -146,6 +149,18 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def load_log_format(
+    env_prefix: str, flags: Mapping[str, object], environ: Mapping[str, str] | None = None
+) -> str:
+    """--log-format or <PREFIX>_LOG_FORMAT; read first, so that other errors are told in it."""
+    environ = os.environ if environ is None else environ
+    value, source = _flag_or_env(flags, environ, "log_format", f"{env_prefix}_LOG_FORMAT")
+    chosen = str(value or "text").strip().lower()
+    if chosen not in LOG_FORMATS:
+        raise ConfigError(f"{source} must be one of {', '.join(LOG_FORMATS)}, got {value!r}")
+    return chosen
+
+
 def load_settings(
     service: str,
     env_prefix: str,
@@ -201,4 +216,5 @@ def load_settings(
         workers=_integer(workers, workers_source, 1, 64) if workers is not None else 1,
         grace_period=grace_period,
         auth=auth,
+        log_format=load_log_format(env_prefix, flags, environ),
     )

@@ -95,5 +95,10 @@ def arm(spec: str, seed: int = 0) -> list[str]:
     return sorted(armed)
 
 
+def armed() -> list[str]:
+    """The failpoints armed in this process (none outside a test launcher)."""
+    return sorted(_ARMED)
+
+
 def disarm() -> None:
     _ARMED.clear()

@@ -14,6 +14,7 @@ from shared.calls import run_call
 from shared.drain import SHUTTING_DOWN, Drain
 from shared.errors import InvalidArgument, Unavailable, to_status
 from shared.lanes import Lanes
+from shared.logs import bind_call, call_fields, unbind_call
 from shared.text_checks import RULES, value_violations
 
 _ACCESS_LOG = logging.getLogger("shared.access")
@@ -120,10 +121,15 @@ class PlatformInterceptor(grpc.ServerInterceptor):
     def _wrap(self, method: str, behavior):
         def guarded(request, context: grpc.ServicerContext):
             started = time.perf_counter()
-            subject, code = "-", grpc.StatusCode.OK
+            code = grpc.StatusCode.OK
+            metadata = context.invocation_metadata()
+            # Every line logged while serving the call names it (JSON logs: shared.logs).
+            call: dict[str, object] = {"method": method, "principal": None}
+            logged_call = bind_call(call)
             try:
-                principal = self._verifier.verify(authorization(context.invocation_metadata()))
-                subject = principal.subject
+                call.update(call_fields(context.peer(), metadata, request))
+                principal = self._verifier.verify(authorization(metadata))
+                call["principal"] = principal.subject
                 authorize(principal, method)
                 _check_request(request)
                 token = bind_principal(principal)
@@ -136,12 +142,15 @@ class PlatformInterceptor(grpc.ServerInterceptor):
                 code = _STATUS_CODES.get(status.code, grpc.StatusCode.UNKNOWN)
                 context.abort_with_status(rpc_status.to_status(status))
             finally:
+                duration_ms = (time.perf_counter() - started) * 1000
                 _ACCESS_LOG.info(
                     "rpc method=%s principal=%s code=%s duration_ms=%.2f",
                     method,
-                    subject,
+                    call["principal"] or "-",
                     code.name,
-                    (time.perf_counter() - started) * 1000,
+                    duration_ms,
+                    extra={"code": code.name, "duration_ms": round(duration_ms, 3)},
                 )
+                unbind_call(logged_call)
 
         return guarded

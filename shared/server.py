@@ -233,7 +233,7 @@ def _worker_main(service_name: str, settings: Settings, ready) -> None:
 
     from shared.cli import configure_logging  # here: shared.cli imports this module
 
-    configure_logging()  # a spawned process starts with none: its access log was lost
+    configure_logging(settings.log_format)  # a spawned process starts with none
     module = importlib.import_module(f"{service_name.replace('-', '_')}.server")
 
     def announce(line: str) -> None:

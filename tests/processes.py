@@ -9,6 +9,7 @@ environment, readiness from the `listening on HOST:PORT` line.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -89,6 +90,10 @@ class ServiceProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def stdout(self) -> list[str]:
+        """The lines the process wrote to stdout so far."""
+        return list(self._stdout_lines)
 
 
 def _rss_bytes(pid: int) -> int:
@@ -177,14 +182,23 @@ def start_module(
     return running
 
 
+def stdout_message(line: str) -> str:
+    """A stdout line as the operator reads it: itself, or the message of a JSON log line."""
+    if line.startswith("{"):
+        with contextlib.suppress(ValueError):
+            return str(json.loads(line).get("message", ""))
+    return line
+
+
 def _await_listening(running: ServiceProcess, timeout: float) -> str:
     found: list[str] = []
 
     def read() -> None:
         for line in running.process.stdout:  # keeps draining so the pipe never fills
             running._stdout_lines.append(line)
-            if not found and line.startswith("listening on "):
-                found.append(line.removeprefix("listening on ").strip())
+            message = stdout_message(line)
+            if not found and message.startswith("listening on "):
+                found.append(message.removeprefix("listening on ").strip())
 
     running._reader = threading.Thread(target=read, daemon=True)
     running._reader.start()
