@@ -27,6 +27,7 @@ import yaml
 from cohort_service.server import SERVICE as COHORT
 from report_service.server import SERVICE as REPORT
 from shared.cli import build_parser
+from shared.db import POSTGRES_POOL_SIZE
 from shared.drain import SHUTDOWN_NOTICE
 from tests.processes import REPO_ROOT
 
@@ -183,6 +184,14 @@ def test_compose_migrates_each_database_before_two_replicas_of_its_service_start
         grace = float(server["environment"][f"{prefix}_GRACE_PERIOD"])
         assert int(server["stop_grace_period"].removesuffix("s")) > grace + SHUTDOWN_NOTICE
     assert len(urls) == len(DEFINITIONS), "each service has a database of its own"
+
+
+def test_compose_postgres_takes_every_connection_the_replicas_pools_may_open():
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    command = services["postgres"]["command"]
+    max_connections = int(command[command.index("-c") + 1].removeprefix("max_connections="))
+    processes = sum(services[name]["deploy"]["replicas"] for name in DEFINITIONS)
+    assert max_connections >= processes * POSTGRES_POOL_SIZE + 3  # + superuser_reserved
 
 
 # ---------------------------------------------------------------------------
