@@ -1,4 +1,5 @@
-"""The command line both services share: serve, migrate, token, and a service's own commands."""
+"""The command line both services share: serve, migrate, token, health, and a service's own
+commands."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from shared.auth import PRINCIPAL_RULE, mint_token, valid_principal
 from shared.config import LOG_FORMATS, ConfigError, Settings, load_log_format, load_settings
 from shared.db import describe_database
 from shared.logs import log_handler
+from shared.probe import check_health
 from shared.server import close_store, open_store, serve, serve_workers
 from shared.service import ServiceDefinition
 from shared.v1 import auth_pb2
@@ -112,6 +114,22 @@ def _token(definition: ServiceDefinition, args: argparse.Namespace) -> int:
     return 0
 
 
+def _health(definition: ServiceDefinition, args: argparse.Namespace) -> int:
+    result = check_health(args.address, args.service, args.timeout)
+    print(f"{definition.name}: {result.line}", file=sys.stdout if result.healthy else sys.stderr)
+    return 0 if result.healthy else 1
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return seconds
+
+
 def _command(definition: ServiceDefinition, name: str, args: argparse.Namespace) -> int:
     settings = _settings(definition, args, require_auth=False)
     _announce_database(definition, settings)
@@ -172,6 +190,24 @@ def build_parser(definition: ServiceDefinition) -> argparse.ArgumentParser:
     )
     token_cmd.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token_cmd.set_defaults(handler=_token)
+
+    health_cmd = commands.add_parser(
+        "health", help="exit 0 if the server at --address answers SERVING (grpc.health.v1)"
+    )
+    health_cmd.add_argument(
+        "--address",
+        required=True,
+        help=f"HOST:PORT of the server to ask, e.g. 127.0.0.1:{definition.default_port}",
+    )
+    health_cmd.add_argument(
+        "--service",
+        default="",
+        help=f"a service's full name, e.g. {definition.service_names[0]} (default: the server)",
+    )
+    health_cmd.add_argument(
+        "--timeout", type=_positive_seconds, default=3.0, help="seconds to wait (default 3)"
+    )
+    health_cmd.set_defaults(handler=_health)
 
     for name, command in definition.commands.items():
         sub = commands.add_parser(name, help=command.help)
