@@ -7,6 +7,7 @@ import logging
 import shlex
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import peewee
 from google.protobuf import descriptor_pool
@@ -31,7 +32,7 @@ def service_permissions(definition: ServiceDefinition) -> list[str]:
     return sorted(found)
 
 
-def _settings(definition: ServiceDefinition, args: argparse.Namespace, **kw) -> Settings:
+def _settings(definition: ServiceDefinition, args: argparse.Namespace, **kw: Any) -> Settings:
     return load_settings(
         definition.name, definition.env_prefix, definition.default_port, vars(args), **kw
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -17,6 +19,8 @@ from shared.lanes import Lanes
 from shared.text_checks import RULES, value_violations
 
 _ACCESS_LOG = logging.getLogger("shared.access")
+# grpc's classes are generic in its stubs only.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 # Health checks and reflection are open: load balancers and operators call them without tokens.
 OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -34,17 +38,17 @@ class _Undecodable:
         self.error = error
 
 
-def _tolerant(deserializer):
-    def deserialize(data: bytes):
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    def deserialize(data: bytes) -> Any:
         try:
-            return deserializer(data)
+            return deserializer(data)  # type: ignore[misc]  # not None: see the return
         except DecodeError as error:
             return _Undecodable(error)
 
     return deserialize if deserializer is not None else None
 
 
-def _check_request(request) -> None:
+def _check_request(request: Any) -> None:
     """What every request must be, whatever its type: decodable, no NUL in text, finite numbers."""
     if isinstance(request, _Undecodable):
         raise InvalidArgument(
@@ -70,7 +74,7 @@ class PlatformInterceptor(grpc.ServerInterceptor):
         self,
         domain: str,
         verifier: TokenVerifier,
-        database=None,
+        database: Any = None,
         drain: Drain | None = None,
         lanes: Lanes | None = None,
     ) -> None:
@@ -80,7 +84,11 @@ class PlatformInterceptor(grpc.ServerInterceptor):
         self._drain = drain
         self._lanes = lanes  # where each call runs, or is refused (None: grpc's one pool)
 
-    def intercept_service(self, continuation, handler_call_details):
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
         handler = continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None:
@@ -102,7 +110,7 @@ class PlatformInterceptor(grpc.ServerInterceptor):
         )
         return unary if self._lanes is None else self._lanes.service_call(unary)
 
-    def _open(self, method: str, handler):
+    def _open(self, method: str, handler: Handler) -> Handler:
         """Health and reflection: no token; on their own lanes (shared.lanes)."""
         if self._lanes is None:
             return handler
@@ -117,8 +125,8 @@ class PlatformInterceptor(grpc.ServerInterceptor):
             )
         return self._lanes.open_call(method, handler)
 
-    def _wrap(self, method: str, behavior):
-        def guarded(request, context: grpc.ServicerContext):
+    def _wrap(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
             subject, code = "-", grpc.StatusCode.OK
             try:
