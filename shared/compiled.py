@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import peewee
@@ -96,14 +96,13 @@ class CompiledQuery:
         """The first row, or None."""
         return next(iter(self(*args)), None)
 
-    def raw(self, *args: Any) -> Iterable[tuple[Any, ...]]:
-        """The rows as the driver returns them: tuples, no field conversion at all.
+    def raw(self, *args: Any) -> Any:
+        """The driver's cursor: its rows are tuples, with no field conversion at all.
 
         For hot paths that map columns by hand (shared.columns reads the values that differ
         between drivers): peewee's per-row conversion was a fifth to a half of their time.
         """
-        rows: Iterable[tuple[Any, ...]] = self._execute(args)[1]
-        return rows
+        return self._execute(args)[1]
 
     def _execute(self, args: Sequence[Any]) -> tuple[_Template, Any]:
         target = self._database
