@@ -5,10 +5,11 @@
 
 The base is the commit BUF_BREAKING_AGAINST names, else, off main, the merge base with
 `main` (the contract the branch will be merged into), else, on main itself (a CI clone has
-only main), the last tag, else main's previous commit (first parent: the contract before the
-last merge). Without such history (a single commit, a shallow clone) the check says so and
-passes. buf reads the base's protos, extracted with `git archive`, with this tree's buf.yaml
-and the googleapis protos staged by scripts/gen_protos.py, which the base's tree never holds.
+only main, checked out or detached), the last tag, else main's previous commit (first
+parent: the contract before the last merge). Without such history (a single commit, a
+shallow clone) the check says so and passes. buf reads the base's protos, extracted with
+`git archive`, with this tree's buf.yaml and the googleapis protos staged by
+scripts/gen_protos.py, which the base's tree never holds.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ def base(root: Path) -> tuple[str, str] | None:
     branch = git(root, "symbolic-ref", "--quiet", "--short", "HEAD")
     if branch != "main" and git(root, "rev-parse", "--verify", "--quiet", "main^{commit}"):
         merge_base = git(root, "merge-base", "HEAD", "main")
-        if merge_base:
+        # HEAD on main's line with the contract as committed (a detached checkout of main)
+        # has nothing to compare with there: it is checked as main is, below.
+        edited = git(root, "status", "--porcelain", "--", "protos")
+        if merge_base and (merge_base != git(root, "rev-parse", "HEAD") or edited):
             return merge_base, "the merge base with main"
     tag = git(root, "describe", "--tags", "--abbrev=0", "HEAD^")
     if tag:

@@ -73,6 +73,9 @@ def test_on_main_the_last_merge_is_checked_and_a_single_commit_is_skipped(repo):
     done = check(repo)
     assert done.returncode == 1
     assert "the previous commit on main" in done.stderr
+    git(repo, "switch", "-q", "--detach")  # a CI checkout of main's commit
+    assert "the previous commit on main" in check(repo).stderr
+    git(repo, "switch", "-q", "main")
     # A deliberate break names the contract it breaks from.
     git(repo, "tag", "v2")
     assert check(repo, BUF_BREAKING_AGAINST="v2").returncode == 0
