@@ -49,6 +49,7 @@ def create_entry(model: type[CatalogEntry], name: str) -> CatalogEntry:
     violations = Violations()
     checked = validation.check_name(violations, "name", name)
     violations.raise_if_any()
+    assert checked is not None  # else raise_if_any raised
     try:
         with database.atomic():
             return model.create(id=uuid.uuid4(), name=checked, name_key=name_key(checked))
@@ -70,7 +71,7 @@ def create_missing_entries(model: type[CatalogEntry], names: Sequence[str]) -> i
             wanted.setdefault(name_key(checked), checked)
     violations.raise_if_any()
     with database.atomic():
-        existing = set()
+        existing: set[str] = set()
         for keys in peewee.chunked(wanted, SEED_BATCH):
             query = model.select(model.name_key).where(model.name_key.in_(keys))
             existing.update(key for (key,) in query.tuples())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from peewee import fn
@@ -59,7 +59,7 @@ def locked_draft(owner: str, draft_id: uuid.UUID) -> Draft | None:
     return query.first(draft_id, owner)
 
 
-def pending_proposals(draft_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Proposal]]:
+def pending_proposals(draft_ids: Collection[uuid.UUID]) -> Mapping[uuid.UUID, list[Proposal]]:
     return mapping.proposals_by_draft(_PENDING_PROPOSALS(list(draft_ids)))
 
 

@@ -60,9 +60,9 @@ class Change:
     def from_json(cls, text: str) -> Change:
         data = json.loads(text)
         return cls(
-            slots={name: _uuids(ids) for name, ids in data["slots"].items()},
+            slots={name: _ids(ids) for name, ids in data["slots"].items()},
             cohort_active=_uuids(data["cohort_active"]),
-            pending=None if data["pending"] is None else frozenset(_uuids(data["pending"])),
+            pending=None if data["pending"] is None else frozenset(_ids(data["pending"])),
         )
 
     def ids(self) -> dict[str, set[uuid.UUID]]:
@@ -77,7 +77,11 @@ def _strings(ids: Iterable[uuid.UUID] | None) -> list[str] | None:
 
 
 def _uuids(strings: list[str] | None) -> Ids | None:
-    return None if strings is None else tuple(uuid.UUID(s) for s in strings)
+    return None if strings is None else _ids(strings)
+
+
+def _ids(strings: list[str]) -> Ids:
+    return tuple(uuid.UUID(s) for s in strings)
 
 
 def apply_change(form: Form, change: Change, cohort_active_options: Collection[uuid.UUID]) -> Form:

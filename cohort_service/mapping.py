@@ -113,7 +113,8 @@ def form_state(
     """The DraftFormState of draft showing form; rows must hold every id of the form."""
     message = draft_pb2.DraftFormState(
         draft_id=str(draft.id),
-        state=state or draft.state,
+        # ValueType is int at run time: the stubs' name for the enum's numbers.
+        state=draft_pb2.DraftState.ValueType(state or draft.state),
         revision=draft.revision,
         pending_ids=[str(item) for item in form.pending_in_order()],
         proposals=[

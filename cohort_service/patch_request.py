@@ -135,7 +135,7 @@ def _given(request, name: str) -> bool:
 
 
 def _read_mask(request, violations: Violations) -> set[str]:
-    cleared = set()
+    cleared: set[str] = set()
     if not validation.check_list_size(violations, "update_mask.paths", request.update_mask.paths):
         return cleared
     for index, path in enumerate(request.update_mask.paths):

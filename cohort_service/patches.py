@@ -219,7 +219,7 @@ def _stage(
 ) -> PatchResponse:
     now = utcnow()
     created_draft = draft is None
-    if created_draft:
+    if draft is None:
         draft = Draft.create(
             id=uuid.uuid4(),
             owner=owner,

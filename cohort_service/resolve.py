@@ -172,6 +172,7 @@ def _parent_row(
     unknown: _UnknownNames,
 ):
     ref = value.parent
+    assert ref is not None  # called for values that name a parent
     by_id = by_name = None
     if ref.id is not None:
         by_id = rows.items[parent_slot.name].get(ref.id)

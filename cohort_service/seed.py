@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cohort_service import catalog, validation
 from cohort_service.models import (
@@ -117,7 +118,7 @@ class Plan:
     flags: list[FlagSpec] = field(default_factory=list)
 
 
-def check(data: object) -> Plan:
+def check(data: Any) -> Plan:
     """The plan of a valid file; InvalidArgument naming every problem otherwise."""
     violations = Violations()
     plan = Plan()
@@ -152,7 +153,7 @@ def check(data: object) -> Plan:
     return plan
 
 
-def _check_flag(violations: Violations, path: str, spec: object) -> FlagSpec | None:
+def _check_flag(violations: Violations, path: str, spec: Any) -> FlagSpec | None:
     if not _is(violations, path, spec, dict, 'a flag {"key", "type", "options"}'):
         return None
     _unknown_keys(violations, f"{path}.", spec, FLAG_FIELDS)
@@ -197,6 +198,7 @@ def _check_flag(violations: Violations, path: str, spec: object) -> FlagSpec | N
         violations.add(f"{path}.{name}", text)
     if found:
         return None
+    assert flag_type is not None  # a missing or unknown type was found above
     return FlagSpec(path, key, flag_type, checked)
 
 
@@ -210,7 +212,7 @@ def _unknown_keys(violations: Violations, prefix: str, data: Mapping, accepted) 
             )
 
 
-def _list(violations: Violations, path: str, value: object, what: str) -> list:
+def _list(violations: Violations, path: str, value: Any, what: str) -> list[Any]:
     return value if _is(violations, path, value, list, f"a list of {what}") else []
 
 

@@ -39,7 +39,7 @@ def check_new_report_id(violations: Violations, field: str, value: object) -> No
     """check_report_id, and not of the form reserved for drafts (CreateReport)."""
     before = len(violations)
     check_report_id(violations, field, value)
-    if len(violations) == before and is_draft_form(value):
+    if len(violations) == before and isinstance(value, str) and is_draft_form(value):
         violations.add(
             field,
             f"ids that contain `:` and end in `{DRAFT_SUFFIX}` are reserved for drafts "

@@ -111,7 +111,9 @@ def fields_from_message(message, names: Iterable[str]) -> Fields:
 
 def draft_input_fields(draft: report_pb2.ReportDraftInput) -> Fields:
     """The fields a ReportDraftInput sets; the ones it leaves unset are absent."""
-    return fields_from_message(draft, [name for name in fields.DRAFT_INPUT if draft.HasField(name)])
+    # HasField takes the message's field names as literals; DRAFT_INPUT holds only those.
+    named = [name for name in fields.DRAFT_INPUT if draft.HasField(name)]  # type: ignore[arg-type]
+    return fields_from_message(draft, named)
 
 
 def fields_from_row(row: Report | StoredReport, datasets: Sequence[Mapping[str, str]]) -> Fields:

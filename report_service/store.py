@@ -152,7 +152,7 @@ def visible_report_message(report_id: str, principal: str) -> report_pb2.Report:
     """visible_report(report_id, principal) as a message, with its datasets; one statement."""
     row = _REPORT_WITH_DATASETS.raw(report_id).fetchone()
     stored = mapping.StoredReport._make(row[:-1]) if row else None
-    _checked_visible(stored, report_id, principal)
+    stored = _checked_visible(stored, report_id, principal)
     triples = row[-1] or []  # psycopg2 parses json; SQLite returns the text
     if isinstance(triples, str):
         triples = json.loads(triples)

@@ -140,7 +140,7 @@ def populated(report: report_pb2.Report) -> tuple[str, ...]:
     return tuple(
         name
         for name in fields.EDITABLE
-        if (present[name] if name in present else report.HasField(name))
+        if (present[name] if name in present else report.HasField(name))  # type: ignore[arg-type]
     )
 
 

@@ -1,7 +1,11 @@
 """Regenerate the Python code for every .proto under protos/ into the packages.
 
-    python scripts/gen_protos.py           # write *_pb2.py, *_pb2_grpc.py, *_pb2.pyi
+    python scripts/gen_protos.py           # write *_pb2.py, *_pb2_grpc.py and their .pyi
     python scripts/gen_protos.py --check   # exit 1 when the committed code is stale
+
+The type stubs (*_pb2.pyi for messages, *_pb2_grpc.pyi for stubs and servicers)
+come from mypy-protobuf's protoc plugins, pinned in pyproject.toml's dev extra;
+the same files ship in the callers' package (scripts/build_api.py).
 
 The googleapis protos (google/api/*.proto) are imported from the installed
 googleapis-common-protos package and copied to build/googleapis, where buf
@@ -23,7 +27,9 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 GOOGLEAPIS = ROOT / "build" / "googleapis"
-GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
+# mypy-protobuf installs its plugins as scripts beside the interpreter running this.
+PLUGINS = Path(sys.executable).parent
 
 
 def stage_googleapis() -> Path:
@@ -46,8 +52,11 @@ def generate(out: Path) -> list[Path]:
         f"-I{stage_googleapis()}",
         f"-I{well_known}",
         f"--python_out={out}",
-        f"--pyi_out={out}",
         f"--grpc_python_out={out}",
+        f"--plugin=protoc-gen-mypy={PLUGINS / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={PLUGINS / 'protoc-gen-mypy_grpc'}",
+        f"--mypy_out=quiet:{out}",
+        f"--mypy_grpc_out=quiet:{out}",
         *protos,
     ]
     if protoc.main(args) != 0:

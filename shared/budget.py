@@ -27,7 +27,7 @@ SIZE_BUDGET_EXCEEDED = "SIZE_BUDGET_EXCEEDED"
 
 def over_budget(
     field: str, what: str, size: int, limit: int = RESOURCE_MAX_BYTES, *, at_least: bool = False
-):
+) -> InvalidArgument:
     """The INVALID_ARGUMENT for a write whose result would weigh size bytes (over limit);
     at_least when size is a lower bound (counted before the result is built)."""
     size_text = f"{'at least ' if at_least else ''}{size:,} bytes"

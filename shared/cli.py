@@ -9,6 +9,8 @@ import shlex
 import sys
 import threading
 from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
 
 import peewee
 from google.protobuf import descriptor_pool
@@ -42,7 +44,7 @@ def service_permissions(definition: ServiceDefinition) -> list[str]:
     return sorted(found)
 
 
-def _settings(definition: ServiceDefinition, args: argparse.Namespace, **kw) -> Settings:
+def _settings(definition: ServiceDefinition, args: argparse.Namespace, **kw: Any) -> Settings:
     # The format first: a mistake in the other settings is then reported in it.
     configure_logging(load_log_format(definition.env_prefix, vars(args)))
     return load_settings(
@@ -251,7 +253,11 @@ def _install(logger: logging.Logger, handler: logging.Handler) -> None:
     _INSTALLED[logger] = handler
 
 
-def _log_uncaught(kind, error, trace) -> None:
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException | None, trace: TracebackType | None
+) -> None:
+    if error is None:  # threading's hook may carry no exception object
+        error = kind()
     _LOGGER.critical("uncaught exception", exc_info=(kind, error, trace))
 
 

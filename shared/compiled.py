@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import peewee
@@ -42,14 +42,16 @@ _PER_CURSOR = frozenset({"cursor", "count", "index", "initialized", "populated",
 
 
 class _Template:
-    def __init__(self, query: peewee.BaseQuery, sql: str, slots: list[int | None], params):
+    def __init__(
+        self, query: peewee.BaseQuery, sql: str, slots: list[int | None], params: list[Any]
+    ) -> None:
         self.query = query
         self.sql = sql
         self.slots = slots  # per parameter: the index of the argument value, or None (constant)
         self.constants = params
         self.columns: dict[str, Any] | None = None  # the cursor wrapper's column state
 
-    def rows(self, cursor) -> Iterable:
+    def rows(self, cursor: Any) -> Any:
         wrapper = self.query._get_cursor_wrapper(cursor)  # the query's own row conversion
         if cursor.description is None:  # not a SELECT: nothing to convert
             return wrapper
@@ -82,20 +84,20 @@ class CompiledQuery:
     def __init__(self, database: peewee.Database, build: Callable[..., peewee.BaseQuery]):
         self._database = database
         self._build = build
-        self._templates: OrderedDict[tuple, _Template] = OrderedDict()
+        self._templates: OrderedDict[tuple[Any, ...], _Template] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __call__(self, *args: Any) -> Iterable:
+    def __call__(self, *args: Any) -> Any:
         """The rows of the query for these arguments (a peewee cursor wrapper)."""
         template, cursor = self._execute(args)
         return template.rows(cursor)
 
-    def first(self, *args: Any):
+    def first(self, *args: Any) -> Any:
         """The first row, or None."""
         return next(iter(self(*args)), None)
 
-    def raw(self, *args: Any) -> Iterable[tuple]:
-        """The rows as the driver returns them: tuples, no field conversion at all.
+    def raw(self, *args: Any) -> Any:
+        """The driver's cursor: its rows are tuples, with no field conversion at all.
 
         For hot paths that map columns by hand (shared.columns reads the values that differ
         between drivers): peewee's per-row conversion was a fifth to a half of their time.
@@ -122,7 +124,7 @@ class CompiledQuery:
         ]
         return template, self._database.execute_sql(template.sql, params)
 
-    def _template(self, shape: tuple, args: Sequence[Any]) -> _Template:
+    def _template(self, shape: tuple[Any, ...], args: Sequence[Any]) -> _Template:
         with self._lock:
             template = self._templates.get(shape)
             if template is not None:

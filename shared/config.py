@@ -74,7 +74,7 @@ def _flag_or_env(
 
 def _integer(value: object, source: str, minimum: int, maximum: int) -> int:
     try:
-        number = int(value)  # type: ignore[arg-type]
+        number: int = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         raise ConfigError(f"{source} must be a whole number, got {value!r}") from None
     if not minimum <= number <= maximum:
@@ -192,7 +192,7 @@ def load_settings(
             f"{url_source} must start with sqlite:/// or postgresql://, got {database_url!r}"
         )
     try:
-        grace_period = float(grace) if grace is not None else 10.0
+        grace_period = float(grace) if grace is not None else 10.0  # type: ignore[arg-type]
     except ValueError:
         raise ConfigError(f"{grace_source} must be a number of seconds, got {grace!r}") from None
 

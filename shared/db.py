@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 
 import peewee
@@ -92,7 +93,7 @@ class CallBoundPostgresqlDatabase(PooledPostgresqlDatabase):
     refused, rolling back, once the deadline passed or the client cancelled.
     """
 
-    def begin(self, isolation_level=None) -> None:
+    def begin(self, isolation_level: str | None = None) -> None:
         call = current_call()
         remaining = call.remaining() if call is not None else None
         if remaining is None:
@@ -125,7 +126,7 @@ class QueuedWriterSqliteDatabase(peewee.SqliteDatabase):
     queue; other processes (--workers) still meet at busy_timeout.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._writer = threading.Lock()
         self._holder = threading.local()
@@ -161,7 +162,7 @@ class QueuedWriterSqliteDatabase(peewee.SqliteDatabase):
             self._writer.release()
 
 
-def read_transaction(database: peewee.Database):
+def read_transaction(database: peewee.Database) -> Any:
     """A transaction that only reads: one consistent snapshot, without the write lock.
 
     Write transactions on SQLite are IMMEDIATE (see SQLITE_PRAGMAS); a read that took the
@@ -185,6 +186,7 @@ def apply_migrations(database: peewee.Database, directory: Path) -> list[str]:
         finally:
             if isinstance(database, peewee.PostgresqlDatabase):
                 database.execute_sql("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_ID,))
-    for name in applied:
+    names: list[str] = applied
+    for name in names:
         _LOGGER.info("applied migration %s", name)
-    return applied
+    return names

@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health
@@ -65,7 +66,7 @@ class Drain:
         """From now on new calls are refused; the accepted ones keep running."""
         self._draining.set()
 
-    def refuse(self, request, context) -> None:
+    def refuse(self, request: Any, context: grpc.ServicerContext) -> None:
         """The handler of every call that arrives once the drain has begun."""
         raise Unavailable(
             "the server is shutting down; retry the call on another instance",
@@ -83,7 +84,7 @@ class Drain:
                 self._idle.wait(remaining)
         return True
 
-    def track(self, future: futures.Future) -> None:
+    def track(self, future: futures.Future[Any]) -> None:
         # Refusals submitted during the drain are not waited for: under steady load they
         # never stop arriving, and stop()'s grace still lets the queued ones answer.
         if self.draining:
@@ -92,7 +93,7 @@ class Drain:
             self._accepted += 1
         future.add_done_callback(self._done)
 
-    def _done(self, _future: futures.Future) -> None:
+    def _done(self, _future: futures.Future[Any]) -> None:
         with self._idle:
             self._accepted -= 1
             if not self._accepted:

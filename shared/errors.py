@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import grpc
 import peewee
@@ -96,7 +97,7 @@ class Violations:
     def __len__(self) -> int:
         return len(self._items)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
 
     def raise_if_any(
@@ -113,7 +114,7 @@ class Violations:
 _INTERNAL_MESSAGE = "internal error; the failure has been logged"
 
 
-def _pack(message) -> any_pb2.Any:
+def _pack(message: Any) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
@@ -134,7 +135,7 @@ def driver_error(exc: BaseException) -> BaseException:
     peewee may wrap twice: its BEGIN wraps a connect that already wrapped the driver's error.
     """
     while isinstance(getattr(exc, "orig", None), BaseException):
-        exc = exc.orig
+        exc = exc.orig  # type: ignore[attr-defined]  # checked just above
     return exc
 
 
@@ -165,7 +166,7 @@ def database_failure(exc: BaseException) -> str | None:
     return None
 
 
-_DATABASE_FAILURES = {
+_DATABASE_FAILURES: dict[str, Callable[[], ServiceError]] = {
     "unavailable": lambda: Unavailable(
         "the database is unavailable (connection refused or lost); retry with backoff",
         reason="DATABASE_UNAVAILABLE",

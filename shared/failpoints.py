@@ -53,6 +53,7 @@ class _Armed:
             self.hits += 1
             if self.nth is not None:
                 return self.hits == self.nth
+            assert self.probability is not None  # kill@p, when not kill#n
             return self.random.random() < self.probability
 
 

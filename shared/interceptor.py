@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -18,6 +20,8 @@ from shared.logs import bind_call, call_fields, unbind_call
 from shared.text_checks import RULES, value_violations
 
 _ACCESS_LOG = logging.getLogger("shared.access")
+# grpc's classes are generic in its stubs only.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 # Health checks and reflection are open: load balancers and operators call them without tokens.
 OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -35,17 +39,17 @@ class _Undecodable:
         self.error = error
 
 
-def _tolerant(deserializer):
-    def deserialize(data: bytes):
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    def deserialize(data: bytes) -> Any:
         try:
-            return deserializer(data)
+            return deserializer(data)  # type: ignore[misc]  # not None: see the return
         except DecodeError as error:
             return _Undecodable(error)
 
     return deserialize if deserializer is not None else None
 
 
-def _check_request(request) -> None:
+def _check_request(request: Any) -> None:
     """What every request must be, whatever its type: decodable, no NUL in text, finite numbers."""
     if isinstance(request, _Undecodable):
         raise InvalidArgument(
@@ -71,7 +75,7 @@ class PlatformInterceptor(grpc.ServerInterceptor):
         self,
         domain: str,
         verifier: TokenVerifier,
-        database=None,
+        database: Any = None,
         drain: Drain | None = None,
         lanes: Lanes | None = None,
     ) -> None:
@@ -81,7 +85,11 @@ class PlatformInterceptor(grpc.ServerInterceptor):
         self._drain = drain
         self._lanes = lanes  # where each call runs, or is refused (None: grpc's one pool)
 
-    def intercept_service(self, continuation, handler_call_details):
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
         handler = continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None:
@@ -103,7 +111,7 @@ class PlatformInterceptor(grpc.ServerInterceptor):
         )
         return unary if self._lanes is None else self._lanes.service_call(unary)
 
-    def _open(self, method: str, handler):
+    def _open(self, method: str, handler: Handler) -> Handler:
         """Health and reflection: no token; on their own lanes (shared.lanes)."""
         if self._lanes is None:
             return handler
@@ -118,8 +126,8 @@ class PlatformInterceptor(grpc.ServerInterceptor):
             )
         return self._lanes.open_call(method, handler)
 
-    def _wrap(self, method: str, behavior):
-        def guarded(request, context: grpc.ServicerContext):
+    def _wrap(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             metadata = context.invocation_metadata()

@@ -37,7 +37,7 @@ UNKNOWN_KEY = "UNKNOWN_SIGNING_KEY"
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     """A redirect could take an https URL to plain http; the URL is configured, so no need."""
 
-    def redirect_request(self, *args, **kwargs):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None
 
 
@@ -97,7 +97,7 @@ class SigningKeys:
     def holds(self, key: PyJWK) -> bool:
         """Whether key is still in the set (a token verified with it earlier still counts)."""
         self._refresh_if_stale()
-        return self._keys.get(key.key_id) is key
+        return key.key_id is not None and self._keys.get(key.key_id) is key
 
     def _refresh_if_stale(self) -> None:
         if time.monotonic() - self._loaded_at >= self._refresh_seconds:

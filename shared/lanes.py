@@ -55,6 +55,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import grpc
 from grpc_status import rpc_status
@@ -67,6 +68,10 @@ from shared.errors import (
 )
 
 _LOGGER = logging.getLogger(__name__)
+
+# grpc's classes are generic in its stubs only.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Future = futures.Future[Any]
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ class Lane(futures.ThreadPoolExecutor):
         threads: int,
         *,
         bounded: bool = True,
-        track: Callable[[futures.Future], None] | None = None,
+        track: Callable[[Future], None] | None = None,
     ) -> None:
         super().__init__(max_workers=threads, thread_name_prefix=name)
         self.capacity = threads if bounded else None
@@ -126,7 +131,7 @@ class Lane(futures.ThreadPoolExecutor):
     def admits(self) -> bool:
         return self.capacity is None or self._in_flight < self.capacity
 
-    def submit(self, fn, /, *args, **kwargs) -> futures.Future:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         with self._count_lock:
             self._in_flight += 1
         future = super().submit(fn, *args, **kwargs)
@@ -135,7 +140,7 @@ class Lane(futures.ThreadPoolExecutor):
             self._track(future)
         return future
 
-    def _done(self, _future: futures.Future) -> None:
+    def _done(self, _future: Future) -> None:
         with self._count_lock:
             self._in_flight -= 1
 
@@ -157,13 +162,14 @@ class ElasticPool(Lane):
         limit: int,
         grow_after: float,
         *,
-        track: Callable[[futures.Future], None] | None = None,
+        track: Callable[[Future], None] | None = None,
     ) -> None:
         super().__init__(name, limit, track=track)
         self._name = name
+        self._limit = limit
         self._core = core
         self._grow_after = grow_after
-        self._work: collections.deque = collections.deque()  # (queued at, future, fn, args)
+        self._work: collections.deque[Any] = collections.deque()  # (queued at, future, fn, args)
         self._changed = threading.Condition()
         self._workers: set[threading.Thread] = set()
         self._idle = 0
@@ -172,8 +178,8 @@ class ElasticPool(Lane):
         self._grower = threading.Thread(target=self._grow, name=f"{name}-grower", daemon=True)
         self._grower.start()
 
-    def submit(self, fn, /, *args, **kwargs) -> futures.Future:
-        future: futures.Future = futures.Future()
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = futures.Future()
         with self._count_lock:
             self._in_flight += 1
         future.add_done_callback(self._done)
@@ -243,7 +249,7 @@ class ElasticPool(Lane):
                     self._changed.wait(self._grow_after)
                     continue
                 waited = time.monotonic() - self._work[0][0]
-                if waited >= self._grow_after and len(self._workers) < self.capacity:
+                if waited >= self._grow_after and len(self._workers) < self._limit:
                     self._start_worker()
                     self._changed.wait(self._grow_after / 4)  # let it take the call
                 else:
@@ -272,7 +278,9 @@ class IdleReaper:
         self._thread = threading.Thread(target=self._run, name="idle-reaper", daemon=True)
         self._thread.start()
 
-    def requests(self, requests: Iterator, context: grpc.ServicerContext, limit: float):
+    def requests(
+        self, requests: Iterator[Any], context: grpc.ServicerContext, limit: float
+    ) -> Iterator[Any]:
         """A request stream, each `next()` bounded by limit; no more once streams are ended."""
         while not self._streams_ended.is_set():
             try:
@@ -281,7 +289,7 @@ class IdleReaper:
                 return
             yield request
 
-    def first(self, requests: Iterator, context: grpc.ServicerContext, limit: float):
+    def first(self, requests: Iterator[Any], context: grpc.ServicerContext, limit: float) -> Any:
         """A unary call's one request message."""
         try:
             return self._next(requests, context, limit, stream=False)
@@ -290,7 +298,9 @@ class IdleReaper:
                 "the call carried no request message", reason="NO_REQUEST_MESSAGE"
             ) from None
 
-    def _next(self, requests: Iterator, context: grpc.ServicerContext, limit: float, stream: bool):
+    def _next(
+        self, requests: Iterator[Any], context: grpc.ServicerContext, limit: float, stream: bool
+    ) -> Any:
         key = next(self._keys)
         with self._lock:
             self._waiting[key] = (context, time.monotonic(), limit, stream)
@@ -343,7 +353,7 @@ class Lanes:
     """The lanes, gate and reaper of one server; the interceptor asks it where a call goes."""
 
     def __init__(
-        self, limits: Limits, domain: str, track: Callable[[futures.Future], None] | None = None
+        self, limits: Limits, domain: str, track: Callable[[Future], None] | None = None
     ) -> None:
         self.limits = limits
         self._domain = domain
@@ -355,7 +365,7 @@ class Lanes:
         self.refusals = Lane("refuse", 2, bounded=False)
         self.reaper = IdleReaper(min(limits.health_request_seconds, limits.stream_idle_seconds))
 
-    def service_call(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def service_call(self, handler: Handler) -> Handler:
         """A unary RPC of the service: the calls lane, or a refusal when it is full."""
         return self._admitted(
             handler,
@@ -365,7 +375,7 @@ class Lanes:
             TOO_MANY_CALLS,
         )
 
-    def open_call(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def open_call(self, method: str, handler: Handler) -> Handler:
         """Health and reflection: health Check on its lane, every stream on the streams lane."""
         if method == HEALTH_CHECK:
             return self._admitted(
@@ -385,8 +395,13 @@ class Lanes:
         )
 
     def _admitted(
-        self, handler: grpc.RpcMethodHandler, lane: Lane, limit: float, refusal: str, reason: str
-    ) -> grpc.RpcMethodHandler:
+        self,
+        handler: grpc.RpcMethodHandler[Any, Any],
+        lane: Lane,
+        limit: float,
+        refusal: str,
+        reason: str,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         """handler on lane if it has room; else answered RESOURCE_EXHAUSTED at once."""
         if not lane.admits():
             error = ResourceExhausted(
@@ -395,7 +410,7 @@ class Lanes:
             return self._refusal(handler, error)
         return self._on(handler, lane, limit)
 
-    def refuse(self, handler: grpc.RpcMethodHandler, error: ServiceError) -> grpc.RpcMethodHandler:
+    def refuse(self, handler: Handler, error: ServiceError) -> Handler:
         return self._refusal(handler, error)
 
     def shutdown(self) -> None:
@@ -404,9 +419,7 @@ class Lanes:
         for lane in (self.refusals, self.health, self.streams, self.calls):
             lane.shutdown(wait=True)
 
-    def _on(
-        self, handler: grpc.RpcMethodHandler, lane: Lane, limit: float
-    ) -> grpc.RpcMethodHandler:
+    def _on(self, handler: Handler, lane: Lane, limit: float) -> Handler:
         """handler on lane, reading its requests itself under the reaper's watch.
 
         Every handler becomes request-streaming, so that grpc never blocks a thread waiting
@@ -418,7 +431,7 @@ class Lanes:
 
         domain = self._domain
 
-        def first(requests, context):
+        def first(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
             try:
                 return reaper.first(requests, context, request_limit)
             except ServiceError as error:
@@ -426,15 +439,15 @@ class Lanes:
 
         if handler.request_streaming:
 
-            def run(requests, context):
+            def run(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
                 return behavior(reaper.requests(requests, context, limit), context)
 
         else:
 
-            def run(requests, context):
+            def run(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
                 return behavior(first(requests, context), context)
 
-        run.experimental_thread_pool = lane
+        run.experimental_thread_pool = lane  # type: ignore[attr-defined]  # grpc reads it
         factory = (
             grpc.stream_stream_rpc_method_handler
             if handler.response_streaming
@@ -446,14 +459,14 @@ class Lanes:
             response_serializer=handler.response_serializer,
         )
 
-    def _refusal(self, handler: grpc.RpcMethodHandler, error: ServiceError):
+    def _refusal(self, handler: Handler, error: ServiceError) -> Handler:
         status = rpc_status.to_status(to_status(error, self._domain))
 
-        def refuse(_requests, context):
+        def refuse(_requests: Iterator[Any], context: grpc.ServicerContext) -> None:
             _LOGGER.info("refused a call: %s", error.message)
             context.abort_with_status(status)
 
-        refuse.experimental_thread_pool = self.refusals
+        refuse.experimental_thread_pool = self.refusals  # type: ignore[attr-defined]
         factory = (
             grpc.stream_stream_rpc_method_handler
             if handler.response_streaming
@@ -462,7 +475,7 @@ class Lanes:
         return factory(refuse, response_serializer=handler.response_serializer)
 
 
-def _behavior(handler: grpc.RpcMethodHandler):
+def _behavior(handler: Handler) -> Any:
     return (
         handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
     )

@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, cast
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -51,18 +51,19 @@ def call_fields(
     fields: dict[str, object] = {"peer": peer}
     fields.update(_trace_ids(metadata))
     if isinstance(request, Message):
-        for name in _id_fields(request.DESCRIPTOR):
+        descriptor = cast(Descriptor, request.DESCRIPTOR)  # the stubs also admit upb's type
+        for name in _id_fields(descriptor):
             value = getattr(request, name)
             if value:
                 fields[name] = value[:_MAX_ID_LENGTH]
     return fields
 
 
-def bind_call(fields: dict[str, object]) -> contextvars.Token:
+def bind_call(fields: dict[str, object]) -> contextvars.Token[dict[str, object] | None]:
     return _CALL.set(fields)
 
 
-def unbind_call(token: contextvars.Token) -> None:
+def unbind_call(token: contextvars.Token[dict[str, object] | None]) -> None:
     _CALL.reset(token)
 
 

@@ -7,6 +7,7 @@ import binascii
 import json
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from shared.errors import InvalidArgument
 
@@ -34,7 +35,7 @@ def encode_page_token(cursor: Sequence[str | int | float | None]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_page_token(token: str, *, field: str = "page_token") -> list | None:
+def decode_page_token(token: str, *, field: str = "page_token") -> list[Any] | None:
     """The cursor inside token; None for the first page; InvalidArgument for anything forged."""
     if not token:
         return None
@@ -54,7 +55,7 @@ def decode_page_token(token: str, *, field: str = "page_token") -> list | None:
 _INT64 = range(-(2**63), 2**63)
 
 
-def _issuable(cursor: list) -> bool:
+def _issuable(cursor: list[Any]) -> bool:
     """Whether cursor could be one we issued: a flat list of values the store can take.
 
     A forged cursor must not reach the store with a NUL (PostgreSQL text refuses it) or an
@@ -63,7 +64,7 @@ def _issuable(cursor: list) -> bool:
     return all(_storable(value) for value in cursor)
 
 
-def _storable(value) -> bool:
+def _storable(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" not in value
     if value is None or isinstance(value, bool):

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf.descriptor import FileDescriptor
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 V1ALPHA_SERVICE_NAME = reflection.SERVICE_NAME
@@ -22,7 +23,7 @@ V1_SERVICE_NAME = f"{V1_PACKAGE}.ServerReflection"
 V1_FILE = "grpc/reflection/v1/reflection.proto"
 
 
-def v1_file_descriptor():
+def v1_file_descriptor() -> FileDescriptor:
     """v1's file descriptor in the default pool (added on first use)."""
     pool = descriptor_pool.Default()
     try:

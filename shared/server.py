@@ -11,9 +11,10 @@ import logging
 import multiprocessing
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import peewee
@@ -56,7 +57,9 @@ class RunningServer:
     database: peewee.Database
 
 
-def open_store(definition: ServiceDefinition, settings: Settings, *, migrate: bool = True):
+def open_store(
+    definition: ServiceDefinition, settings: Settings, *, migrate: bool = True
+) -> peewee.Database:
     """Open the service's database, bind its proxy, and apply pending migrations."""
     database = open_database(settings.database_url)
     definition.database.initialize(database)
@@ -73,8 +76,8 @@ def close_store(database: peewee.Database) -> None:
 
 
 def grpc_server(
-    executor: futures.Executor,
-    interceptors: list,
+    executor: futures.ThreadPoolExecutor,
+    interceptors: list[grpc.ServerInterceptor],
     *,
     reuse_port: bool = False,
     maximum_concurrent_rpcs: int = MAX_CONCURRENT_RPCS,
@@ -183,7 +186,9 @@ def wait_for_signal() -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
-def serve(definition: ServiceDefinition, settings: Settings, *, announce=print) -> int:
+def serve(
+    definition: ServiceDefinition, settings: Settings, *, announce: Callable[[str], None] = print
+) -> int:
     """Run one server process until SIGTERM/SIGINT; exit status 0 after a graceful drain."""
     with run_server(
         definition, settings, migrate=settings.workers == 1, notice=SHUTDOWN_NOTICE
@@ -194,7 +199,9 @@ def serve(definition: ServiceDefinition, settings: Settings, *, announce=print) 
     return 0
 
 
-def serve_workers(definition: ServiceDefinition, settings: Settings, *, announce=print) -> int:
+def serve_workers(
+    definition: ServiceDefinition, settings: Settings, *, announce: Callable[[str], None] = print
+) -> int:
     """Run settings.workers processes sharing one port through SO_REUSEPORT.
 
     Migrations run once, here, before any worker starts. The kernel spreads new
@@ -228,7 +235,7 @@ def serve_workers(definition: ServiceDefinition, settings: Settings, *, announce
     return max((abs(w.exitcode or 0) for w in workers), default=0)
 
 
-def _worker_main(service_name: str, settings: Settings, ready) -> None:
+def _worker_main(service_name: str, settings: Settings, ready: Any) -> None:
     import importlib
 
     from shared.cli import configure_logging  # here: shared.cli imports this module

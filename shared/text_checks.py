@@ -10,8 +10,9 @@ INVALID_ARGUMENT naming each field instead.
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 NUL_IN_TEXT = "NUL_IN_TEXT"
@@ -37,8 +38,9 @@ def value_violations(message: Message, prefix: str = "") -> list[Violation]:
     found: list[Violation] = []
     for field, value in message.ListFields():
         path = f"{prefix}{field.name}"
-        if field.type == _MESSAGE and field.message_type.GetOptions().map_entry:
-            value_field = field.message_type.fields_by_name["value"]
+        entry: Descriptor | None = field.message_type
+        if field.type == _MESSAGE and entry is not None and entry.GetOptions().map_entry:
+            value_field = entry.fields_by_name["value"]
             for key, item in value.items():
                 item_path = f"{path}[{key!r}]"
                 if isinstance(key, str) and "\x00" in key:
@@ -56,7 +58,7 @@ def value_violations(message: Message, prefix: str = "") -> list[Violation]:
     return found
 
 
-def _check(field: FieldDescriptor, value, path: str) -> list[Violation]:
+def _check(field: FieldDescriptor, value: Any, path: str) -> list[Violation]:
     if field.type == _STRING and "\x00" in value:
         return [
             (NUL_IN_TEXT, path, "contains a NUL character (U+0000), which no text field accepts")
@@ -76,4 +78,5 @@ def _check(field: FieldDescriptor, value, path: str) -> list[Violation]:
 
 def _client_data(field: FieldDescriptor) -> bool:
     """Lists inside a Struct (google.protobuf.ListValue) have no length limit: always walked."""
-    return field.containing_type.full_name.startswith("google.protobuf.")
+    container = field.containing_type
+    return container is not None and container.full_name.startswith("google.protobuf.")
