@@ -166,12 +166,16 @@ def read_transaction(database: peewee.Database):
 
     Write transactions on SQLite are IMMEDIATE (see SQLITE_PRAGMAS); a read that took the
     write lock too would queue behind every writer for nothing. WAL gives a DEFERRED
-    transaction its snapshot at its first read. PostgreSQL's default is fine as it is.
+    transaction its snapshot at its first read. PostgreSQL's default, READ COMMITTED, gives
+    each statement a snapshot of its own: a row read by one statement and its children by
+    the next could mix a concurrent write's before and after (a draft's name before a put,
+    its datasets after it). REPEATABLE READ keeps the first statement's snapshot; a
+    transaction that only reads never fails with a serialization error there.
     """
     target = database.obj if isinstance(database, peewee.DatabaseProxy) else database
     if isinstance(target, peewee.SqliteDatabase):
         return database.atomic(lock_type="DEFERRED")
-    return database.atomic()
+    return database.atomic(isolation_level="REPEATABLE READ")
 
 
 def apply_migrations(database: peewee.Database, directory: Path) -> list[str]:
