@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlparse
@@ -134,13 +135,33 @@ class QueuedWriterSqliteDatabase(peewee.SqliteDatabase):
         if (lock_type or self._lock_type or "").upper() == "DEFERRED":
             super().begin(lock_type)
             return
-        self._writer.acquire()
+        self._queue()
         self._holder.writing = True
         try:
             super().begin(lock_type)
         except BaseException:
             self._release()
             raise
+
+    def _queue(self) -> None:
+        """Wait for the write lock, for a call no longer than its client waits for it.
+
+        A writer queued here past its deadline would hold its thread and its place in the
+        calls lane (shared.lanes) until the writer ahead ended, however long that takes (a
+        stuck driver hook): on PostgreSQL the statement_timeout ends such a wait. Without a
+        deadline a call waits busy_timeout, as a writer of another process does.
+        """
+        call = current_call()
+        if call is None:  # migrations, seeds: nothing waits for them but their operator
+            self._writer.acquire()
+            return
+        remaining = call.remaining()
+        if remaining is None:
+            remaining = SQLITE_PRAGMAS["busy_timeout"] / 1000
+        if self._writer.acquire(timeout=min(remaining, threading.TIMEOUT_MAX)):
+            return
+        check_call_alive()  # DEADLINE_EXCEEDED when that was what ended the wait
+        raise sqlite3.OperationalError("database is locked")  # contention, as SQLite says it
 
     def commit(self) -> None:
         check_call_alive()  # before the lock is released: the caller's rollback still holds it
