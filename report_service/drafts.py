@@ -168,12 +168,12 @@ def discard_draft(drivers: DriverRegistry, draft: Report) -> None:
 def delete_original(drivers: DriverRegistry, original: Report) -> None:
     """Delete original; the database deletes its drafts, datasets, activities and settings."""
     if drivers.has_hook(original.type, "before_discard_draft"):
-        drafts = store.drafts_of(original.id)
-        datasets = store.datasets_of([draft.id for draft in drafts])
-        for draft in drafts:
-            drivers.before_discard_draft(
-                original.type, mapping.report_to_proto(draft, datasets[draft.id])
-            )
+        for drafts in store.drafts_in_pages(original.id):
+            datasets = store.datasets_of([draft.id for draft in drafts])
+            for draft in drafts:
+                drivers.before_discard_draft(
+                    original.type, mapping.report_to_proto(draft, datasets[draft.id])
+                )
     store.delete_reports([original.id])
 
 

@@ -36,15 +36,23 @@ def check_report_id(violations: Violations, field: str, value: object) -> None:
 
 
 def check_new_report_id(violations: Violations, field: str, value: object) -> None:
-    """check_report_id, and not of the form reserved for drafts (CreateReport)."""
+    """check_report_id, not of the form reserved for drafts, and not `.` or `..` (CreateReport).
+
+    `.` and `..` are dot-segments: a link `/api/reports/..` resolves to `/api/`, and no
+    escape helps, as `%2E` is the same character in a URL (RFC 3986 2.3, 6.2.2).
+    """
     before = len(violations)
     check_report_id(violations, field, value)
-    if len(violations) == before and isinstance(value, str) and is_draft_form(value):
+    if len(violations) != before or not isinstance(value, str):
+        return
+    if is_draft_form(value):
         violations.add(
             field,
             f"ids that contain `:` and end in `{DRAFT_SUFFIX}` are reserved for drafts "
             "(EditReport creates yours): choose another id",
         )
+    elif value in _DOT_SEGMENTS:
+        violations.add(field, f"must not be {value!r}: a link to it would name another path")
 
 
 # ---------------------------------------------------------------------------
@@ -60,6 +68,7 @@ def check_new_report_id(violations: Violations, field: str, value: object) -> No
 # refuses the whole form, so no original can take a draft's id.
 DRAFT_SUFFIX = "-draft"
 _LONG_FORM = "~"
+_DOT_SEGMENTS = (".", "..")
 
 
 def is_draft_form(report_id: str) -> bool:

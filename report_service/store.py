@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import operator
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
@@ -21,7 +21,7 @@ from report_service import mapping
 from report_service.fields import Fields
 from report_service.models import Activity, Report, ReportDataset, UserReportSettings, database
 from report_service.v1 import report_pb2
-from shared.budget import STRUCT_BYTES_PER_JSON_CHAR, UTF8_BYTES_PER_CHAR
+from shared.budget import STRUCT_BYTES_PER_JSON_CHAR, UTF8_BYTES_PER_CHAR, items_within
 from shared.compiled import CompiledQuery
 from shared.errors import AlreadyExists, FailedPrecondition, NotFound
 
@@ -195,8 +195,23 @@ def own_draft(original_id: str, principal: str, *, lock: bool = False) -> Report
     return draft
 
 
-def drafts_of(original_id: str) -> list[Report]:
-    return list(Report.select().where(Report.editing == original_id).order_by(Report.id))
+def drafts_in_pages(original_id: str) -> Iterator[list[Report]]:
+    """original_id's drafts in id order, a page of at most the list byte budget at a time.
+
+    Every principal may have a draft of an original, each up to the resource budget: read
+    all at once, they could weigh any multiple of it. The caller must hold the original
+    EXCLUSIVE, so that no draft is added meanwhile.
+    """
+    estimates = list(
+        Report.select(Report.id, _report_bytes())
+        .where(Report.editing == original_id)
+        .order_by(Report.id)
+        .tuples()
+    )
+    while estimates:
+        count = items_within(estimate for _, estimate in estimates)
+        yield reports_by_id([report_id for report_id, _ in estimates[:count]])
+        del estimates[:count]
 
 
 # Estimates of a message's size from the lengths of its texts in the database, as upper bounds
@@ -214,12 +229,8 @@ def _text_bytes(*columns):
     return functools.reduce(operator.add, lengths) * UTF8_BYTES_PER_CHAR
 
 
-def originals_page(after_id: str | None, limit: int) -> list[tuple[str, int]]:
-    """(id, estimated bytes as a message) of the originals after after_id, in id order.
-
-    Estimated from lengths in the database, so that a page of large reports is cut to its
-    byte budget before their texts are read.
-    """
+def _report_bytes():
+    """A report's size as a message, as an upper bound from lengths (a column expression)."""
     dataset_bytes = ReportDataset.select(
         fn.COALESCE(
             fn.SUM(fn.LENGTH(ReportDataset.dataset_id) + fn.LENGTH(ReportDataset.alias) + 8), 0
@@ -229,8 +240,16 @@ def originals_page(after_id: str | None, limit: int) -> list[tuple[str, int]]:
     texts = (Report.id, Report.id, Report.type, Report.name, Report.owner_id, Report.editing)
     ids = (Report.template_id, Report.datasource_id, Report.query_id, Report.snapshot_schedule)
     json_bytes = _json_bytes(Report.defn) + _json_bytes(Report.settings)
-    estimate = json_bytes + _text_bytes(*texts, *ids) + dataset_bytes + _FIXED_BYTES
-    query = Report.select(Report.id, estimate).where(Report.editing.is_null())
+    return json_bytes + _text_bytes(*texts, *ids) + dataset_bytes + _FIXED_BYTES
+
+
+def originals_page(after_id: str | None, limit: int) -> list[tuple[str, int]]:
+    """(id, estimated bytes as a message) of the originals after after_id, in id order.
+
+    Estimated from lengths in the database, so that a page of large reports is cut to its
+    byte budget before their texts are read.
+    """
+    query = Report.select(Report.id, _report_bytes()).where(Report.editing.is_null())
     if after_id is not None:
         query = query.where(Report.id > after_id)
     return list(query.order_by(Report.id).limit(limit).tuples())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,11 @@ _LOGGER = logging.getLogger(__name__)
 # SQLite: WAL lets readers run beside the one writer; busy_timeout makes a second writer
 # wait instead of failing; IMMEDIATE transactions take the write lock up front so that
 # two read-then-write transactions cannot deadlock on lock upgrade.
-SQLITE_PRAGMAS = {
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_PRAGMAS: dict[str, object] = {
     "journal_mode": "wal",
     "foreign_keys": 1,
-    "busy_timeout": 10_000,
+    "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
     "synchronous": "normal",
 }
 POSTGRES_POOL_SIZE = 32
@@ -135,13 +137,33 @@ class QueuedWriterSqliteDatabase(peewee.SqliteDatabase):
         if (lock_type or self._lock_type or "").upper() == "DEFERRED":
             super().begin(lock_type)
             return
-        self._writer.acquire()
+        self._queue()
         self._holder.writing = True
         try:
             super().begin(lock_type)
         except BaseException:
             self._release()
             raise
+
+    def _queue(self) -> None:
+        """Wait for the write lock, for a call no longer than its client waits for it.
+
+        A writer queued here past its deadline would hold its thread and its place in the
+        calls lane (shared.lanes) until the writer ahead ended, however long that takes (a
+        stuck driver hook): on PostgreSQL the statement_timeout ends such a wait. Without a
+        deadline a call waits busy_timeout, as a writer of another process does.
+        """
+        call = current_call()
+        if call is None:  # migrations, seeds: nothing waits for them but their operator
+            self._writer.acquire()
+            return
+        remaining = call.remaining()
+        if remaining is None:
+            remaining = SQLITE_BUSY_TIMEOUT_MS / 1000
+        if self._writer.acquire(timeout=min(remaining, threading.TIMEOUT_MAX)):
+            return
+        check_call_alive()  # DEADLINE_EXCEEDED when that was what ended the wait
+        raise sqlite3.OperationalError("database is locked")  # contention, as SQLite says it
 
     def commit(self) -> None:
         check_call_alive()  # before the lock is released: the caller's rollback still holds it
@@ -167,12 +189,16 @@ def read_transaction(database: peewee.Database) -> Any:
 
     Write transactions on SQLite are IMMEDIATE (see SQLITE_PRAGMAS); a read that took the
     write lock too would queue behind every writer for nothing. WAL gives a DEFERRED
-    transaction its snapshot at its first read. PostgreSQL's default is fine as it is.
+    transaction its snapshot at its first read. PostgreSQL's default, READ COMMITTED, gives
+    each statement a snapshot of its own: a row read by one statement and its children by
+    the next could mix a concurrent write's before and after (a draft's name before a put,
+    its datasets after it). REPEATABLE READ keeps the first statement's snapshot; a
+    transaction that only reads never fails with a serialization error there.
     """
     target = database.obj if isinstance(database, peewee.DatabaseProxy) else database
     if isinstance(target, peewee.SqliteDatabase):
         return database.atomic(lock_type="DEFERRED")
-    return database.atomic()
+    return database.atomic(isolation_level="REPEATABLE READ")
 
 
 def apply_migrations(database: peewee.Database, directory: Path) -> list[str]:

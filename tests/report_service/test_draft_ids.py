@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
+from urllib.parse import unquote, urljoin, urlsplit
 
 import grpc
 import pytest
@@ -163,6 +163,27 @@ def test_links_carry_each_id_as_one_escaped_path_segment(john, original_id):
         segment = href[len("/api/reports/") : len(href) - len(tail)]
         assert _SEGMENT.fullmatch(segment), href
         assert unquote(segment) == expected[name]
+
+
+@pytest.mark.parametrize("report_id", [".", ".."])
+def test_ids_that_are_dot_segments_are_refused_as_no_link_can_name_them(john, server, report_id):
+    # `/api/reports/..` resolves to `/api/`; `%2E%2E` is the same segment (RFC 3986 2.3, 6.2.2)
+    before = snapshot(server.database)
+
+    with pytest.raises(grpc.RpcError) as caught:
+        john.create(id=report_id)
+
+    error = failure(caught.value)
+    assert (error.code, error.fields) == (grpc.StatusCode.INVALID_ARGUMENT, ["report.id"])
+    assert snapshot(server.database) == before
+
+
+@pytest.mark.parametrize("report_id", ["...", "team:..", "./x", ".hidden"])
+def test_ids_with_dots_that_are_not_dot_segments_are_links_of_their_own(john, report_id):
+    href = as_dict(john.create(id=report_id))["links"]["self"]["href"]
+
+    resolved = urlsplit(urljoin("https://host/api/reports/other", href)).path
+    assert unquote(resolved.removeprefix("/api/reports/")) == report_id
 
 
 def test_the_seeds_links_keep_their_colons(john):
