@@ -61,6 +61,8 @@ class Report(_message.Message):
     private-use, surrogate or unassigned characters, no other spaces or
     line breaks), not beginning or ending with a space. `:`, `/`, `?`,
     `#`, `%` and non-ASCII letters are allowed; links percent-encode them.
+    CreateReport refuses the ids `.` and `..`: as a URL path segment they
+    mean "this" and "the parent" whether escaped or not.
     Anything else is INVALID_ARGUMENT naming the field.
 
     Draft ids: an id that contains `:` and ends in `-draft` is reserved
