@@ -43,6 +43,7 @@ class Settings:
     workers: int
     grace_period: float
     auth: AuthSettings
+    metrics_port: int | None = None  # /metrics (shared.metrics); None: no metrics at all
 
 
 def default_database_url(service: str) -> str:
@@ -126,6 +127,7 @@ def load_settings(
     dev, dev_source = pick("dev")
     workers, workers_source = pick("workers")
     grace, grace_source = pick("grace_period")
+    metrics_port, metrics_source = pick("metrics_port")
 
     database_url = str(database_url or default_database_url(service))
     if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
@@ -158,4 +160,7 @@ def load_settings(
         workers=_integer(workers, workers_source, 1, 64) if workers is not None else 1,
         grace_period=grace_period,
         auth=auth,
+        metrics_port=(
+            _integer(metrics_port, metrics_source, 0, 65535) if metrics_port is not None else None
+        ),
     )

@@ -65,6 +65,7 @@ from shared.errors import (
     ServiceError,
     to_status,
 )
+from shared.metrics import active as active_metrics
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -118,6 +119,13 @@ class Lane(futures.ThreadPoolExecutor):
         self._track = track
         self._in_flight = 0
         self._count_lock = threading.Lock()
+        self._in_use_gauge = None  # set by `measure` when metrics are on
+
+    def measure(self, lane: str) -> None:
+        """Report the calls in flight as grpc_server_lane_in_use{lane=...}."""
+        metrics = active_metrics()
+        if metrics is not None:
+            self._in_use_gauge = metrics.lane_in_use.labels(lane)
 
     @property
     def in_flight(self) -> int:
@@ -129,6 +137,8 @@ class Lane(futures.ThreadPoolExecutor):
     def submit(self, fn, /, *args, **kwargs) -> futures.Future:
         with self._count_lock:
             self._in_flight += 1
+            if self._in_use_gauge is not None:
+                self._in_use_gauge.set(self._in_flight)
         future = super().submit(fn, *args, **kwargs)
         future.add_done_callback(self._done)
         if self._track is not None:
@@ -138,6 +148,8 @@ class Lane(futures.ThreadPoolExecutor):
     def _done(self, _future: futures.Future) -> None:
         with self._count_lock:
             self._in_flight -= 1
+            if self._in_use_gauge is not None:
+                self._in_use_gauge.set(self._in_flight)
 
 
 class ElasticPool(Lane):
@@ -176,6 +188,8 @@ class ElasticPool(Lane):
         future: futures.Future = futures.Future()
         with self._count_lock:
             self._in_flight += 1
+            if self._in_use_gauge is not None:
+                self._in_use_gauge.set(self._in_flight)
         future.add_done_callback(self._done)
         if self._track is not None:
             self._track(future)
@@ -354,12 +368,16 @@ class Lanes:
         self.health = Lane("health", limits.health_threads)
         self.refusals = Lane("refuse", 2, bounded=False)
         self.reaper = IdleReaper(min(limits.health_request_seconds, limits.stream_idle_seconds))
+        self.calls.measure("calls")
+        self.streams.measure("streams")
+        self.health.measure("health")
 
     def service_call(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """A unary RPC of the service: the calls lane, or a refusal when it is full."""
         if not self.calls.admits():
             return self._refusal(
                 handler,
+                "calls",
                 ResourceExhausted(
                     f"the server is running its limit of {self.calls.capacity} calls; "
                     "retry with backoff",
@@ -375,6 +393,7 @@ class Lanes:
             if not self.health.admits():
                 return self._refusal(
                     handler,
+                    "health",
                     ResourceExhausted(
                         f"the server is answering its limit of {self.health.capacity} health "
                         "checks; retry",
@@ -386,6 +405,7 @@ class Lanes:
         if not self.streams.admits():
             return self._refusal(
                 handler,
+                "streams",
                 ResourceExhausted(
                     f"the server has its limit of {self.streams.capacity} streams open "
                     "(reflection and health Watch); retry later",
@@ -396,7 +416,8 @@ class Lanes:
         return self._on(handler, self.streams, self.limits.stream_idle_seconds)
 
     def refuse(self, handler: grpc.RpcMethodHandler, error: ServiceError) -> grpc.RpcMethodHandler:
-        return self._refusal(handler, error)
+        """A stream refused while the server drains."""
+        return self._refusal(handler, "streams", error)
 
     def shutdown(self) -> None:
         self.reaper.end_streams()
@@ -446,11 +467,15 @@ class Lanes:
             response_serializer=handler.response_serializer,
         )
 
-    def _refusal(self, handler: grpc.RpcMethodHandler, error: ServiceError):
+    def _refusal(self, handler: grpc.RpcMethodHandler, lane: str, error: ServiceError):
         status = rpc_status.to_status(to_status(error, self._domain))
+        metrics = active_metrics()
+        refused = metrics.lane_refusals.labels(lane, error.reason) if metrics else None
 
         def refuse(_requests, context):
             _LOGGER.info("refused a call: %s", error.message)
+            if refused is not None:
+                refused.inc()
             context.abort_with_status(status)
 
         refuse.experimental_thread_pool = self.refusals
