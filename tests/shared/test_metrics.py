@@ -1,0 +1,127 @@
+"""--metrics-port: a real service process, a known sequence of calls, /metrics scraped over HTTP."""
+
+from __future__ import annotations
+
+import urllib.request
+import uuid
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from cohort_service.v1 import draft_service_pb2, draft_service_pb2_grpc
+from tests.processes import ServiceProcess, free_port, service_process
+from tests.support import bearer
+
+DRAFTS = "cohort_service.v1.CohortDraftService"
+Patch = draft_service_pb2.PatchCohortDraftRequest
+
+
+def scrape(service: ServiceProcess) -> dict[tuple[str, frozenset], float]:
+    """Every sample of the service's /metrics, by name and labels."""
+    line = next(line for line in service._stdout_lines if line.startswith("metrics on "))
+    address = line.removeprefix("metrics on ").strip()
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def rpc(method: str, **labels: str) -> frozenset:
+    return frozenset(
+        {"grpc_service": DRAFTS, "grpc_method": method, "grpc_type": "unary", **labels}.items()
+    )
+
+
+def make_known_calls(channel: grpc.Channel) -> None:
+    """2 x PatchCohortDraft OK (the second a replay), Get INVALID_ARGUMENT, List
+    UNAUTHENTICATED and OK, and a health Check."""
+    stub = draft_service_pb2_grpc.CohortDraftServiceStub(channel)
+    alice = bearer(f"user:metrics-{uuid.uuid4().hex[:8]}", ("cohort:read", "cohort:write"))
+    request = Patch(name="Q1", idempotency_key=f"key-{uuid.uuid4()}")
+    first = stub.PatchCohortDraft(request, metadata=alice)
+    assert stub.PatchCohortDraft(request, metadata=alice) == first
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetCohortDraft(draft_service_pb2.GetCohortDraftRequest(draft_id="42"), metadata=alice)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListCohortDrafts(draft_service_pb2.ListCohortDraftsRequest())
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    stub.ListCohortDrafts(draft_service_pb2.ListCohortDraftsRequest(), metadata=alice)
+    health = health_pb2_grpc.HealthStub(channel)
+    assert (
+        health.Check(health_pb2.HealthCheckRequest()).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
+
+
+def assert_counts_of_known_calls(samples: dict, times: int) -> None:
+    """What make_known_calls, made `times` times, leaves in /metrics."""
+    expected = {
+        ("grpc_server_started_total", rpc("PatchCohortDraft")): 2 * times,
+        ("grpc_server_handled_total", rpc("PatchCohortDraft", grpc_code="OK")): 2 * times,
+        ("grpc_server_handling_seconds_count", rpc("PatchCohortDraft")): 2 * times,
+        ("grpc_server_started_total", rpc("GetCohortDraft")): times,
+        ("grpc_server_handled_total", rpc("GetCohortDraft", grpc_code="INVALID_ARGUMENT")): times,
+        ("grpc_server_handled_total", rpc("ListCohortDrafts", grpc_code="UNAUTHENTICATED")): times,
+        ("grpc_server_handled_total", rpc("ListCohortDrafts", grpc_code="OK")): times,
+        (
+            "grpc_server_handled_total",
+            frozenset(
+                {
+                    "grpc_service": "grpc.health.v1.Health",
+                    "grpc_method": "Check",
+                    "grpc_type": "unary",
+                    "grpc_code": "OK",
+                }.items()
+            ),
+        ): times,
+        ("idempotency_replays_total", frozenset()): times,
+        ("db_transaction_retries_total", frozenset()): 0,
+        ("db_transaction_contention_aborts_total", frozenset()): 0,
+        ("grpc_server_lane_in_use", frozenset({"lane": "calls"}.items())): 0,
+    }
+    assert {key: samples.get(key) for key in expected} == expected
+    # Only the codes the calls got: no OK recorded for the refused ones.
+    handled = {
+        key: value for key, value in samples.items() if key[0] == "grpc_server_handled_total"
+    }
+    assert sum(handled.values()) == 6 * times
+    in_flight = [value for (name, _), value in samples.items() if name == "grpc_server_in_flight"]
+    assert in_flight == [0] * 4  # one series per method called
+
+
+def test_metrics_count_each_call_by_method_and_the_code_the_client_got(database_url, tmp_path):
+    with service_process(
+        "cohort-service", database_url, tmp_path / "service.log", args=("--metrics-port", "0")
+    ) as service:
+        with service.channel() as channel:
+            make_known_calls(channel)
+        samples = scrape(service)
+        assert service.stop() == 0
+    assert_counts_of_known_calls(samples, times=1)
+    if database_url.startswith("postgresql"):
+        assert samples[("db_pool_connections_in_use", frozenset())] == 0
+        assert samples[("db_pool_waits_total", frozenset())] == 0
+
+
+def test_metrics_of_every_worker_add_up_on_the_parents_endpoint(sqlite_url, tmp_path):
+    with service_process(
+        "cohort-service",
+        sqlite_url,
+        tmp_path / "service.log",
+        port=free_port(),
+        workers=2,
+        args=("--metrics-port", "0"),
+    ) as service:
+        # A connection per round: the kernel spreads connections across the workers.
+        for _ in range(6):
+            with service.channel() as channel:
+                make_known_calls(channel)
+        samples = scrape(service)
+        assert service.stop() == 0
+    assert_counts_of_known_calls(samples, times=6)
