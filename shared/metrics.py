@@ -235,6 +235,17 @@ def enable(registry=None) -> Metrics:
     return _ACTIVE
 
 
+@contextlib.contextmanager
+def recording(registry) -> Iterator[Metrics]:
+    """Metrics recorded into registry for the block only (servers started in it); then off."""
+    global _ACTIVE
+    previous, _ACTIVE = _ACTIVE, Metrics(registry)
+    try:
+        yield _ACTIVE
+    finally:
+        _ACTIVE = previous
+
+
 def serve_metrics(host: str, port: int):
     """Record in this process and serve them on host:port (0 picks one); the HTTP server."""
     from prometheus_client import CollectorRegistry, start_http_server

@@ -8,10 +8,17 @@ import uuid
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from cohort_service.v1 import draft_service_pb2, draft_service_pb2_grpc
+from report_service.server import SERVICE as REPORT
+from shared.lanes import TOO_MANY_STREAMS, Limits
+from shared.metrics import recording
 from tests.processes import ServiceProcess, free_port, service_process
+from tests.reliability.streams import held, streaming_methods
+from tests.reliability.test_streams import REFLECTION_V1 as REFLECTION
+from tests.reliability.test_streams import by_service, serving
 from tests.support import bearer
 
 DRAFTS = "cohort_service.v1.CohortDraftService"
@@ -125,3 +132,28 @@ def test_metrics_of_every_worker_add_up_on_the_parents_endpoint(sqlite_url, tmp_
         samples = scrape(service)
         assert service.stop() == 0
     assert_counts_of_known_calls(samples, times=6)
+
+
+def test_a_refused_stream_is_counted_as_a_refusal_and_handled_with_its_code(sqlite_url):
+    registry = CollectorRegistry()
+    with recording(registry), serving(REPORT, sqlite_url, Limits(streams=1)) as server:
+        reflection = by_service(streaming_methods(server.channel), REFLECTION)[0]
+        with held() as calls:
+            calls.stream(server.channel, reflection)
+            with pytest.raises(grpc.RpcError) as caught:
+                calls.stream(server.channel, reflection)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            in_use = registry.get_sample_value("grpc_server_lane_in_use", {"lane": "streams"})
+        refusals = registry.get_sample_value(
+            "grpc_server_lane_refusals_total", {"lane": "streams", "reason": TOO_MANY_STREAMS}
+        )
+        refused = registry.get_sample_value(
+            "grpc_server_handled_total",
+            {
+                "grpc_service": REFLECTION,
+                "grpc_method": "ServerReflectionInfo",
+                "grpc_type": "bidi_stream",
+                "grpc_code": "RESOURCE_EXHAUSTED",
+            },
+        )
+    assert (in_use, refusals, refused) == (1, 1, 1)
