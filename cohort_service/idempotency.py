@@ -12,6 +12,7 @@ import hashlib
 from cohort_service.models import IdempotencyRecord, database, utcnow
 from shared.compiled import CompiledQuery, unconverted
 from shared.errors import InvalidArgument
+from shared.metrics import active as active_metrics
 
 KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
@@ -72,6 +73,9 @@ def claim(principal: str, key: str, request_fingerprint: str) -> bytes | None:
             ],
             reason=KEY_REUSED,
         )
+    metrics = active_metrics()
+    if metrics is not None:
+        metrics.idempotency_replays.inc()
     return bytes(record.response)
 
 

@@ -35,6 +35,7 @@ import peewee
 from playhouse.pool import PooledDatabase
 
 from shared.errors import DeadlineExceeded, database_failure, driver_error
+from shared.metrics import active as active_metrics
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -120,13 +121,22 @@ def _with_retries(call: Callable[[], T]) -> T:
         try:
             return call()
         except Exception as exc:
-            if database_failure(exc) != "contention" or attempt == ATTEMPTS:
+            if database_failure(exc) != "contention":
                 raise
+            metrics = active_metrics()
             pause = random.uniform(0, _BACKOFF_SECONDS * 2 ** (attempt - 1))
             life = current_call()
             remaining = life.remaining() if life is not None else None
-            if (life is not None and life.ended()) or (remaining is not None and remaining < pause):
+            if (
+                attempt == ATTEMPTS
+                or (life is not None and life.ended())
+                or (remaining is not None and remaining < pause)
+            ):
+                if metrics is not None:
+                    metrics.contention_aborts.inc()
                 raise
+            if metrics is not None:
+                metrics.transaction_retries.inc()
             _LOGGER.warning(
                 "retrying the call's transaction after contention (attempt %d of %d failed: %s)",
                 attempt,

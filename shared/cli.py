@@ -177,6 +177,11 @@ def build_parser(definition: ServiceDefinition) -> argparse.ArgumentParser:
         "--grace-period",
         help=f"seconds in-flight calls get at shutdown (env {prefix}_GRACE_PERIOD, 10)",
     )
+    serve_cmd.add_argument(
+        "--metrics-port",
+        help=f"serve Prometheus /metrics on --host at this port, 0 for any "
+        f"(env {prefix}_METRICS_PORT; off when unset)",
+    )
     serve_cmd.set_defaults(handler=_serve)
 
     migrate_cmd = commands.add_parser("migrate", help="apply pending migrations and exit")

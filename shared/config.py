@@ -54,6 +54,7 @@ class Settings:
     grace_period: float
     auth: AuthSettings
     log_format: str = "text"  # LOG_FORMATS: how the process writes its log lines
+    metrics_port: int | None = None  # /metrics (shared.metrics); None: no metrics at all
 
 
 def default_database_url(service: str) -> str:
@@ -185,6 +186,7 @@ def load_settings(
     dev, dev_source = pick("dev")
     workers, workers_source = pick("workers")
     grace, grace_source = pick("grace_period")
+    metrics_port, metrics_source = pick("metrics_port")
 
     database_url = str(database_url or default_database_url(service))
     if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
@@ -217,4 +219,7 @@ def load_settings(
         grace_period=grace_period,
         auth=auth,
         log_format=load_log_format(env_prefix, flags, environ),
+        metrics_port=(
+            _integer(metrics_port, metrics_source, 0, 65535) if metrics_port is not None else None
+        ),
     )

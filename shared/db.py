@@ -11,10 +11,11 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 
 import peewee
 from playhouse.migrations import Runner
-from playhouse.pool import PooledPostgresqlDatabase
+from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase
 
 from shared.calls import check_call_alive, current_call
 from shared.config import ConfigError
+from shared.metrics import active as active_metrics
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -95,6 +96,10 @@ class CallBoundPostgresqlDatabase(PooledPostgresqlDatabase):
     refused, rolling back, once the deadline passed or the client cancelled.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._checkout = threading.local()  # whether this thread's checkout waited
+
     def begin(self, isolation_level: str | None = None) -> None:
         call = current_call()
         remaining = call.remaining() if call is not None else None
@@ -116,6 +121,33 @@ class CallBoundPostgresqlDatabase(PooledPostgresqlDatabase):
     def commit(self) -> None:
         check_call_alive()
         super().commit()
+
+    # Metrics: the pool's connections in use, and the checkouts that had to wait for one.
+
+    def connect(self, reuse_if_open: bool = False) -> Any:
+        metrics = active_metrics()
+        if metrics is None:
+            return super().connect(reuse_if_open)
+        self._checkout.waited = False
+        try:
+            return super().connect(reuse_if_open)
+        finally:
+            if self._checkout.waited:
+                metrics.pool_waits.inc()
+            metrics.pool_in_use.set(len(self._in_use))
+
+    def _connect(self) -> Any:
+        try:
+            return super()._connect()
+        except MaxConnectionsExceeded:  # the pool's connect() waits, then tries again
+            self._checkout.waited = True
+            raise
+
+    def _close(self, conn: Any, close_conn: bool = False) -> None:
+        super()._close(conn, close_conn)
+        metrics = active_metrics()
+        if metrics is not None:
+            metrics.pool_in_use.set(len(self._in_use))
 
 
 class QueuedWriterSqliteDatabase(peewee.SqliteDatabase):

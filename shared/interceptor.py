@@ -17,6 +17,8 @@ from shared.drain import SHUTTING_DOWN, Drain
 from shared.errors import InvalidArgument, Unavailable, to_status
 from shared.lanes import Lanes
 from shared.logs import bind_call, call_fields, unbind_call
+from shared.metrics import active as active_metrics
+from shared.metrics import rpc_type
 from shared.text_checks import RULES, value_violations
 
 _ACCESS_LOG = logging.getLogger("shared.access")
@@ -91,9 +93,17 @@ class PlatformInterceptor(grpc.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
         handler = continuation(handler_call_details)
-        method = handler_call_details.method
         if handler is None:
             return None
+        method = handler_call_details.method
+        served = self._serve(method, handler)
+        metrics = active_metrics()
+        if served is None or metrics is None:
+            return served
+        # Outermost, so that what is recorded is what the client gets: refusals included.
+        return metrics.observe(method, rpc_type(handler), served)
+
+    def _serve(self, method: str, handler: Handler) -> Handler | None:
         if method.startswith(OPEN_SERVICES):
             return self._open(method, handler)
         if handler.unary_unary is None:

@@ -55,7 +55,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 from grpc_status import rpc_status
@@ -66,6 +66,10 @@ from shared.errors import (
     ServiceError,
     to_status,
 )
+from shared.metrics import active as active_metrics
+
+if TYPE_CHECKING:
+    from prometheus_client import Gauge
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -123,6 +127,13 @@ class Lane(futures.ThreadPoolExecutor):
         self._track = track
         self._in_flight = 0
         self._count_lock = threading.Lock()
+        self._in_use_gauge: Gauge | None = None  # set by `measure` when metrics are on
+
+    def measure(self, lane: str) -> None:
+        """Report the calls in flight as grpc_server_lane_in_use{lane=...}."""
+        metrics = active_metrics()
+        if metrics is not None:
+            self._in_use_gauge = metrics.lane_in_use.labels(lane)
 
     @property
     def in_flight(self) -> int:
@@ -134,6 +145,8 @@ class Lane(futures.ThreadPoolExecutor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         with self._count_lock:
             self._in_flight += 1
+            if self._in_use_gauge is not None:
+                self._in_use_gauge.set(self._in_flight)
         future = super().submit(fn, *args, **kwargs)
         future.add_done_callback(self._done)
         if self._track is not None:
@@ -143,6 +156,8 @@ class Lane(futures.ThreadPoolExecutor):
     def _done(self, _future: Future) -> None:
         with self._count_lock:
             self._in_flight -= 1
+            if self._in_use_gauge is not None:
+                self._in_use_gauge.set(self._in_flight)
 
 
 class ElasticPool(Lane):
@@ -182,6 +197,8 @@ class ElasticPool(Lane):
         future: Future = futures.Future()
         with self._count_lock:
             self._in_flight += 1
+            if self._in_use_gauge is not None:
+                self._in_use_gauge.set(self._in_flight)
         future.add_done_callback(self._done)
         if self._track is not None:
             self._track(future)
@@ -364,12 +381,16 @@ class Lanes:
         self.health = Lane("health", limits.health_threads)
         self.refusals = Lane("refuse", 2, bounded=False)
         self.reaper = IdleReaper(min(limits.health_request_seconds, limits.stream_idle_seconds))
+        self.calls.measure("calls")
+        self.streams.measure("streams")
+        self.health.measure("health")
 
     def service_call(self, handler: Handler) -> Handler:
         """A unary RPC of the service: the calls lane, or a refusal when it is full."""
         return self._admitted(
             handler,
             self.calls,
+            "calls",
             self.limits.request_seconds,
             f"the server is running its limit of {self.calls.capacity} calls; retry with backoff",
             TOO_MANY_CALLS,
@@ -381,6 +402,7 @@ class Lanes:
             return self._admitted(
                 handler,
                 self.health,
+                "health",
                 self.limits.health_request_seconds,
                 f"the server is answering its limit of {self.health.capacity} health checks; retry",
                 TOO_MANY_CALLS,
@@ -388,6 +410,7 @@ class Lanes:
         return self._admitted(
             handler,
             self.streams,
+            "streams",
             self.limits.stream_idle_seconds,
             f"the server has its limit of {self.streams.capacity} streams open (reflection "
             "and health Watch); retry later",
@@ -396,22 +419,25 @@ class Lanes:
 
     def _admitted(
         self,
-        handler: grpc.RpcMethodHandler[Any, Any],
+        handler: Handler,
         lane: Lane,
+        label: str,
         limit: float,
         refusal: str,
         reason: str,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        """handler on lane if it has room; else answered RESOURCE_EXHAUSTED at once."""
+    ) -> Handler:
+        """handler on lane if it has room; else answered RESOURCE_EXHAUSTED at once (and
+        counted as a refusal of the lane called label)."""
         if not lane.admits():
             error = ResourceExhausted(
                 refusal, reason=reason, metadata={"limit": str(lane.capacity)}
             )
-            return self._refusal(handler, error)
+            return self._refusal(handler, label, error)
         return self._on(handler, lane, limit)
 
     def refuse(self, handler: Handler, error: ServiceError) -> Handler:
-        return self._refusal(handler, error)
+        """A stream refused while the server drains."""
+        return self._refusal(handler, "streams", error)
 
     def shutdown(self) -> None:
         self.reaper.end_streams()
@@ -459,11 +485,15 @@ class Lanes:
             response_serializer=handler.response_serializer,
         )
 
-    def _refusal(self, handler: Handler, error: ServiceError) -> Handler:
+    def _refusal(self, handler: Handler, lane: str, error: ServiceError) -> Handler:
         status = rpc_status.to_status(to_status(error, self._domain))
+        metrics = active_metrics()
+        refused = metrics.lane_refusals.labels(lane, error.reason) if metrics else None
 
         def refuse(_requests: Iterator[Any], context: grpc.ServicerContext) -> None:
             _LOGGER.info("refused a call: %s", error.message)
+            if refused is not None:
+                refused.inc()
             context.abort_with_status(status)
 
         refuse.experimental_thread_pool = self.refusals  # type: ignore[attr-defined]

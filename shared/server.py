@@ -27,6 +27,8 @@ from shared.db import POSTGRES_POOL_SIZE, apply_migrations, open_database
 from shared.drain import SHUTDOWN_NOTICE, Drain, HealthServicer, drain_and_stop
 from shared.interceptor import PlatformInterceptor
 from shared.lanes import Lanes, Limits
+from shared.metrics import WorkerWatch, serve_metrics, workers_metrics
+from shared.metrics import enable as enable_metrics
 from shared.reflection import enable_reflection
 from shared.service import ServiceDefinition
 
@@ -190,6 +192,34 @@ def serve(
     definition: ServiceDefinition, settings: Settings, *, announce: Callable[[str], None] = print
 ) -> int:
     """Run one server process until SIGTERM/SIGINT; exit status 0 after a graceful drain."""
+    with contextlib.ExitStack() as stack:
+        if settings.metrics_port is not None:
+            if settings.workers > 1:  # a worker: its parent serves /metrics (serve_workers)
+                enable_metrics()
+            else:
+                with _metrics_bind_errors(definition, settings):
+                    endpoint = serve_metrics(settings.host, settings.metrics_port)
+                stack.callback(endpoint.server_close)
+                stack.callback(endpoint.shutdown)
+                announce(f"metrics on {settings.host}:{endpoint.server_port}")
+        return _serve_calls(definition, settings, announce)
+
+
+@contextlib.contextmanager
+def _metrics_bind_errors(definition: ServiceDefinition, settings: Settings) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        prefix = definition.env_prefix
+        raise ConfigError(
+            f"cannot serve metrics on {settings.host}:{settings.metrics_port}: {exc.strerror}; "
+            f"choose another with --metrics-port or {prefix}_METRICS_PORT (0 picks a free port)"
+        ) from None
+
+
+def _serve_calls(
+    definition: ServiceDefinition, settings: Settings, announce: Callable[[str], None]
+) -> int:
     with run_server(
         definition, settings, migrate=settings.workers == 1, notice=SHUTDOWN_NOTICE
     ) as running:
@@ -210,6 +240,24 @@ def serve_workers(
     if settings.port == 0:
         raise ValueError("--workers above 1 needs a fixed --port (the workers share it)")
     close_store(open_store(definition, settings))
+    with contextlib.ExitStack() as stack:
+        watch = None
+        if settings.metrics_port is not None:
+            # Before the workers start: they find the metrics directory in their environment.
+            with _metrics_bind_errors(definition, settings):
+                endpoint, watch = stack.enter_context(
+                    workers_metrics(settings.host, settings.metrics_port)
+                )
+            announce(f"metrics on {settings.host}:{endpoint.server_port}")
+        return _run_workers(definition, settings, announce, watch)
+
+
+def _run_workers(
+    definition: ServiceDefinition,
+    settings: Settings,
+    announce: Callable[[str], None],
+    watch: WorkerWatch | None,
+) -> int:
     context = multiprocessing.get_context("spawn")
     ready = context.Queue()
     workers = [
@@ -218,6 +266,8 @@ def serve_workers(
     ]
     for worker in workers:
         worker.start()
+    if watch is not None:
+        watch.watch(workers)
     # "listening on" promises that calls are accepted: wait until every worker serves.
     for _ in workers:
         started = ready.get(timeout=WORKER_START_SECONDS)

@@ -16,9 +16,11 @@ from collections.abc import Iterator
 import grpc
 import psycopg2
 import pytest
+from prometheus_client import CollectorRegistry
 
 from report_service.v1 import report_pb2, report_service_pb2
 from shared.calls import ATTEMPTS
+from shared.metrics import recording
 from tests.conftest import POSTGRES_SCHEMA, POSTGRES_URL, _postgres_test_url
 from tests.report_service.support import Client, struct
 from tests.support import RunningService, failure, snapshot, watch_log
@@ -156,7 +158,9 @@ def test_a_commit_whose_lock_stays_taken_fails_retryably_after_bounded_retries(
     with serve_with_driver("class Driver: pass", url=url) as server:
         john = _draft_ready(server)
         before = snapshot(server.database)
+        registry = CollectorRegistry()
         with (
+            recording(registry),
             watch_log("shared.calls") as retries,
             _original_locked(),
             pytest.raises(grpc.RpcError) as caught,
@@ -168,3 +172,8 @@ def test_a_commit_whose_lock_stays_taken_fails_retryably_after_bounded_retries(
         assert "retry" in error.message
         assert len(retries.matching("retrying")) == ATTEMPTS - 1
         assert snapshot(server.database) == before
+        counted = [
+            registry.get_sample_value(name)
+            for name in ("db_transaction_retries_total", "db_transaction_contention_aborts_total")
+        ]
+        assert counted == [ATTEMPTS - 1, 1]
