@@ -69,7 +69,7 @@ def _dev_banner(definition: ServiceDefinition, settings: Settings, port: int) ->
             f"dev token for user:dev (12 h, every {definition.name} permission):",
             f"  {token}",
             "try:",
-            f"  buf curl --protocol grpc --http2-prior-knowledge "
+            f"  node_modules/.bin/buf curl --protocol grpc --http2-prior-knowledge "
             f"-H {shlex.quote('authorization: Bearer ' + token)} -d '{{}}' {url}",
         ]
     )
