@@ -9,6 +9,7 @@ error output through this: every google.rpc detail gets a "decoded" field beside
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import sys
 
@@ -34,10 +35,8 @@ def main() -> int:
         sys.stdout.write(text)  # a success, or not buf curl's error: pass it on unchanged
         return 0
     for detail in error["details"]:
-        try:
+        with contextlib.suppress(KeyError):  # not a google.rpc type: left as base64
             detail["decoded"] = decode(detail)
-        except KeyError:
-            pass  # not a google.rpc type: left as base64
     print(json.dumps(error, indent=2))
     return 0
 
