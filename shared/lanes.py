@@ -20,7 +20,7 @@ grpc's one polling thread) into a lane of its own, and none queues a call for lo
   `TOO_MANY_STREAMS`) at once. The refusal reads no request, so it never waits for a client,
   and runs on two threads of its own.
 
-Threads are not free: threads that run Python at once contend for the GIL (README,
+Threads are not free: threads that run Python at once contend for the GIL (docs/performance.md,
 Performance: 4 threads served 1.4 x the calls of 16 at 30-40 % less CPU per call), and most
 of a call's Python is grpc's own machinery around the handler, before and after it. So the
 calls lane is an `ElasticPool`: `running` threads (4, as before) take the calls in turn, and

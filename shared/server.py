@@ -40,7 +40,7 @@ LIMITS = Limits(calls=POSTGRES_POOL_SIZE)
 # servicers are CPU-bound Python, so more only contend for the GIL: bench, SQLite, C=16, 4
 # threads against 16 (interleaved runs) served GetCohortDraft 1.4x faster at 30-40% less CPU
 # per call, with p99 1.3x p50 instead of 1.7x. Fewer would be cheaper still (1-2 threads:
-# 15-30% less CPU per call, README Performance), but a blocked call gets its thread replaced
+# 15-30% less CPU per call, docs/performance.md), but a blocked call gets its thread replaced
 # only after `slow_call_seconds`, so with one or two threads every blocked call would delay
 # the calls behind it by as much.
 THREADS = LIMITS.running

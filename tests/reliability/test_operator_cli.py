@@ -6,6 +6,8 @@ Each test runs the production CLI (or scripts/run) in processes of its own, as a
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -14,10 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
+import grpc
 import pytest
 
+from cohort_service.v1 import catalog_service_pb2, catalog_service_pb2_grpc
+from report_service.v1 import report_service_pb2, report_service_pb2_grpc
 from tests.conftest import _postgres_test_url
-from tests.processes import ENV_PREFIXES, MODULES, REPO_ROOT, service_process
+from tests.processes import ENV_PREFIXES, MODULES, REPO_ROOT, free_port, service_process
 from tests.support import TEST_SECRET
 
 
@@ -116,3 +121,61 @@ def test_scripts_run_stops_the_other_service_when_one_cannot_start(tmp_path):
             host, report_port = line.removeprefix("listening on ").rsplit(":", 1)
             with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
                 probe.connect((host, int(report_port)))
+
+
+def _dev_env(path: Path) -> dict[str, str]:
+    """The variables a shell gets from `. var/dev.env`."""
+    shell = f"set -a; . {shlex.quote(str(path))}; env -0"
+    dumped = subprocess.run(["bash", "-c", shell], env={}, capture_output=True, check=True)
+    return dict(item.split("=", 1) for item in dumped.stdout.decode().split("\0") if item)
+
+
+def test_scripts_run_writes_a_dev_env_whose_tokens_and_secret_the_services_accept(tmp_path):
+    dev_env = tmp_path / "dev.env"
+    cohort_port, report_port = free_port(), free_port()
+    variables = environment(
+        COHORT_PORT=str(cohort_port),
+        REPORT_PORT=str(report_port),
+        COHORT_DATABASE_URL=f"sqlite:///{tmp_path / 'cohort.db'}",
+        REPORT_DATABASE_URL=f"sqlite:///{tmp_path / 'report.db'}",
+        DEV_ENV_FILE=str(dev_env),
+    )
+    del variables["AUTH_JWT_SECRET"]  # as a user runs it: scripts/run makes one up
+    run = subprocess.Popen(
+        [str(REPO_ROOT / "scripts" / "run")], env=variables, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        listening = 0
+        for line in run.stdout:  # the file is written before either service starts
+            listening += line.startswith("listening on ")
+            if listening == 2:
+                break
+        assert listening == 2, "scripts/run stopped before both services listened"
+        written = _dev_env(dev_env)
+        assert written["COHORT"] == f"http://127.0.0.1:{cohort_port}"
+        assert written["REPORT"] == f"http://127.0.0.1:{report_port}"
+        assert written["AUTH_JWT_SECRET"] != TEST_SECRET
+        # A second user's token, minted as the README says, from the secret in the file.
+        second = cli(
+            "report-service", "token", "--sub", "user:ann", cwd=tmp_path,
+            AUTH_JWT_SECRET=written["AUTH_JWT_SECRET"],
+        )  # fmt: skip
+        assert second.returncode == 0, second.stderr
+        with grpc.insecure_channel(f"127.0.0.1:{report_port}") as channel:
+            reports = report_service_pb2_grpc.ReportServiceStub(channel)
+            for token in (written["T"], second.stdout.strip()):
+                reports.ListReports(
+                    report_service_pb2.ListReportsRequest(), timeout=30,
+                    metadata=(("authorization", f"Bearer {token}"),),
+                )  # fmt: skip
+        with grpc.insecure_channel(f"127.0.0.1:{cohort_port}") as channel:
+            catalog = catalog_service_pb2_grpc.CohortCatalogServiceStub(channel)
+            catalog.ListDepartments(
+                catalog_service_pb2.ListDepartmentsRequest(), timeout=30,
+                metadata=(("authorization", f"Bearer {written['C']}"),),
+            )  # fmt: skip
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=60)
+        run.stdout.close()
