@@ -72,9 +72,10 @@ def _parent(metadata: Iterable[tuple[str, str | bytes]]) -> Any:
 def traced(tracer: Tracer, method: str, handler: Handler) -> Handler:
     """handler inside a server span named after method, ending with the code the client gets.
 
-    Unary calls only (all of ours); a stream (health Watch, reflection) is returned as it is.
+    Calls with one response only (all of ours; shared.lanes makes every handler
+    request-streaming); a response stream (health Watch, reflection) is returned as it is.
     """
-    if handler.response_streaming or handler.request_streaming:
+    if handler.response_streaming:
         return handler
     field, behavior = behavior_of(handler)
     service, _, name = method.lstrip("/").partition("/")
