@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import uuid
 from concurrent import futures
@@ -71,7 +72,9 @@ def test_spans_carry_the_callers_trace_the_method_and_the_code_the_client_got(
     }
     subject = f"user:trace-{uuid.uuid4().hex[:8]}"
     alice = (*bearer(subject, ("cohort:read", "cohort:write")), TRACEPARENT)
-    with service_process("cohort-service", sqlite_url, tmp_path / "s.log", env=env) as service:
+    with service_process(
+        "cohort-service", sqlite_url, tmp_path / "s.log", env=env, args=("--log-format", "json")
+    ) as service:
         with service.channel() as channel:
             stub = draft_service_pb2_grpc.CohortDraftServiceStub(channel)
             stub.ListCohortDrafts(draft_service_pb2.ListCohortDraftsRequest(), metadata=alice)
@@ -87,6 +90,15 @@ def test_spans_carry_the_callers_trace_the_method_and_the_code_the_client_got(
             assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
             anonymous = found.take(1)[0]
         assert service.stop() == 0
+        access = [
+            line
+            for line in map(json.loads, filter(None, service.log().splitlines()))
+            if line.get("logger") == "shared.access"
+        ]
+    # The log lines of a call name its server span, not the caller's.
+    assert [(line["trace_id"], line["span_id"]) for line in access] == [
+        (span.trace_id.hex(), span.span_id.hex()) for span in (ok, refused, anonymous)
+    ]
     service_name = "cohort_service.v1.CohortDraftService"
     for span in (ok, refused):
         assert span.trace_id.hex() == TRACE_ID
