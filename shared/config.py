@@ -55,6 +55,7 @@ class Settings:
     auth: AuthSettings
     log_format: str = "text"  # LOG_FORMATS: how the process writes its log lines
     metrics_port: int | None = None  # /metrics (shared.metrics); None: no metrics at all
+    tracing: bool = False  # OTLP spans (shared.tracing); the SDK reads its own OTEL_* variables
 
 
 def default_database_url(service: str) -> str:
@@ -222,4 +223,23 @@ def load_settings(
         metrics_port=(
             _integer(metrics_port, metrics_source, 0, 65535) if metrics_port is not None else None
         ),
+        tracing=tracing_enabled(environ),
     )
+
+
+def tracing_enabled(environ: Mapping[str, str]) -> bool:
+    """Tracing is off unless asked for: OTEL_TRACES_EXPORTER=otlp, or an OTLP endpoint set
+    (OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) without
+    OTEL_TRACES_EXPORTER=none. OpenTelemetry's own default (otlp) is not taken: a service
+    started with no collector would log an export failure every few seconds."""
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter == "otlp":
+        return True
+    if exporter == "none":
+        return False
+    if exporter == "":
+        return bool(
+            environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        )
+    raise ConfigError(f"OTEL_TRACES_EXPORTER must be otlp or none, got {exporter!r}")

@@ -10,6 +10,7 @@ from typing import Any, TypeAlias
 import grpc
 from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
+from opentelemetry import trace
 
 from shared.auth import TokenVerifier, authorization, authorize, bind_principal, unbind_principal
 from shared.calls import run_call
@@ -20,6 +21,8 @@ from shared.logs import bind_call, call_fields, unbind_call
 from shared.metrics import active as active_metrics
 from shared.metrics import rpc_type
 from shared.text_checks import RULES, value_violations
+from shared.tracing import active as active_tracer
+from shared.tracing import traced
 
 _ACCESS_LOG = logging.getLogger("shared.access")
 # grpc's classes are generic in its stubs only.
@@ -97,11 +100,16 @@ class PlatformInterceptor(grpc.ServerInterceptor):
             return None
         method = handler_call_details.method
         served = self._serve(method, handler)
-        metrics = active_metrics()
-        if served is None or metrics is None:
-            return served
+        if served is None:
+            return None
         # Outermost, so that what is recorded is what the client gets: refusals included.
-        return metrics.observe(method, rpc_type(handler), served)
+        metrics = active_metrics()
+        if metrics is not None:
+            served = metrics.observe(method, rpc_type(handler), served)
+        tracer = active_tracer()
+        if tracer is not None:  # the span around the metrics: its ids are the logs' too
+            served = traced(tracer, method, served)
+        return served
 
     def _serve(self, method: str, handler: Handler) -> Handler | None:
         if method.startswith(OPEN_SERVICES):
@@ -148,6 +156,8 @@ class PlatformInterceptor(grpc.ServerInterceptor):
                 call.update(call_fields(context.peer(), metadata, request))
                 principal = self._verifier.verify(authorization(metadata))
                 call["principal"] = principal.subject
+                # A no-op unless tracing is on (shared.tracing): then the call's server span.
+                trace.get_current_span().set_attribute("enduser.id", principal.subject)
                 authorize(principal, method)
                 _check_request(request)
                 token = bind_principal(principal)

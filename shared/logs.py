@@ -68,7 +68,14 @@ def unbind_call(token: contextvars.Token[dict[str, object] | None]) -> None:
 
 
 def _trace_ids(metadata: Iterable[tuple[str, str | bytes]]) -> dict[str, str]:
-    """trace_id and span_id of a valid W3C `traceparent` (the caller's span), else nothing."""
+    """trace_id and span_id of the call's server span when tracing is on (shared.tracing),
+    else of a valid W3C `traceparent` (the caller's span), else nothing."""
+    own = trace.get_current_span().get_span_context()
+    if own.is_valid:
+        return {
+            "trace_id": trace.format_trace_id(own.trace_id),
+            "span_id": trace.format_span_id(own.span_id),
+        }
     values = [value for key, value in metadata if key == "traceparent"]
     if len(values) != 1 or not isinstance(values[0], str):
         return {}

@@ -135,7 +135,7 @@ class Metrics:
     def observe(self, method: str, kind: str, handler: Handler) -> Handler:
         """handler, recording its start, end, duration and the status code the client gets."""
         started, in_flight, seconds, handled = self._children(method, kind)
-        field, behavior = _behavior(handler)
+        field, behavior = behavior_of(handler)
 
         def finish(begun: float, code: grpc.StatusCode) -> None:
             seconds.observe(time.perf_counter() - begun)
@@ -154,7 +154,7 @@ class Metrics:
                     code = grpc.StatusCode.CANCELLED
                     raise
                 except BaseException:
-                    code = _failed(context)
+                    code = failed_code(context)
                     raise
                 else:
                     code = context.code() or grpc.StatusCode.OK
@@ -170,7 +170,7 @@ class Metrics:
                 try:
                     response = behavior(request, context)
                 except BaseException:
-                    code = _failed(context)
+                    code = failed_code(context)
                     raise
                 else:
                     code = context.code() or grpc.StatusCode.OK
@@ -213,7 +213,7 @@ class Metrics:
         return found
 
 
-def _failed(context: Any) -> grpc.StatusCode:
+def failed_code(context: Any) -> grpc.StatusCode:
     """The code of a handler that raised: what it aborted with, else what grpc will send."""
     code: grpc.StatusCode | None = context.code()
     if code is not None:
@@ -223,7 +223,7 @@ def _failed(context: Any) -> grpc.StatusCode:
     return grpc.StatusCode.CANCELLED if not context.is_active() else grpc.StatusCode.UNKNOWN
 
 
-def _behavior(handler: Handler) -> tuple[str, Callable[..., Any]]:
+def behavior_of(handler: Handler) -> tuple[str, Callable[..., Any]]:
     for field in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
         behavior = getattr(handler, field)
         if behavior is not None:

@@ -31,6 +31,8 @@ from shared.metrics import WorkerWatch, serve_metrics, workers_metrics
 from shared.metrics import enable as enable_metrics
 from shared.reflection import enable_reflection
 from shared.service import ServiceDefinition
+from shared.tracing import enable as enable_tracing
+from shared.tracing import shutdown as shutdown_tracing
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -193,6 +195,9 @@ def serve(
 ) -> int:
     """Run one server process until SIGTERM/SIGINT; exit status 0 after a graceful drain."""
     with contextlib.ExitStack() as stack:
+        if settings.tracing:  # here, in the process that serves: a worker enables its own
+            enable_tracing(definition.name)
+            stack.callback(shutdown_tracing)  # the last spans, flushed after the drain
         if settings.metrics_port is not None:
             if settings.workers > 1:  # a worker: its parent serves /metrics (serve_workers)
                 enable_metrics()
