@@ -135,7 +135,7 @@ class Metrics:
     def observe(self, method: str, kind: str, handler: Handler) -> Handler:
         """handler, recording its start, end, duration and the status code the client gets."""
         started, in_flight, seconds, handled = self._children(method, kind)
-        field, behavior = behavior_of(handler)
+        _, behavior = behavior_of(handler)
 
         def finish(begun: float, code: grpc.StatusCode) -> None:
             seconds.observe(time.perf_counter() - begun)
@@ -178,11 +178,7 @@ class Metrics:
                     finish(begun, code)
                 return response
 
-        pool = getattr(behavior, "experimental_thread_pool", None)
-        if pool is not None:  # the lane grpc runs the call on (shared.lanes)
-            recorded.experimental_thread_pool = pool  # type: ignore[attr-defined]
-        replaced: Handler = handler._replace(**{field: recorded})  # type: ignore[attr-defined]
-        return replaced
+        return with_behavior(handler, recorded)
 
     def _children(
         self, method: str, kind: str
@@ -229,6 +225,16 @@ def behavior_of(handler: Handler) -> tuple[str, Callable[..., Any]]:
         if behavior is not None:
             return field, behavior
     raise ValueError("a method handler without a behavior")
+
+
+def with_behavior(handler: Handler, behavior: Callable[..., Any]) -> Handler:
+    """handler with behavior in place of its own, run on the same lane (shared.lanes)."""
+    field, own = behavior_of(handler)
+    pool = getattr(own, "experimental_thread_pool", None)
+    if pool is not None:  # the lane grpc runs the call on
+        behavior.experimental_thread_pool = pool  # type: ignore[attr-defined]
+    replaced: Handler = handler._replace(**{field: behavior})  # type: ignore[attr-defined]
+    return replaced
 
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import grpc
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from shared.metrics import Handler, behavior_of, failed_code
+from shared.metrics import Handler, behavior_of, failed_code, with_behavior
 
 _TRACE_CONTEXT = TraceContextTextMapPropagator()
 _TRACER: Tracer | None = None
@@ -77,7 +77,7 @@ def traced(tracer: Tracer, method: str, handler: Handler) -> Handler:
     """
     if handler.response_streaming:
         return handler
-    field, behavior = behavior_of(handler)
+    _, behavior = behavior_of(handler)
     service, _, name = method.lstrip("/").partition("/")
 
     def run(request: Any, context: Any, call: Callable[[], Any]) -> Any:
@@ -103,11 +103,7 @@ def traced(tracer: Tracer, method: str, handler: Handler) -> Handler:
     def recorded(request: Any, context: Any) -> Any:
         return run(request, context, lambda: behavior(request, context))
 
-    pool = getattr(behavior, "experimental_thread_pool", None)
-    if pool is not None:  # the lane grpc runs the call on (shared.lanes)
-        recorded.experimental_thread_pool = pool  # type: ignore[attr-defined]
-    replaced: Handler = handler._replace(**{field: recorded})  # type: ignore[attr-defined]
-    return replaced
+    return with_behavior(handler, recorded)
 
 
 def _end(span: Any, code: grpc.StatusCode, context: Any) -> None:
