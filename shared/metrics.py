@@ -157,7 +157,7 @@ class Metrics:
                     code = failed_code(context)
                     raise
                 else:
-                    code = context.code() or grpc.StatusCode.OK
+                    code = ended_code(context)
                 finally:
                     finish(begun, code)
 
@@ -217,6 +217,15 @@ def failed_code(context: Any) -> grpc.StatusCode:
     # No code set: a request stream ended by a cancel (the client's, or the idle reaper's),
     # else an unexpected exception, which grpc answers UNKNOWN.
     return grpc.StatusCode.CANCELLED if not context.is_active() else grpc.StatusCode.UNKNOWN
+
+
+def ended_code(context: Any) -> grpc.StatusCode:
+    """The code of a handler that returned: what it set, else OK — or CANCELLED for a
+    response stream that ended because its client left (health Watch ends its stream then)."""
+    code: grpc.StatusCode | None = context.code()
+    if code is not None:
+        return code
+    return grpc.StatusCode.OK if context.is_active() else grpc.StatusCode.CANCELLED
 
 
 def behavior_of(handler: Handler) -> tuple[str, Callable[..., Any]]:
