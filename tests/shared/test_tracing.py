@@ -1,19 +1,16 @@
-"""Tracing: real service processes export their spans to a real OTLP receiver the test starts."""
+"""Tracing: real service processes export their spans to a real OTLP receiver (tests/otlp.py)."""
 
 from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent import futures
+from collections.abc import Iterator
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from cohort_service.v1 import draft_service_pb2, draft_service_pb2_grpc
@@ -22,6 +19,7 @@ from shared.calls import ATTEMPTS
 from shared.config import ConfigError, tracing_enabled
 from shared.tracing import SPAN_FLUSH_SECONDS
 from tests.conftest import _postgres_test_url
+from tests.otlp import Receiver, receiving
 from tests.processes import free_port, service_process
 from tests.report_service.support import create_changed_draft, report_row_locked, write_driver
 from tests.support import bearer
@@ -29,7 +27,6 @@ from tests.support import bearer
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = ("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01")
-SPAN_WAIT_SECONDS = 60  # generous: the machine is loaded; spans arrive within the batch delay
 EXPORT_SOON = {"OTEL_BSP_SCHEDULE_DELAY": "100"}  # milliseconds: spans leave soon after each call
 REPORTS = "report_service.v1.ReportService"
 REPORT_ID = "team:traced"
@@ -40,64 +37,18 @@ RECORDING_DRIVER = """
 """
 
 
-class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
-    """An OTLP/gRPC trace receiver: every span exported to it."""
-
-    def __init__(self) -> None:
-        self._spans: list[trace_pb2.Span] = []
-        self._arrived = threading.Condition()
-
-    def Export(self, request, context):
-        with self._arrived:
-            for resource in request.resource_spans:
-                for scope in resource.scope_spans:
-                    self._spans.extend(scope.spans)
-            self._arrived.notify_all()
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-    def wait_for(self, matches: Callable[[trace_pb2.Span], bool]) -> trace_pb2.Span:
-        """The first span that matches, once it has arrived."""
-        with self._arrived:
-            assert self._arrived.wait_for(
-                lambda: any(map(matches, self._spans)), timeout=SPAN_WAIT_SECONDS
-            ), "no such span arrived"
-            return next(filter(matches, self._spans))
-
-    def server_span(self, method: str) -> trace_pb2.Span:
-        return self.wait_for(
-            lambda span: span.kind == trace_pb2.Span.SPAN_KIND_SERVER and span.name == method
-        )
-
-    def children(self, parent: trace_pb2.Span) -> list[trace_pb2.Span]:
-        """parent's children that have arrived, in the order they started."""
-        with self._arrived:
-            found = [span for span in self._spans if span.parent_span_id == parent.span_id]
-        return sorted(found, key=lambda span: span.start_time_unix_nano)
-
-    def trace(self, trace_id: bytes) -> list[trace_pb2.Span]:
-        with self._arrived:
-            return [span for span in self._spans if span.trace_id == trace_id]
-
-
 @pytest.fixture
 def receiver() -> Iterator[tuple[Receiver, dict[str, str]]]:
     """The receiver, and the environment that makes a service process export to it."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    found = Receiver()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(found, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
+    with receiving() as (found, endpoint):
         yield (
             found,
             {
-                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
                 "OTEL_EXPORTER_OTLP_INSECURE": "true",
                 **EXPORT_SOON,
             },
         )
-    finally:
-        server.stop(None)
 
 
 def attributes(span: trace_pb2.Span | trace_pb2.Span.Event) -> dict[str, object]:
