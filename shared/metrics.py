@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from http.server import HTTPServer
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -147,36 +147,20 @@ class Metrics:
             def recorded(request: Any, context: Any) -> Any:
                 started.inc()
                 in_flight.inc()
-                begun, code = time.perf_counter(), grpc.StatusCode.OK
-                try:
-                    yield from behavior(request, context)
-                except GeneratorExit:  # the client left: grpc closes the stream
-                    code = grpc.StatusCode.CANCELLED
-                    raise
-                except BaseException:
-                    code = failed_code(context)
-                    raise
-                else:
-                    code = ended_code(context)
-                finally:
-                    finish(begun, code)
+                begun = time.perf_counter()
+                yield from stream_to_code(
+                    lambda: behavior(request, context), context, lambda code: finish(begun, code)
+                )
 
         else:
 
             def recorded(request: Any, context: Any) -> Any:
                 started.inc()
                 in_flight.inc()
-                begun, code = time.perf_counter(), grpc.StatusCode.OK
-                try:
-                    response = behavior(request, context)
-                except BaseException:
-                    code = failed_code(context)
-                    raise
-                else:
-                    code = context.code() or grpc.StatusCode.OK
-                finally:
-                    finish(begun, code)
-                return response
+                begun = time.perf_counter()
+                return run_to_code(
+                    lambda: behavior(request, context), context, lambda code: finish(begun, code)
+                )
 
         return with_behavior(handler, recorded)
 
@@ -207,6 +191,64 @@ class Metrics:
             )
             self._labels[(method, kind)] = found
         return found
+
+
+def run_to_code(
+    call: Callable[[], Any],
+    context: Any,
+    ended: Callable[[grpc.StatusCode], None],
+    around: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> Any:
+    """call()'s result (inside around()); then ended(the code the client gets), however it
+    ended. The one account of a handler's code, for metrics and traces alike."""
+    code = grpc.StatusCode.OK
+    try:
+        with around():
+            response = call()
+    except BaseException:
+        code = failed_code(context)
+        raise
+    else:
+        code = context.code() or grpc.StatusCode.OK
+    finally:
+        ended(code)
+    return response
+
+
+def stream_to_code(
+    stream: Callable[[], Iterable[Any]],
+    context: Any,
+    ended: Callable[[grpc.StatusCode], None],
+    around: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> Iterator[Any]:
+    """The responses of stream(); then ended(the code the client gets), however it ended.
+
+    Each step of the handler (starting it, each next response) runs inside around(), and
+    nothing else does: between responses the thread is grpc's.
+    """
+    code = grpc.StatusCode.OK
+    try:
+        with around():
+            responses = iter(stream())
+        while True:
+            with around():
+                response = next(responses, _END)
+            if response is _END:
+                break
+            yield response
+    except GeneratorExit:  # the client left: grpc closes the stream
+        code = grpc.StatusCode.CANCELLED
+        raise
+    except BaseException:
+        code = failed_code(context)
+        raise
+    else:
+        code = ended_code(context)
+    finally:
+        ended(code)
+
+
+_END = object()  # what next() returns for a stream that has ended
 
 
 def failed_code(context: Any) -> grpc.StatusCode:

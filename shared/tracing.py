@@ -23,7 +23,7 @@ import contextlib
 import logging
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import grpc
@@ -32,7 +32,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from shared.metrics import Handler, behavior_of, ended_code, failed_code, with_behavior
+from shared.metrics import Handler, behavior_of, run_to_code, stream_to_code, with_behavior
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -191,61 +191,33 @@ def traced(tracer: Tracer, method: str, handler: Handler) -> Handler:
             attributes=attributes,
         )
 
+    def ended(span: Any) -> Callable[[grpc.StatusCode], None]:
+        def end(code: grpc.StatusCode) -> None:
+            _end(span, code)
+            span.end()
+
+        return end
+
+    def current(span: Any) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+        # Current while the handler runs; the code is the client's to judge (_end), not an
+        # exception's.
+        return lambda: trace.use_span(span, record_exception=False, set_status_on_exception=False)
+
     if handler.response_streaming:
 
         def streamed(request: Any, context: Any) -> Iterator[Any]:
-            span = start(context)
-            code = grpc.StatusCode.OK
-            try:
-                responses = iter(behavior(request, context))
-                while True:
-                    # Current only while the handler runs: between responses the thread is
-                    # grpc's, and a context left attached there could not be detached safely
-                    # from wherever grpc closes the stream.
-                    with _current(span):
-                        response = next(responses, _END)
-                    if response is _END:
-                        break
-                    yield response
-            except GeneratorExit:  # the client left: grpc closes the stream
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except BaseException:
-                code = failed_code(context)
-                raise
-            else:
-                code = ended_code(context)
-            finally:
-                _end(span, code)
-                span.end()
+            span = start(context)  # on the first response asked for, as the handler starts
+            yield from stream_to_code(
+                lambda: behavior(request, context), context, ended(span), current(span)
+            )
 
         return with_behavior(handler, streamed)
 
     def recorded(request: Any, context: Any) -> Any:
         span = start(context)
-        code = grpc.StatusCode.OK
-        try:
-            with _current(span):
-                result = behavior(request, context)
-        except BaseException:
-            code = failed_code(context)
-            raise
-        else:
-            code = context.code() or grpc.StatusCode.OK
-        finally:
-            _end(span, code)
-            span.end()
-        return result
+        return run_to_code(lambda: behavior(request, context), context, ended(span), current(span))
 
     return with_behavior(handler, recorded)
-
-
-_END = object()  # what next() returns for a stream that has ended
-
-
-def _current(span: Any) -> contextlib.AbstractContextManager[Any]:
-    # The code is the client's to judge (_end), not an exception's.
-    return trace.use_span(span, record_exception=False, set_status_on_exception=False)
 
 
 def _end(span: Any, code: grpc.StatusCode) -> None:
