@@ -309,3 +309,14 @@ def test_tracing_is_off_unless_an_exporter_or_endpoint_is_configured(environ, en
 def test_an_unknown_traces_exporter_is_a_clear_error():
     with pytest.raises(ConfigError, match="OTEL_TRACES_EXPORTER must be otlp or none"):
         tracing_enabled({"OTEL_TRACES_EXPORTER": "zipkin"})
+
+
+@pytest.mark.parametrize(
+    "variable", ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"]
+)
+def test_an_otlp_protocol_other_than_grpc_is_a_clear_error(variable):
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
+    with pytest.raises(ConfigError, match=f"{variable} must be grpc"):
+        tracing_enabled({**endpoint, variable: "http/protobuf"})
+    assert tracing_enabled({**endpoint, variable: "grpc"}) is True
+    assert tracing_enabled({variable: "http/protobuf"}) is False  # off: nothing to check
