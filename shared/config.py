@@ -243,3 +243,109 @@ def tracing_enabled(environ: Mapping[str, str]) -> bool:
             or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         )
     raise ConfigError(f"OTEL_TRACES_EXPORTER must be otlp or none, got {exporter!r}")
+
+
+# ---------------------------------------------------------------------------
+# The edge (draft-edge): Envoy in front of both services
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One address of a service behind the edge."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    """Everything draft-edge needs to write Envoy's configuration and run it."""
+
+    host: str
+    port: int
+    cohort: tuple[Upstream, ...]  # cohort-service's replicas
+    report: tuple[Upstream, ...]  # report-service's replicas
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call (gRPC-Web and REST)
+    metrics_port: int | None = None  # Envoy's /stats/prometheus; None: not served
+    grace_period: float = 10.0  # seconds in-flight requests get on SIGTERM
+    log_format: str = "text"
+
+
+def _upstreams(value: object, source: str) -> tuple[Upstream, ...]:
+    """HOST:PORT[,HOST:PORT...]; an IPv6 host in brackets."""
+    found = []
+    for item in str(value).split(","):
+        text = item.strip()
+        host, colon, port = text.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not colon or not host or not port.isdigit():
+            raise ConfigError(f"{source} must be HOST:PORT[,HOST:PORT...], got {text!r}")
+        found.append(Upstream(host, _integer(port, source, 1, 65535)))
+    if len(set(found)) != len(found):
+        raise ConfigError(f"{source} names an address twice: {value!r}")
+    return tuple(found)
+
+
+def _origins(value: object, source: str) -> tuple[str, ...]:
+    """Exact origins, as a browser sends them: scheme://host[:port], no path."""
+    found = []
+    for item in filter(None, (part.strip() for part in str(value).split(","))):
+        parts = urlsplit(item)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or item != (f"{parts.scheme}://{parts.netloc}")
+        ):
+            raise ConfigError(
+                f"{source} must list origins such as https://app.example.com or "
+                f"http://localhost:3000 (scheme, host, optional port; no path), got {item!r}"
+            )
+        found.append(item)
+    return tuple(found)
+
+
+def load_edge_settings(
+    flags: Mapping[str, object], environ: Mapping[str, str] | None = None
+) -> EdgeSettings:
+    """draft-edge's settings from parsed flags (None = not given) and EDGE_* variables."""
+    environ = os.environ if environ is None else environ
+
+    def pick(flag: str) -> tuple[object | None, str]:
+        return _flag_or_env(flags, environ, flag, f"EDGE_{flag.upper()}")
+
+    host, _ = pick("host")
+    port, port_source = pick("port")
+    upstreams = {}
+    for service in ("cohort", "report"):
+        value, source = pick(service)
+        if value is None:
+            raise ConfigError(
+                f"--{service} / EDGE_{service.upper()} is required: "
+                f"the {service}-service's HOST:PORT (several, comma-separated, for replicas)"
+            )
+        upstreams[service] = _upstreams(value, source)
+    origins, origins_source = pick("cors_origins")
+    metrics_port, metrics_source = pick("metrics_port")
+    grace, grace_source = pick("grace_period")
+    try:
+        grace_period = float(grace) if grace is not None else 10.0  # type: ignore[arg-type]
+    except ValueError:
+        grace_period = -1.0
+    if not 0 <= grace_period <= 3600:
+        raise ConfigError(f"{grace_source} must be 0-3600 seconds, got {grace!r}")
+    return EdgeSettings(
+        host=str(host or "127.0.0.1"),
+        port=_integer(port, port_source, 0, 65535) if port is not None else 8080,
+        cohort=upstreams["cohort"],
+        report=upstreams["report"],
+        cors_origins=_origins(origins, origins_source) if origins is not None else (),
+        metrics_port=(
+            _integer(metrics_port, metrics_source, 0, 65535) if metrics_port is not None else None
+        ),
+        grace_period=grace_period,
+        log_format=load_log_format("EDGE", flags, environ),
+    )
