@@ -113,9 +113,9 @@ def transcoder() -> dict[str, Any]:
         # a rule with a custom verb would make ids ending in it unreachable). True would
         # split every such id and match nothing (tests/edge prove the default).
         "match_unregistered_custom_verb": False,
-        # Ids may hold any printable character (Report.id's grammar): a client escapes them
-        # and every escape is undone, `%2F` and `%3A` included (single-segment variables).
-        "url_unescape_spec": "ALL_CHARACTERS",
+        # Ids may hold any printable character (Report.id's grammar): a client escapes them,
+        # and in a single-segment variable (`{id}`, all of ours) the transcoder undoes every
+        # escape, `%2F` included, whatever url_unescape_spec says (it governs `{x=**}` only).
         "request_validation_options": {
             "reject_unknown_method": True,
             "reject_unknown_query_parameters": True,
