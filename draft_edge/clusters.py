@@ -12,6 +12,7 @@ from typing import Any
 from shared.config import Upstream
 
 CONNECT_TIMEOUT = "2s"
+NOWHERE = "nowhere"
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
@@ -48,6 +49,16 @@ def pipe_cluster(name: str, path: str) -> dict[str, Any]:
             "cluster_name": name,
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"pipe": {"path": path}}}}]}],
         },
+    }
+
+
+def nowhere() -> dict[str, Any]:
+    """A cluster with no address: a route that must forward, but never does, names it."""
+    return {
+        "name": NOWHERE,
+        "type": "STATIC",
+        "connect_timeout": CONNECT_TIMEOUT,
+        "load_assignment": {"cluster_name": NOWHERE, "endpoints": []},
     }
 
 

@@ -46,6 +46,7 @@ def bootstrap(settings: EdgeSettings, admin_socket: str) -> dict[str, Any]:
     upstream = [
         clusters.cluster("cohort", settings.cohort),
         clusters.cluster("report", settings.report),
+        clusters.nowhere(),
     ]
     if settings.metrics_port is not None:
         listeners.append(_metrics_listener(settings.host, settings.metrics_port))
@@ -79,7 +80,7 @@ def _edge_listener(settings: EdgeSettings) -> dict[str, Any]:
     virtual_host: dict[str, Any] = {
         "name": "services",
         "domains": ["*"],
-        "routes": [*(route(rpc) for rpc in descriptors.rpcs()), _no_such_path()],
+        "routes": [*(route(rpc) for rpc in descriptors.rpcs()), *_other_paths()],
     }
     if settings.cors_origins:
         virtual_host["typed_per_filter_config"] = {
@@ -148,15 +149,20 @@ def cors_policy(origins: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def _no_such_path() -> dict[str, Any]:
-    """Last: a path no RPC claims (a gRPC client gets UNIMPLEMENTED). Also the route a REST
-    request matches before the transcoder rewrites it, which the CORS filter reads its policy
-    from."""
-    return {
-        "name": "no-such-path",
-        "match": {"prefix": "/"},
-        "direct_response": {"status": 404, "body": {"inline_string": "no RPC at this path"}},
-    }
+def _other_paths() -> list[dict[str, Any]]:
+    """Last, the paths no RPC claims. A gRPC call there gets UNIMPLEMENTED. Any other request
+    matches the second route only until the transcoder has rewritten it to its RPC's path (or
+    refused it, 404): it is the route the CORS filter takes its policy from, and the filter
+    needs one that forwards (a direct response has no policy), so it forwards to a cluster
+    with no address, which nothing reaches."""
+    return [
+        {
+            "name": "no-such-rpc",
+            "match": {"prefix": "/", "grpc": {}},
+            "direct_response": {"status": 404, "body": {"inline_string": "no RPC at this path"}},
+        },
+        {"name": "rest", "match": {"prefix": "/"}, "route": {"cluster": clusters.NOWHERE}},
+    ]
 
 
 def local_replies() -> dict[str, Any]:
