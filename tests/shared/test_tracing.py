@@ -3,73 +3,34 @@
 from __future__ import annotations
 
 import json
-import queue
 import uuid
-from concurrent import futures
 
 import grpc
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from cohort_service.v1 import draft_service_pb2, draft_service_pb2_grpc
 from shared.config import ConfigError, tracing_enabled
+from tests.otlp import attributes, exporting_to, otlp_receiver
 from tests.processes import service_process
 from tests.support import bearer
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = ("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01")
-SPAN_WAIT_SECONDS = 60  # generous: the machine is loaded; spans arrive within the batch delay
-
-
-class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
-    """An OTLP/gRPC trace receiver: every span exported to it, in arrival order."""
-
-    def __init__(self) -> None:
-        self.spans: queue.Queue[trace_pb2.Span] = queue.Queue()
-
-    def Export(self, request, context):
-        for resource in request.resource_spans:
-            for scope in resource.scope_spans:
-                for span in scope.spans:
-                    self.spans.put(span)
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-    def take(self, count: int) -> list[trace_pb2.Span]:
-        return [self.spans.get(timeout=SPAN_WAIT_SECONDS) for _ in range(count)]
 
 
 @pytest.fixture
 def receiver():
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    found = Receiver()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(found, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield found, f"http://127.0.0.1:{port}"
-    finally:
-        server.stop(None)
-
-
-def attributes(span: trace_pb2.Span) -> dict[str, object]:
-    found: dict[str, object] = {}
-    for attribute in span.attributes:
-        value = attribute.value
-        found[attribute.key] = getattr(value, value.WhichOneof("value"))
-    return found
+    with otlp_receiver() as found:
+        yield found
 
 
 def test_spans_carry_the_callers_trace_the_method_and_the_code_the_client_got(
     receiver, sqlite_url, tmp_path
 ):
     found, endpoint = receiver
-    env = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-        "OTEL_EXPORTER_OTLP_INSECURE": "true",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",  # milliseconds: spans leave soon after each call
-    }
+    env = exporting_to(endpoint)
     subject = f"user:trace-{uuid.uuid4().hex[:8]}"
     alice = (*bearer(subject, ("cohort:read", "cohort:write")), TRACEPARENT)
     with service_process(
