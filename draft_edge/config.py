@@ -129,7 +129,8 @@ def transcoder() -> dict[str, Any]:
 def route(rpc: descriptors.Rpc) -> dict[str, Any]:
     """The route of one RPC, matched on its gRPC path: what the transcoder and the gRPC-Web
     filter turn a request into, and what a gRPC client sends."""
-    action: dict[str, Any] = {"cluster": rpc.upstream}
+    read = any(binding.verb == "GET" for binding in rpc.http)  # safe, as HTTP says
+    action: dict[str, Any] = {"cluster": rpc.upstream, "retry_policy": clusters.retry_policy(read)}
     if rpc.server_streaming:
         action["timeout"] = "0s"  # a stream lasts as long as its client wants
     else:

@@ -30,6 +30,12 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
     def take(self, count: int) -> list[trace_pb2.Span]:
         return [self.spans.get(timeout=SPAN_WAIT_SECONDS) for _ in range(count)]
 
+    def first_named(self, name: str) -> trace_pb2.Span:
+        """The next span called name, the others passed over (e.g. health checks')."""
+        while (span := self.spans.get(timeout=SPAN_WAIT_SECONDS)).name != name:
+            pass
+        return span
+
 
 @contextlib.contextmanager
 def otlp_receiver() -> Iterator[tuple[Receiver, str]]:
