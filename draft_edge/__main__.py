@@ -71,6 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds in-flight requests get on SIGTERM (env EDGE_GRACE_PERIOD, 10)",
     )
     serve.add_argument(
+        "--max-request-bytes",
+        help="largest REST/JSON request body (env EDGE_MAX_REQUEST_BYTES, 8388608)",
+    )
+    serve.add_argument(
+        "--call-timeout",
+        help="seconds a call may take; a gRPC client's shorter deadline wins "
+        "(env EDGE_CALL_TIMEOUT, 60)",
+    )
+    serve.add_argument(
+        "--rate-limit",
+        help="requests per second per client address, in bursts of as many; past it 429 "
+        "(RESOURCE_EXHAUSTED) (env EDGE_RATE_LIMIT; off when unset)",
+    )
+    serve.add_argument(
         "--log-format",
         help=f"{' or '.join(LOG_FORMATS)}: log lines as text or as JSON objects "
         "(env EDGE_LOG_FORMAT, text)",

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from draft_edge import clusters, descriptors
+from draft_edge import clusters, descriptors, limits
 from shared.config import EdgeSettings
 
-# The transcoder buffers a whole JSON body. A service takes 4 MiB messages; the same message
-# in JSON is larger (field names, base64, escapes), so JSON up to twice that is accepted.
-MAX_JSON_BODY_BYTES = 8 * 1024 * 1024
-# Per call: the longest any unary RPC may take through the edge; a gRPC client's shorter
-# deadline (grpc-timeout) wins.
-CALL_TIMEOUT = "60s"
+# A JSON response is buffered whole by the transcoder: a list page holds at most 2 MiB of
+# items (the services' size budget), larger in JSON.
+MAX_JSON_RESPONSE_BYTES = 16 * 1024 * 1024
 # What a browser may send and read across origins: gRPC-Web's headers, the token, tracing.
 CORS_ALLOW_HEADERS = (
     "authorization, content-type, x-grpc-web, x-user-agent, grpc-timeout, traceparent, tracestate"
@@ -74,13 +71,21 @@ def _edge_listener(settings: EdgeSettings) -> dict[str, Any]:
     http_filters = [
         _filter("cors", "cors.v3.Cors", {}),
         _filter("grpc_web", "grpc_web.v3.GrpcWeb", {}),
-        _filter("grpc_json_transcoder", "grpc_json_transcoder.v3.GrpcJsonTranscoder", transcoder()),
+        *limits.rate_limit_filters(settings.rate_limit),
+        _filter(
+            "grpc_json_transcoder",
+            "grpc_json_transcoder.v3.GrpcJsonTranscoder",
+            transcoder(settings.max_request_bytes),
+        ),
         _filter("router", "router.v3.Router", {}),
     ]
     virtual_host: dict[str, Any] = {
         "name": "services",
         "domains": ["*"],
-        "routes": [*(route(rpc) for rpc in descriptors.rpcs()), *_other_paths()],
+        "routes": [
+            *(route(rpc, settings.call_timeout) for rpc in descriptors.rpcs()),
+            *_other_paths(),
+        ],
     }
     if settings.cors_origins:
         virtual_host["typed_per_filter_config"] = {
@@ -93,6 +98,9 @@ def _edge_listener(settings: EdgeSettings) -> dict[str, Any]:
         {
             "stat_prefix": "edge",
             "codec_type": "AUTO",  # HTTP/1.1 (REST, gRPC-Web) and HTTP/2 (gRPC) on one port
+            # The edge is the first proxy: the peer is the client (rate limits key on it), and
+            # it is appended to x-forwarded-for for the services.
+            "use_remote_address": True,
             "route_config": {"name": "services", "virtual_hosts": [virtual_host]},
             "http_filters": http_filters,
             "local_reply_config": local_replies(),
@@ -100,7 +108,7 @@ def _edge_listener(settings: EdgeSettings) -> dict[str, Any]:
     )
 
 
-def transcoder() -> dict[str, Any]:
+def transcoder(max_request_bytes: int) -> dict[str, Any]:
     """REST/JSON at every RPC's google.api.http path, in the proto JSON mapping."""
     return {
         "proto_descriptor": str(descriptors.DESCRIPTOR_SET),
@@ -121,21 +129,30 @@ def transcoder() -> dict[str, Any]:
             "reject_unknown_method": True,
             "reject_unknown_query_parameters": True,
         },
-        "max_request_body_size": MAX_JSON_BODY_BYTES,
-        "max_response_body_size": MAX_JSON_BODY_BYTES,
+        # A larger JSON body is refused (413, RESOURCE_EXHAUSTED); gRPC bodies are limited by
+        # the services (4 MiB).
+        "max_request_body_size": max_request_bytes,
+        "max_response_body_size": MAX_JSON_RESPONSE_BYTES,
     }
 
 
-def route(rpc: descriptors.Rpc) -> dict[str, Any]:
+def route(rpc: descriptors.Rpc, timeout_seconds: int) -> dict[str, Any]:
     """The route of one RPC, matched on its gRPC path: what the transcoder and the gRPC-Web
-    filter turn a request into, and what a gRPC client sends."""
+    filter turn a request into, and what a gRPC client sends. A unary call may take
+    timeout_seconds (a gRPC client's shorter deadline, grpc-timeout, wins)."""
     read = any(binding.verb == "GET" for binding in rpc.http)  # safe, as HTTP says
     action: dict[str, Any] = {"cluster": rpc.upstream, "retry_policy": clusters.retry_policy(read)}
     if rpc.server_streaming:
         action["timeout"] = "0s"  # a stream lasts as long as its client wants
     else:
-        action["timeout"] = CALL_TIMEOUT
-        action["max_stream_duration"] = {"grpc_timeout_header_max": CALL_TIMEOUT}
+        limit = f"{timeout_seconds}s"
+        action["timeout"] = limit
+        # The route's timeout no longer applies once grpc-timeout is honoured (Envoy): the
+        # stream's duration is capped as well, header or not.
+        action["max_stream_duration"] = {
+            "max_stream_duration": limit,
+            "grpc_timeout_header_max": limit,
+        }
     return {"name": rpc.path, "match": {"path": rpc.path}, "route": action}
 
 

@@ -273,6 +273,11 @@ class EdgeSettings:
     metrics_port: int | None = None  # Envoy's /stats/prometheus; None: not served
     grace_period: float = 10.0  # seconds in-flight requests get on SIGTERM
     log_format: str = "text"
+    # A service takes 4 MiB messages; the same message in JSON is larger (field names,
+    # escapes), so a REST body up to twice that is accepted.
+    max_request_bytes: int = 8 * 1024 * 1024
+    call_timeout: int = 60  # seconds any unary call may take through the edge
+    rate_limit: int | None = None  # requests per second per client address; None: no limit
 
 
 def _upstreams(value: object, source: str) -> tuple[Upstream, ...]:
@@ -331,6 +336,9 @@ def load_edge_settings(
     origins, origins_source = pick("cors_origins")
     metrics_port, metrics_source = pick("metrics_port")
     grace, grace_source = pick("grace_period")
+    max_request, max_request_source = pick("max_request_bytes")
+    timeout, timeout_source = pick("call_timeout")
+    rate, rate_source = pick("rate_limit")
     try:
         grace_period = float(grace) if grace is not None else 10.0  # type: ignore[arg-type]
     except ValueError:
@@ -348,4 +356,15 @@ def load_edge_settings(
         ),
         grace_period=grace_period,
         log_format=load_log_format("EDGE", flags, environ),
+        max_request_bytes=(
+            _integer(max_request, max_request_source, 1024, 64 * 1024 * 1024)
+            if max_request is not None
+            else EdgeSettings.max_request_bytes
+        ),
+        call_timeout=(
+            _integer(timeout, timeout_source, 1, 3600)
+            if timeout is not None
+            else EdgeSettings.call_timeout
+        ),
+        rate_limit=_integer(rate, rate_source, 1, 1_000_000) if rate is not None else None,
     )

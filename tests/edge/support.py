@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 from collections.abc import Iterator, Mapping
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import httpx
 
 from cohort_service.server import SERVICE as COHORT
 from report_service.server import SERVICE as REPORT
+from report_service.v1 import report_pb2, report_service_pb2_grpc
 from shared.auth import mint_token
 from tests.processes import ServiceProcess, start_module
 from tests.support import ALL_PERMISSIONS, TEST_AUTH, serve
 
 BROWSER_ORIGIN = "http://app.example.test:3000"  # the origin the shared edge lets call
+SLOW_SECONDS = 1.5
 
 
 @dataclass
@@ -72,6 +78,32 @@ def edge_process(cohort: str, report: str, log_path: Path, *args: str, **kw) -> 
         yield edge
     finally:
         edge.process.kill()
+
+
+class SlowReports(report_service_pb2_grpc.ReportServiceServicer):
+    """A report-service stand-in whose GetReport takes SLOW_SECONDS: a call in flight."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+
+    def GetReport(self, request, context):
+        self.started.set()
+        time.sleep(SLOW_SECONDS)
+        return report_pb2.Report(id=request.id)
+
+    @classmethod
+    @contextlib.contextmanager
+    def serving(cls) -> Iterator[tuple[SlowReports, str]]:
+        """One on port 0 for the block, and its address."""
+        servicer = cls()
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        report_service_pb2_grpc.add_ReportServiceServicer_to_server(servicer, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        try:
+            yield servicer, f"127.0.0.1:{port}"
+        finally:
+            server.stop(None)
 
 
 @contextlib.contextmanager

@@ -8,20 +8,15 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
-from concurrent import futures
 from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 
-from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
-from tests.edge.support import auth, edge_process
+from report_service.v1 import report_service_pb2, report_service_pb2_grpc
+from tests.edge.support import SlowReports, auth, edge_process
 from tests.processes import free_port
-
-SLOW_SECONDS = 1.5
 
 
 def _children(pid: int) -> list[int]:
@@ -36,27 +31,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class SlowReports(report_service_pb2_grpc.ReportServiceServicer):
-    """A report-service stand-in whose GetReport takes SLOW_SECONDS: a call in flight."""
-
-    def __init__(self) -> None:
-        self.started = threading.Event()
-
-    def GetReport(self, request, context):
-        self.started.set()
-        time.sleep(SLOW_SECONDS)
-        return report_pb2.Report(id=request.id)
-
-
 def test_sigterm_lets_the_call_in_flight_finish_then_envoy_and_the_edge_exit_0(tmp_path):
-    servicer = SlowReports()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    report_service_pb2_grpc.add_ReportServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
+    with SlowReports.serving() as (servicer, address):
         unused = f"127.0.0.1:{free_port()}"
-        with edge_process(unused, f"127.0.0.1:{port}", tmp_path / "edge.log") as edge:
+        with edge_process(unused, address, tmp_path / "edge.log") as edge:
             host, edge_port = edge.address.rsplit(":", 1)
             assert host == "127.0.0.1" and int(edge_port) > 0  # --port 0: the bound port
             (envoy,) = _children(edge.process.pid)
@@ -72,8 +50,6 @@ def test_sigterm_lets_the_call_in_flight_finish_then_envoy_and_the_edge_exit_0(t
         assert not _alive(envoy)
         with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
             probe.connect((host, int(edge_port)))
-    finally:
-        server.stop(None)
 
 
 def test_a_service_that_is_down_is_unavailable_as_a_json_status(tmp_path):
@@ -127,6 +103,8 @@ def _serve(*args: str, **variables: str) -> subprocess.CompletedProcess:
             "EDGE_CORS_ORIGINS must list origins",
         ),
         (("--cohort", "a:1", "--report", "b:1", "--port", "x"), {}, "--port must be a whole"),
+        (("--cohort", "a:1", "--report", "b:1"), {"EDGE_RATE_LIMIT": "0"}, "EDGE_RATE_LIMIT must"),
+        (("--cohort", "a:1", "--report", "b:1", "--call-timeout", "0"), {}, "--call-timeout must"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_the_flag_or_variable(args, variables, said):
