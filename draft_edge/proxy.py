@@ -35,7 +35,7 @@ _LOGGER = logging.getLogger(__name__)
 START_SECONDS = 30.0  # Envoy is LIVE well within this; past it the start fails
 STOP_SECONDS = 10.0  # after quitquitquit (or SIGTERM), before SIGKILL
 # Envoy's own lines in json mode: one JSON object each, as this process's (shared.logs).
-_JSON_LOG_FORMAT = '{"time":"%Y-%m-%dT%T.%e%z","level":"%l","logger":"envoy.%n","message":"%j"}'
+JSON_LOG_FORMAT = '{"time":"%Y-%m-%dT%T.%e%z","level":"%l","logger":"envoy.%n","message":"%j"}'
 _PR_SET_PDEATHSIG = 1
 
 
@@ -106,7 +106,7 @@ def _command(settings: EdgeSettings, config: Path) -> list[str]:
         str(max(1, math.ceil(settings.grace_period))),
     ]
     if settings.log_format == "json":
-        command += ["--log-format", _JSON_LOG_FORMAT]
+        command += ["--log-format", JSON_LOG_FORMAT]
     return command
 
 

