@@ -10,7 +10,7 @@ import dataclasses
 import ipaddress
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -60,6 +60,26 @@ class Settings:
 
 def default_database_url(service: str) -> str:
     return f"sqlite:///var/{service}.db"
+
+
+def _picker(
+    flags: Mapping[str, object], environ: Mapping[str, str], env_prefix: str
+) -> Callable[[str], tuple[object | None, str]]:
+    """pick(flag): the flag's value or <PREFIX>_<FLAG>'s, and where it came from."""
+
+    def pick(flag: str) -> tuple[object | None, str]:
+        return _flag_or_env(flags, environ, flag, f"{env_prefix}_{flag.upper()}")
+
+    return pick
+
+
+def _seconds(value: object, source: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise ConfigError(f"{source} must be a number of seconds, got {value!r}") from None
 
 
 def _flag_or_env(
@@ -177,10 +197,7 @@ def load_settings(
     require_auth=False is for commands that serve no calls (migrate, seed, token).
     """
     environ = os.environ if environ is None else environ
-
-    def pick(flag: str) -> tuple[object | None, str]:
-        return _flag_or_env(flags, environ, flag, f"{env_prefix}_{flag.upper()}")
-
+    pick = _picker(flags, environ, env_prefix)
     host, _ = pick("host")
     port, port_source = pick("port")
     database_url, url_source = pick("database_url")
@@ -194,10 +211,7 @@ def load_settings(
         raise ConfigError(
             f"{url_source} must start with sqlite:/// or postgresql://, got {database_url!r}"
         )
-    try:
-        grace_period = float(grace) if grace is not None else 10.0  # type: ignore[arg-type]
-    except ValueError:
-        raise ConfigError(f"{grace_source} must be a number of seconds, got {grace!r}") from None
+    grace_period = _seconds(grace, grace_source, 10.0)
 
     dev = _boolean(dev, dev_source) if dev is not None else False
     auth = load_auth(environ)
@@ -318,10 +332,7 @@ def load_edge_settings(
 ) -> EdgeSettings:
     """draft-edge's settings from parsed flags (None = not given) and EDGE_* variables."""
     environ = os.environ if environ is None else environ
-
-    def pick(flag: str) -> tuple[object | None, str]:
-        return _flag_or_env(flags, environ, flag, f"EDGE_{flag.upper()}")
-
+    pick = _picker(flags, environ, "EDGE")
     host, _ = pick("host")
     port, port_source = pick("port")
     upstreams = {}
@@ -339,10 +350,7 @@ def load_edge_settings(
     max_request, max_request_source = pick("max_request_bytes")
     timeout, timeout_source = pick("call_timeout")
     rate, rate_source = pick("rate_limit")
-    try:
-        grace_period = float(grace) if grace is not None else 10.0  # type: ignore[arg-type]
-    except ValueError:
-        grace_period = -1.0
+    grace_period = _seconds(grace, grace_source, 10.0)
     if not 0 <= grace_period <= 3600:
         raise ConfigError(f"{grace_source} must be 0-3600 seconds, got {grace!r}")
     return EdgeSettings(

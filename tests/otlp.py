@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import queue
 from collections.abc import Iterator
-from concurrent import futures
 
-import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1 import trace_pb2
+
+from tests.support import bare_server
 
 SPAN_WAIT_SECONDS = 60  # generous: the machine is loaded; spans arrive within the batch delay
 
@@ -40,15 +40,9 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
 @contextlib.contextmanager
 def otlp_receiver() -> Iterator[tuple[Receiver, str]]:
     """A receiver on port 0 for the block, and its endpoint URL."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     found = Receiver()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(found, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield found, f"http://127.0.0.1:{port}"
-    finally:
-        server.stop(None)
+    with bare_server(trace_service_pb2_grpc.add_TraceServiceServicer_to_server, found) as address:
+        yield found, f"http://{address}"
 
 
 def exporting_to(endpoint: str) -> dict[str, str]:

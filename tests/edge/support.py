@@ -7,11 +7,9 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import httpx
 
 from cohort_service.server import SERVICE as COHORT
@@ -19,7 +17,7 @@ from report_service.server import SERVICE as REPORT
 from report_service.v1 import report_pb2, report_service_pb2_grpc
 from shared.auth import mint_token
 from tests.processes import ServiceProcess, start_module
-from tests.support import ALL_PERMISSIONS, TEST_AUTH, serve
+from tests.support import ALL_PERMISSIONS, TEST_AUTH, bare_server, serve
 
 BROWSER_ORIGIN = "http://app.example.test:3000"  # the origin the shared edge lets call
 SLOW_SECONDS = 1.5
@@ -96,14 +94,9 @@ class SlowReports(report_service_pb2_grpc.ReportServiceServicer):
     def serving(cls) -> Iterator[tuple[SlowReports, str]]:
         """One on port 0 for the block, and its address."""
         servicer = cls()
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        report_service_pb2_grpc.add_ReportServiceServicer_to_server(servicer, server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        try:
-            yield servicer, f"127.0.0.1:{port}"
-        finally:
-            server.stop(None)
+        add = report_service_pb2_grpc.add_ReportServiceServicer_to_server
+        with bare_server(add, servicer) as address:
+            yield servicer, address
 
 
 @contextlib.contextmanager
