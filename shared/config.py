@@ -10,7 +10,7 @@ import dataclasses
 import ipaddress
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -60,6 +60,26 @@ class Settings:
 
 def default_database_url(service: str) -> str:
     return f"sqlite:///var/{service}.db"
+
+
+def _picker(
+    flags: Mapping[str, object], environ: Mapping[str, str], env_prefix: str
+) -> Callable[[str], tuple[object | None, str]]:
+    """pick(flag): the flag's value or <PREFIX>_<FLAG>'s, and where it came from."""
+
+    def pick(flag: str) -> tuple[object | None, str]:
+        return _flag_or_env(flags, environ, flag, f"{env_prefix}_{flag.upper()}")
+
+    return pick
+
+
+def _seconds(value: object, source: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise ConfigError(f"{source} must be a number of seconds, got {value!r}") from None
 
 
 def _flag_or_env(
@@ -177,10 +197,7 @@ def load_settings(
     require_auth=False is for commands that serve no calls (migrate, seed, token).
     """
     environ = os.environ if environ is None else environ
-
-    def pick(flag: str) -> tuple[object | None, str]:
-        return _flag_or_env(flags, environ, flag, f"{env_prefix}_{flag.upper()}")
-
+    pick = _picker(flags, environ, env_prefix)
     host, _ = pick("host")
     port, port_source = pick("port")
     database_url, url_source = pick("database_url")
@@ -194,10 +211,7 @@ def load_settings(
         raise ConfigError(
             f"{url_source} must start with sqlite:/// or postgresql://, got {database_url!r}"
         )
-    try:
-        grace_period = float(grace) if grace is not None else 10.0  # type: ignore[arg-type]
-    except ValueError:
-        raise ConfigError(f"{grace_source} must be a number of seconds, got {grace!r}") from None
+    grace_period = _seconds(grace, grace_source, 10.0)
 
     dev = _boolean(dev, dev_source) if dev is not None else False
     auth = load_auth(environ)
@@ -250,3 +264,122 @@ def tracing_enabled(environ: Mapping[str, str]) -> bool:
                 f"got {protocol!r}"
             )
     return enabled
+
+
+# ---------------------------------------------------------------------------
+# The edge (draft-edge): Envoy in front of both services
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One address of a service behind the edge."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    """Everything draft-edge needs to write Envoy's configuration and run it."""
+
+    host: str
+    port: int
+    cohort: tuple[Upstream, ...]  # cohort-service's replicas
+    report: tuple[Upstream, ...]  # report-service's replicas
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call (gRPC-Web and REST)
+    metrics_port: int | None = None  # Envoy's /stats/prometheus; None: not served
+    grace_period: float = 10.0  # seconds in-flight requests get on SIGTERM
+    log_format: str = "text"
+    # A service takes 4 MiB messages; the same message in JSON is larger (field names,
+    # escapes), so a REST body up to twice that is accepted.
+    max_request_bytes: int = 8 * 1024 * 1024
+    call_timeout: int = 60  # seconds any unary call may take through the edge
+    rate_limit: int | None = None  # requests per second per client address; None: no limit
+
+
+def _upstreams(value: object, source: str) -> tuple[Upstream, ...]:
+    """HOST:PORT[,HOST:PORT...]; an IPv6 host in brackets."""
+    found = []
+    for item in str(value).split(","):
+        text = item.strip()
+        host, colon, port = text.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not colon or not host or not port.isdigit():
+            raise ConfigError(f"{source} must be HOST:PORT[,HOST:PORT...], got {text!r}")
+        found.append(Upstream(host, _integer(port, source, 1, 65535)))
+    if len(set(found)) != len(found):
+        raise ConfigError(f"{source} names an address twice: {value!r}")
+    return tuple(found)
+
+
+def _origins(value: object, source: str) -> tuple[str, ...]:
+    """Exact origins, as a browser sends them: scheme://host[:port], no path."""
+    found = []
+    for item in filter(None, (part.strip() for part in str(value).split(","))):
+        parts = urlsplit(item)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or item != (f"{parts.scheme}://{parts.netloc}")
+        ):
+            raise ConfigError(
+                f"{source} must list origins such as https://app.example.com or "
+                f"http://localhost:3000 (scheme, host, optional port; no path), got {item!r}"
+            )
+        found.append(item)
+    return tuple(found)
+
+
+def load_edge_settings(
+    flags: Mapping[str, object], environ: Mapping[str, str] | None = None
+) -> EdgeSettings:
+    """draft-edge's settings from parsed flags (None = not given) and EDGE_* variables."""
+    environ = os.environ if environ is None else environ
+    pick = _picker(flags, environ, "EDGE")
+    host, _ = pick("host")
+    port, port_source = pick("port")
+    upstreams = {}
+    for service in ("cohort", "report"):
+        value, source = pick(service)
+        if value is None:
+            raise ConfigError(
+                f"--{service} / EDGE_{service.upper()} is required: "
+                f"the {service}-service's HOST:PORT (several, comma-separated, for replicas)"
+            )
+        upstreams[service] = _upstreams(value, source)
+    origins, origins_source = pick("cors_origins")
+    metrics_port, metrics_source = pick("metrics_port")
+    grace, grace_source = pick("grace_period")
+    max_request, max_request_source = pick("max_request_bytes")
+    timeout, timeout_source = pick("call_timeout")
+    rate, rate_source = pick("rate_limit")
+    grace_period = _seconds(grace, grace_source, 10.0)
+    if not 0 <= grace_period <= 3600:
+        raise ConfigError(f"{grace_source} must be 0-3600 seconds, got {grace!r}")
+    return EdgeSettings(
+        host=str(host or "127.0.0.1"),
+        port=_integer(port, port_source, 0, 65535) if port is not None else 8080,
+        cohort=upstreams["cohort"],
+        report=upstreams["report"],
+        cors_origins=_origins(origins, origins_source) if origins is not None else (),
+        metrics_port=(
+            _integer(metrics_port, metrics_source, 0, 65535) if metrics_port is not None else None
+        ),
+        grace_period=grace_period,
+        log_format=load_log_format("EDGE", flags, environ),
+        max_request_bytes=(
+            _integer(max_request, max_request_source, 1024, 64 * 1024 * 1024)
+            if max_request is not None
+            else EdgeSettings.max_request_bytes
+        ),
+        call_timeout=(
+            _integer(timeout, timeout_source, 1, 3600)
+            if timeout is not None
+            else EdgeSettings.call_timeout
+        ),
+        rate_limit=_integer(rate, rate_source, 1, 1_000_000) if rate is not None else None,
+    )

@@ -174,20 +174,33 @@ def run_server(
         close_store(database)
 
 
-def wait_for_signal() -> None:
-    """Return on the first SIGTERM/SIGINT; later ones are ignored for the rest of the process.
+def catch_signals() -> threading.Event:
+    """From now on SIGTERM/SIGINT set the returned event (wait_for_signal waits on it): a
+    process with something to stop in order catches them before it starts it."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def wait_for_signal(
+    stop: threading.Event | None = None, ended: Callable[[], bool] = lambda: False
+) -> bool:
+    """Return True on the first SIGTERM/SIGINT (or at once if stop, from catch_signals, is
+    set already), or False once ended() is true (polled twice a second: a child that died);
+    signals are ignored from then on, for the rest of the process.
 
     The drain that follows is bounded by the grace period (SIGKILL cuts it short). A Python
     handler left in place is reset to the default by the interpreter as it exits, and a
     repeated SIGTERM arriving then killed a process that had drained: status -15, not 0.
     """
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = catch_signals() if stop is None else stop
     while not stop.wait(0.5):
-        pass
+        if ended():
+            break
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)
+    return stop.is_set()
 
 
 def serve(

@@ -79,6 +79,23 @@ def receiving(keep: bool = True) -> Iterator[tuple[Receiver, str]]:
         server.stop(None)
 
 
+def exporting_to(endpoint: str) -> dict[str, str]:
+    """The environment of a service process that exports its spans to endpoint, soon."""
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",  # milliseconds: spans leave soon after each call
+    }
+
+
+def attributes(span: trace_pb2.Span | trace_pb2.Span.Event) -> dict[str, object]:
+    found: dict[str, object] = {}
+    for attribute in span.attributes:
+        value = attribute.value
+        found[attribute.key] = getattr(value, value.WhichOneof("value"))
+    return found
+
+
 def main() -> None:
     from shared.server import wait_for_signal
 

@@ -6,8 +6,10 @@ import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent import futures
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import peewee
@@ -60,6 +62,20 @@ def serve(
         address = f"127.0.0.1:{running.port}"
         with grpc.insecure_channel(address) as channel:
             yield RunningService(channel, address, running.database, settings)
+
+
+@contextlib.contextmanager
+def bare_server(add: Callable[[Any, grpc.Server], None], servicer: Any) -> Iterator[str]:
+    """servicer on a plain grpc server on port 0 (no platform interceptor): a stand-in for a
+    service, or another party a service calls; its address."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    add(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(None)
 
 
 def bearer(

@@ -13,7 +13,7 @@ COPY pyproject.toml ./
 COPY shared/ shared/
 COPY cohort_service/ cohort_service/
 # The project declares both console scripts; this image holds only cohort_service.
-RUN /opt/venv/bin/pip install . && rm /opt/venv/bin/report-service
+RUN /opt/venv/bin/pip install . && rm /opt/venv/bin/report-service /opt/venv/bin/draft-edge
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /app app

@@ -13,7 +13,7 @@ COPY pyproject.toml ./
 COPY shared/ shared/
 COPY report_service/ report_service/
 # The project declares both console scripts; this image holds only report_service.
-RUN /opt/venv/bin/pip install . && rm /opt/venv/bin/cohort-service
+RUN /opt/venv/bin/pip install . && rm /opt/venv/bin/cohort-service /opt/venv/bin/draft-edge
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /app app

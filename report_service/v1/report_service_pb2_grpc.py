@@ -313,6 +313,9 @@ class ReportServiceServicer:
         replaced, as if this call had come second (created is false); ABORTED
         (reason `DRAFT_CREATED_CONCURRENTLY`) only if that draft was also
         discarded meanwhile (retry).
+        Over HTTP (the edge's transcoder) it answers 200 whether it created the
+        draft or not, never the seed's `201 Created` with a `Location` header: a
+        transcoded RPC has one success status. `created` tells them apart.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -325,6 +328,8 @@ class ReportServiceServicer:
         reason `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
         FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
         or `DRIVER_FAILED` if the driver refuses.
+        Over HTTP (the edge's transcoder) it answers 200 with `{}`, not the
+        seed's `204 No Content`: a transcoded RPC always has a JSON body.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -172,6 +172,9 @@ class ReportServiceStub:
     replaced, as if this call had come second (created is false); ABORTED
     (reason `DRAFT_CREATED_CONCURRENTLY`) only if that draft was also
     discarded meanwhile (retry).
+    Over HTTP (the edge's transcoder) it answers 200 whether it created the
+    draft or not, never the seed's `201 Created` with a `Location` header: a
+    transcoded RPC has one success status. `created` tells them apart.
     """
     DiscardReportDraft: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.DiscardReportDraftRequest, _report_service_pb2.DiscardReportDraftResponse]
     """DiscardReportDraft deletes the caller's draft of the original id after
@@ -180,6 +183,8 @@ class ReportServiceStub:
     reason `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
     FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
     or `DRIVER_FAILED` if the driver refuses.
+    Over HTTP (the edge's transcoder) it answers 200 with `{}`, not the
+    seed's `204 No Content`: a transcoded RPC always has a JSON body.
     """
     CommitReportDraft: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.CommitReportDraftRequest, _report_pb2.Report]
     """CommitReportDraft publishes the caller's draft of the original id and
@@ -376,6 +381,9 @@ class ReportServiceAsyncStub(ReportServiceStub):
     replaced, as if this call had come second (created is false); ABORTED
     (reason `DRAFT_CREATED_CONCURRENTLY`) only if that draft was also
     discarded meanwhile (retry).
+    Over HTTP (the edge's transcoder) it answers 200 whether it created the
+    draft or not, never the seed's `201 Created` with a `Location` header: a
+    transcoded RPC has one success status. `created` tells them apart.
     """
     DiscardReportDraft: _aio.UnaryUnaryMultiCallable[_report_service_pb2.DiscardReportDraftRequest, _report_service_pb2.DiscardReportDraftResponse]  # type: ignore[assignment]
     """DiscardReportDraft deletes the caller's draft of the original id after
@@ -384,6 +392,8 @@ class ReportServiceAsyncStub(ReportServiceStub):
     reason `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
     FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
     or `DRIVER_FAILED` if the driver refuses.
+    Over HTTP (the edge's transcoder) it answers 200 with `{}`, not the
+    seed's `204 No Content`: a transcoded RPC always has a JSON body.
     """
     CommitReportDraft: _aio.UnaryUnaryMultiCallable[_report_service_pb2.CommitReportDraftRequest, _report_pb2.Report]  # type: ignore[assignment]
     """CommitReportDraft publishes the caller's draft of the original id and
@@ -625,6 +635,9 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         replaced, as if this call had come second (created is false); ABORTED
         (reason `DRAFT_CREATED_CONCURRENTLY`) only if that draft was also
         discarded meanwhile (retry).
+        Over HTTP (the edge's transcoder) it answers 200 whether it created the
+        draft or not, never the seed's `201 Created` with a `Location` header: a
+        transcoded RPC has one success status. `created` tells them apart.
         """
 
     @_abc_1.abstractmethod
@@ -639,6 +652,8 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         reason `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
         FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
         or `DRIVER_FAILED` if the driver refuses.
+        Over HTTP (the edge's transcoder) it answers 200 with `{}`, not the
+        seed's `204 No Content`: a transcoded RPC always has a JSON body.
         """
 
     @_abc_1.abstractmethod

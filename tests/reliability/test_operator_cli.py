@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import grpc
+import httpx
 import pytest
 
 from cohort_service.v1 import catalog_service_pb2, catalog_service_pb2_grpc
@@ -38,9 +39,12 @@ def busy_port() -> Iterator[int]:
 def environment(**variables: str) -> dict[str, str]:
     """The test process's environment without any service setting, plus variables."""
     kept = {
-        k: v for k, v in os.environ.items() if not k.startswith(("COHORT_", "REPORT_", "AUTH_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("COHORT_", "REPORT_", "EDGE_", "AUTH_"))
     }
-    return {**kept, "AUTH_JWT_SECRET": TEST_SECRET, **variables}
+    # scripts/run starts the edge too: on a port of its own, never the shared default 8080.
+    return {**kept, "AUTH_JWT_SECRET": TEST_SECRET, "EDGE_PORT": "0", **variables}
 
 
 def cli(service: str, *args: str, cwd: Path, **variables: str) -> subprocess.CompletedProcess:
@@ -106,7 +110,7 @@ def test_scripts_run_stops_the_other_service_when_one_cannot_start(tmp_path):
             [str(REPO_ROOT / "scripts" / "run")],
             env=environment(
                 COHORT_PORT=str(port),
-                REPORT_PORT="0",
+                REPORT_PORT=str(free_port()),  # a fixed one: the edge is told it
                 COHORT_DATABASE_URL=f"sqlite:///{tmp_path / 'cohort.db'}",
                 REPORT_DATABASE_URL=f"sqlite:///{tmp_path / 'report.db'}",
             ),
@@ -132,10 +136,11 @@ def _dev_env(path: Path) -> dict[str, str]:
 
 def test_scripts_run_writes_a_dev_env_whose_tokens_and_secret_the_services_accept(tmp_path):
     dev_env = tmp_path / "dev.env"
-    cohort_port, report_port = free_port(), free_port()
+    cohort_port, report_port, edge_port = free_port(), free_port(), free_port()
     variables = environment(
         COHORT_PORT=str(cohort_port),
         REPORT_PORT=str(report_port),
+        EDGE_PORT=str(edge_port),
         COHORT_DATABASE_URL=f"sqlite:///{tmp_path / 'cohort.db'}",
         REPORT_DATABASE_URL=f"sqlite:///{tmp_path / 'report.db'}",
         DEV_ENV_FILE=str(dev_env),
@@ -147,14 +152,15 @@ def test_scripts_run_writes_a_dev_env_whose_tokens_and_secret_the_services_accep
     )  # fmt: skip
     try:
         listening = 0
-        for line in run.stdout:  # the file is written before either service starts
+        for line in run.stdout:  # the file is written before any process starts
             listening += line.startswith("listening on ")
-            if listening == 2:
+            if listening == 3:
                 break
-        assert listening == 2, "scripts/run stopped before both services listened"
+        assert listening == 3, "scripts/run stopped before both services and the edge listened"
         written = _dev_env(dev_env)
         assert written["COHORT"] == f"http://127.0.0.1:{cohort_port}"
         assert written["REPORT"] == f"http://127.0.0.1:{report_port}"
+        assert written["EDGE"] == f"http://127.0.0.1:{edge_port}"
         assert written["AUTH_JWT_SECRET"] != TEST_SECRET
         # A second user's token, minted as the README says, from the secret in the file.
         second = cli(
@@ -175,6 +181,12 @@ def test_scripts_run_writes_a_dev_env_whose_tokens_and_secret_the_services_accep
                 catalog_service_pb2.ListDepartmentsRequest(), timeout=30,
                 metadata=(("authorization", f"Bearer {written['C']}"),),
             )  # fmt: skip
+        # The edge, at the URL in the file, in front of both (REST/JSON at the seeds' paths).
+        for path, token in (("/api/reports", written["T"]), ("/cohort/drafts", written["C"])):
+            listed = httpx.get(
+                written["EDGE"] + path, headers={"authorization": f"Bearer {token}"}, timeout=30
+            )
+            assert listed.status_code == 200, listed.text
     finally:
         run.send_signal(signal.SIGTERM)
         run.wait(timeout=60)

@@ -19,7 +19,7 @@ from shared.calls import ATTEMPTS
 from shared.config import ConfigError, tracing_enabled
 from shared.tracing import SPAN_FLUSH_SECONDS
 from tests.conftest import _postgres_test_url
-from tests.otlp import Receiver, receiving
+from tests.otlp import Receiver, attributes, exporting_to, receiving
 from tests.processes import free_port, service_process
 from tests.report_service.support import create_changed_draft, report_row_locked, write_driver
 from tests.support import bearer
@@ -27,7 +27,6 @@ from tests.support import bearer
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = ("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01")
-EXPORT_SOON = {"OTEL_BSP_SCHEDULE_DELAY": "100"}  # milliseconds: spans leave soon after each call
 REPORTS = "report_service.v1.ReportService"
 REPORT_ID = "team:traced"
 RECORDING_DRIVER = """
@@ -41,22 +40,7 @@ RECORDING_DRIVER = """
 def receiver() -> Iterator[tuple[Receiver, dict[str, str]]]:
     """The receiver, and the environment that makes a service process export to it."""
     with receiving() as (found, endpoint):
-        yield (
-            found,
-            {
-                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-                "OTEL_EXPORTER_OTLP_INSECURE": "true",
-                **EXPORT_SOON,
-            },
-        )
-
-
-def attributes(span: trace_pb2.Span | trace_pb2.Span.Event) -> dict[str, object]:
-    found: dict[str, object] = {}
-    for attribute in span.attributes:
-        value = attribute.value
-        found[attribute.key] = getattr(value, value.WhichOneof("value"))
-    return found
+        yield found, exporting_to(endpoint)
 
 
 # ---------------------------------------------------------------------------

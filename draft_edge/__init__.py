@@ -1,0 +1,1 @@
+"""draft-edge: Envoy in front of both services (REST/JSON, gRPC, gRPC-Web on one port)."""
