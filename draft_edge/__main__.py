@@ -1,4 +1,4 @@
-"""`draft-edge` command line: serve."""
+"""`draft-edge` command line: serve, health."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from draft_edge.probe import check_ready
 from draft_edge.proxy import drain, run_envoy
-from shared.cli import configure_logging
+from shared.cli import configure_logging, positive_seconds
 from shared.config import LOG_FORMATS, ConfigError, load_edge_settings, load_log_format
 from shared.server import catch_signals, wait_for_signal
 
@@ -29,6 +30,8 @@ def _serve(args: argparse.Namespace) -> int:
         _STDOUT.info(f"listening on {settings.host}:{envoy.ports['edge']}")
         if settings.metrics_port is not None:
             _STDOUT.info(f"metrics on {settings.host}:{envoy.ports['metrics']}")
+        if settings.health_port is not None:
+            _STDOUT.info(f"health on {settings.host}:{envoy.ports['health']}")
         if not wait_for_signal(stop, ended=lambda: envoy.process.poll() is not None):
             _STDERR.error(f"draft-edge: error: Envoy exited with status {envoy.process.returncode}")
             return 1
@@ -38,6 +41,12 @@ def _serve(args: argparse.Namespace) -> int:
             _STDERR.error(f"draft-edge: error: Envoy exited with status {status} while draining")
             return 1
     return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    result = check_ready(args.address, args.timeout)
+    print(f"draft-edge: {result.line}", file=sys.stdout if result.healthy else sys.stderr)
+    return 0 if result.healthy else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         "0 for any (env EDGE_METRICS_PORT; off when unset)",
     )
     serve.add_argument(
+        "--health-port",
+        help="answer probes at GET /ready on --host at this port: 200 while serving, 503 "
+        "while draining; 0 for any (env EDGE_HEALTH_PORT; off when unset)",
+    )
+    serve.add_argument(
         "--grace-period",
         help="seconds in-flight requests get on SIGTERM (env EDGE_GRACE_PERIOD, 10)",
     )
@@ -90,6 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
         "(env EDGE_LOG_FORMAT, text)",
     )
     serve.set_defaults(handler=_serve)
+
+    health = commands.add_parser(
+        "health", help="exit 0 if the edge's health port at --address answers GET /ready with 200"
+    )
+    health.add_argument(
+        "--address",
+        required=True,
+        help="HOST:PORT of the edge's --health-port, e.g. 127.0.0.1:8081",
+    )
+    health.add_argument(
+        "--timeout", type=positive_seconds, default=3.0, help="seconds to wait (default 3)"
+    )
+    health.set_defaults(handler=_health)
     return parser
 
 

@@ -75,7 +75,9 @@ class Admin:
 
     def drain(self) -> None:
         """Stop taking new connections gracefully: GOAWAY to HTTP/2 clients, `connection:
-        close` to HTTP/1.1 ones, then the listeners close (Envoy's --drain-time-s)."""
+        close` to HTTP/1.1 ones, then the listeners close (Envoy's --drain-time-s). First the
+        health check fails, so that probes (GET /ready) see 503 from the drain's start."""
+        self.request("POST", "/healthcheck/fail")
         self.request("POST", "/drain_listeners?graceful")
 
     def quit(self) -> None:

@@ -23,6 +23,8 @@ CORS_ALLOW_HEADERS = (
 CORS_EXPOSE_HEADERS = "grpc-status, grpc-message, grpc-status-details-bin"
 CORS_MAX_AGE_SECONDS = "600"
 ADMIN_CLUSTER = "envoy_admin"
+# Where the health listener answers probes (Envoy Gateway's path for the same filter).
+READY_PATH = "/ready"
 # Open client connections the edge holds at once, all listeners together; past it Envoy
 # refuses new ones (each costs buffers; the services admit 32 calls each anyway).
 MAX_CONNECTIONS = 10_000
@@ -48,6 +50,8 @@ def bootstrap(settings: EdgeSettings, admin_socket: str) -> dict[str, Any]:
     if settings.metrics_port is not None:
         listeners.append(_metrics_listener(settings.host, settings.metrics_port))
         upstream.append(clusters.pipe_cluster(ADMIN_CLUSTER, admin_socket))
+    if settings.health_port is not None:
+        listeners.append(_health_listener(settings.host, settings.health_port))
     monitor = "envoy.resource_monitors.global_downstream_max_connections"
     return {
         "admin": {"address": {"pipe": {"path": admin_socket, "mode": 0o600}}},
@@ -243,6 +247,34 @@ def _metrics_listener(host: str, port: int) -> dict[str, Any]:
             "http_filters": [_filter("router", "router.v3.Router", {})],
         },
     )
+
+
+def _health_listener(host: str, port: int) -> dict[str, Any]:
+    """GET /ready for probes, answered by Envoy itself (its health check filter): 200 while it
+    serves, 503 once the drain began (draft_edge.admin fails its health check first). Apart
+    from the edge's port, as Envoy Gateway and Istio keep theirs: a probe is never rate
+    limited, transcoded or refused at the connection limit."""
+    ready = {"name": ":path", "string_match": {"exact": READY_PATH}}
+    listener = _listener(
+        "health",
+        host,
+        port,
+        {
+            "stat_prefix": "health",
+            # Any other path: no route, 404.
+            "route_config": {"name": "health"},
+            "http_filters": [
+                _filter(
+                    "health_check",
+                    "health_check.v3.HealthCheck",
+                    {"pass_through_mode": False, "headers": [ready]},
+                ),
+                _filter("router", "router.v3.Router", {}),
+            ],
+        },
+    )
+    listener["bypass_overload_manager"] = True
+    return listener
 
 
 def _get() -> dict[str, Any]:

@@ -45,7 +45,7 @@ class RunningEnvoy:
 
     process: subprocess.Popen[bytes]
     admin: Admin
-    ports: dict[str, int]  # listener name ("edge", "metrics") -> bound port
+    ports: dict[str, int]  # listener name ("edge", "metrics", "health") -> bound port
 
 
 @contextlib.contextmanager
@@ -55,6 +55,8 @@ def run_envoy(settings: EdgeSettings, stop: threading.Event) -> Iterator[Running
     _check_bindable(settings.host, settings.port, "--port", "EDGE_PORT")
     if settings.metrics_port:
         _check_bindable(settings.host, settings.metrics_port, "--metrics-port", "EDGE_METRICS_PORT")
+    if settings.health_port:
+        _check_bindable(settings.host, settings.health_port, "--health-port", "EDGE_HEALTH_PORT")
     with tempfile.TemporaryDirectory(prefix="draft-edge-") as work:
         admin = Admin(str(Path(work) / "admin.sock"))
         config = Path(work) / "envoy.json"

