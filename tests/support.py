@@ -46,6 +46,9 @@ def test_settings(definition: ServiceDefinition, database_url: str, **overrides)
         workers=1,
         grace_period=1.0,
         auth=TEST_AUTH,
+        # No background purges unless a test asks for them: a purge between two snapshots or
+        # inside a query count would be noise (tests of purging set it, or call run_once).
+        purge_interval=0.0,
     )
     return dataclasses.replace(settings, **overrides)
 
