@@ -16,6 +16,7 @@ from grpc_status import rpc_status
 
 from shared.auth import mint_token
 from shared.config import AuthSettings, Settings
+from shared.purge import Purger
 from shared.server import run_server
 from shared.service import ServiceDefinition
 
@@ -34,6 +35,7 @@ class RunningService:
     address: str
     database: peewee.Database
     settings: Settings
+    purger: Purger  # run_once() purges now, as the service's background thread would
 
 
 def test_settings(definition: ServiceDefinition, database_url: str, **overrides) -> Settings:
@@ -62,7 +64,7 @@ def serve(
     with run_server(definition, settings) as running:
         address = f"127.0.0.1:{running.port}"
         with grpc.insecure_channel(address) as channel:
-            yield RunningService(channel, address, running.database, settings)
+            yield RunningService(channel, address, running.database, settings, running.purger)
 
 
 def bearer(
