@@ -18,13 +18,14 @@ from shared.purge import Purge
 def purges(settings: Settings) -> list[Purge]:
     ttl = settings.idempotency_ttl
     found = [
-        # A key whose proposal is still stored stays with it: the proposal's (principal, key)
-        # is unique too, and a key reused after its record went would collide with it.
-        Purge("idempotency keys", lambda now, limit: KEYS.purge(now, ttl, limit, _has_proposal)),
         Purge(
             "decided proposals",
             lambda now, limit: purge_decided(now - timedelta(seconds=ttl), limit),
         ),
+        # A key whose proposal is still stored stays with it (decided proposals go first, so
+        # both go in one run): the proposal's (principal, key) is unique too, and a key reused
+        # after its record went would collide with it.
+        Purge("idempotency keys", lambda now, limit: KEYS.purge(now, ttl, limit, _has_proposal)),
     ]
     if settings.proposal_ttl > 0:
         found.append(Purge("expired proposals", reject_expired))
