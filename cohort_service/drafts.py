@@ -124,7 +124,7 @@ def list_drafts(
     query = Draft.select(Draft, _estimated_bytes().alias("estimated_bytes")).where(
         (Draft.owner == owner) & Draft.state.in_(states)
     )
-    if include_dormant and expiry.ttl() is not None:
+    if include_dormant and expiry.PROPOSALS.ttl is not None:
         query = query.where(~expiry.gone_dormant())
     if cursor is not None:
         created_at, last_id = _read_cursor(cursor)

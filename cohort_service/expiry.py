@@ -8,42 +8,27 @@ is gone. All of that holds as soon as the time passes, before the purge
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import peewee
 from peewee import fn
 
 from cohort_service.models import Draft, DraftState, Proposal, ProposalDecision
-from shared.clock import utcnow
-from shared.columns import as_datetime
+from shared.clock import Lifetime
 from shared.config import Settings
 from shared.errors import FailedPrecondition
 
 PROPOSAL_EXPIRED = "PROPOSAL_EXPIRED"
-# What `created_at > cutoff` compares with when nothing expires: before any stored time.
+# What `create_time > cutoff` compares with when nothing expires: before any stored time.
 _NEVER = datetime(1, 1, 1)
 
-# Set from the settings when the server starts (process-wide, as the database proxy is).
-_ttl: timedelta | None = timedelta(seconds=Settings.proposal_ttl)
-
-
-def configure(proposal_ttl: float) -> None:
-    """Proposals expire proposal_ttl seconds after they were staged; 0: never."""
-    global _ttl
-    _ttl = timedelta(seconds=proposal_ttl) if proposal_ttl > 0 else None
-
-
-def ttl() -> timedelta | None:
-    return _ttl
+PROPOSALS = Lifetime(Settings.proposal_ttl)  # COHORT_PROPOSAL_TTL, set by cohort_service.server
 
 
 def cutoff(now: datetime | None = None) -> datetime:
     """Proposals staged at or before this are expired (if still pending)."""
-    return _NEVER if _ttl is None else (now or utcnow()) - _ttl
-
-
-def expire_time(create_time: datetime | str) -> datetime | None:
-    return None if _ttl is None else as_datetime(create_time) + _ttl
+    found = PROPOSALS.cutoff(now)
+    return _NEVER if found is None else found
 
 
 def expired(now: datetime | None = None) -> peewee.Expression:
@@ -62,7 +47,7 @@ def gone_dormant() -> peewee.Expression:
 def is_gone(draft: Draft) -> bool:
     """Whether draft is a dormant draft whose creating proposal expired (one query, for
     dormant drafts only)."""
-    if _ttl is None or draft.state != DraftState.DORMANT:
+    if PROPOSALS.ttl is None or draft.state != DraftState.DORMANT:
         return False
     return (
         Proposal.select()
@@ -73,7 +58,7 @@ def is_gone(draft: Draft) -> bool:
 
 def refuse_ack(key: str) -> FailedPrecondition:
     return FailedPrecondition(
-        f"the proposal {key!r} expired: it was pending longer than {_ttl} and the service "
+        f"the proposal {key!r} expired: it was pending longer than {PROPOSALS.ttl} and the service "
         "rejected it; stage it again to propose it anew",
         reason=PROPOSAL_EXPIRED,
     )

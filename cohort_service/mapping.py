@@ -128,7 +128,7 @@ def form_state(
             draft_pb2.DraftProposal(
                 idempotency_key=proposal.key,
                 create_time=timestamp(proposal.create_time),
-                expire_time=_optional_timestamp(expiry.expire_time(proposal.create_time)),
+                expire_time=_optional_timestamp(expiry.PROPOSALS.expires(proposal.create_time)),
             )
             for proposal in proposals
         ],

@@ -24,7 +24,7 @@ from shared.service import Command, ServiceDefinition
 
 
 def add_servicers(server: grpc.Server, settings: Settings) -> Sequence[Purge]:
-    expiry.configure(settings.proposal_ttl)
+    expiry.PROPOSALS.set(settings.proposal_ttl)
     catalog_service_pb2_grpc.add_CohortCatalogServiceServicer_to_server(
         CohortCatalogServicer(), server
     )

@@ -39,12 +39,12 @@ def purge_drafts(drivers: DriverRegistry, now: datetime, limit: int) -> int:
     call is writing, is left to it. Drafts are locked without their originals: no write locks
     a draft and then waits on its original, so this waits on nothing.
     """
-    ttl = expiry.ttl()
-    if ttl is None:
+    cutoff = expiry.DRAFTS.cutoff(now)
+    if cutoff is None:
         return 0
     query = (
         Report.select()
-        .where(Report.editing.is_null(False) & (Report.updated_at <= now - ttl))
+        .where(Report.editing.is_null(False) & (Report.updated_at <= cutoff))
         .order_by(Report.updated_at)
         .limit(limit)
     )

@@ -19,7 +19,7 @@ from shared.service import ServiceDefinition
 
 
 def add_servicers(server: grpc.Server, settings: Settings) -> Sequence[Purge]:
-    expiry.configure(settings.draft_ttl)
+    expiry.DRAFTS.set(settings.draft_ttl)
     # Drivers are discovered here, once per server, so a plug-in installed later needs a restart.
     drivers = DriverRegistry.discover()
     report_service_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(drivers), server)

@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -65,6 +65,23 @@ def serve(
         address = f"127.0.0.1:{running.port}"
         with grpc.insecure_channel(address) as channel:
             yield RunningService(channel, address, running.database, settings, running.purger)
+
+
+DAY = 86_400.0
+
+
+def days_ahead(
+    definition: ServiceDefinition, database_url: str
+) -> Callable[..., contextlib.AbstractContextManager[RunningService]]:
+    """serving(days, **overrides): definition served on database_url with its clock `days`
+    ahead (the test-only clock_offset setting), so that it believes the days have passed."""
+
+    @contextlib.contextmanager
+    def serving(days: float = 0.0, **overrides) -> Iterator[RunningService]:
+        with serve(definition, database_url, clock_offset=days * DAY, **overrides) as running:
+            yield running
+
+    return serving
 
 
 def bearer(

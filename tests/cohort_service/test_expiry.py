@@ -6,8 +6,8 @@ test-only COHORT_CLOCK_OFFSET), so the service believes days have passed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import grpc
@@ -16,22 +16,15 @@ import pytest
 from cohort_service.models import Draft, IdempotencyRecord, Proposal, ProposalDecision
 from cohort_service.server import SERVICE
 from tests.cohort_service.support import Client, details
-from tests.support import RunningService, bearer, serve, snapshot, watch_log
+from tests.support import DAY, RunningService, bearer, days_ahead, snapshot, watch_log
 
-DAY = 86_400.0
 At = Callable[..., AbstractContextManager[RunningService]]
 
 
 @pytest.fixture
 def at(database_url) -> At:
-    """The cohort service on this test's store, its clock `days` ahead of now."""
-
-    @contextmanager
-    def serving(days: float = 0.0, **overrides) -> Iterator[RunningService]:
-        with serve(SERVICE, database_url, clock_offset=days * DAY, **overrides) as running:
-            yield running
-
-    return serving
+    """The service on this test's store, its clock `days` ahead of now."""
+    return days_ahead(SERVICE, database_url)
 
 
 def _alice(server: RunningService) -> Client:

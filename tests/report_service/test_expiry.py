@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import grpc
@@ -19,25 +19,18 @@ from google.protobuf import field_mask_pb2
 from report_service.server import SERVICE
 from report_service.v1 import report_pb2
 from tests.report_service.support import Client, struct
-from tests.support import RunningService, failure, serve, snapshot, watch_log
+from tests.support import DAY, RunningService, days_ahead, failure, snapshot, watch_log
 
-DAY = 86_400.0
 ORIGINAL = "team:sales-dashboard"
 DRAFT = "user:alice:sales-dashboard-draft"
 
-Later = Callable[..., AbstractContextManager[RunningService]]
+At = Callable[..., AbstractContextManager[RunningService]]
 
 
 @pytest.fixture
-def at(database_url) -> Later:
-    """The report service on this test's store, its clock `days` ahead of now."""
-
-    @contextmanager
-    def serving(days: float = 0.0, **overrides) -> Iterator[RunningService]:
-        with serve(SERVICE, database_url, clock_offset=days * DAY, **overrides) as running:
-            yield running
-
-    return serving
+def at(database_url) -> At:
+    """The service on this test's store, its clock `days` ahead of now."""
+    return days_ahead(SERVICE, database_url)
 
 
 def _alice(server: RunningService) -> Client:
