@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from peewee import Case, fn
 
-from cohort_service import idempotency, mapping
+from cohort_service import expiry, mapping
 from cohort_service.drafts import (
     delete_with_pending_proposals,
     find_draft,
@@ -21,6 +21,7 @@ from cohort_service.drafts import (
     rows_for,
 )
 from cohort_service.forms import Change, Form, apply_change, load_forms, save_form
+from cohort_service.idempotency import KEYS
 from cohort_service.lookups import Rows, fetch_rows, insert_values
 from cohort_service.models import (
     Draft,
@@ -45,6 +46,7 @@ from shared.budget import RESOURCE_MAX_BYTES, over_budget
 from shared.compiled import CompiledQuery
 from shared.errors import FailedPrecondition, NotFound, Violations
 from shared.failpoints import failpoint
+from shared.idempotency import fingerprint
 
 PatchResponse = draft_service_pb2.PatchCohortDraftResponse
 
@@ -70,7 +72,7 @@ def patch_draft(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
     patch = read_patch(request, violations)
     with database.atomic():
         if not violations:  # a request that will fail has nothing to replay, and must not claim
-            replay = idempotency.claim(owner, key, idempotency.fingerprint(request))
+            replay = KEYS.claim(owner, key, fingerprint(request))
             if replay is not None:
                 return PatchResponse.FromString(replay)
             failpoint("cohort.patch.after_claim")
@@ -97,7 +99,7 @@ def patch_draft(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
             response = _stage(owner, key, draft, result, resolution.change, rows, fields)
         else:
             response = _apply(owner, key, draft, current, result, rows, fields)
-        idempotency.remember(owner, key, response.SerializeToString(deterministic=True))
+        KEYS.remember(owner, key, response.SerializeToString(deterministic=True))
         failpoint("cohort.patch.before_commit")
         return response
 
@@ -332,16 +334,21 @@ def _claim_decision(
     if draft_id is not None:
         where &= Proposal.draft_id == draft_id
     decision = ProposalDecision.ACCEPTED if accept else ProposalDecision.REJECTED
+    now = utcnow()
+    live = (Proposal.decision == ProposalDecision.PENDING) & (
+        Proposal.create_time > expiry.cutoff(now)
+    )
     decided_now = bool(
-        Proposal.update(decision=decision, decide_time=utcnow())
-        .where(where & (Proposal.decision == ProposalDecision.PENDING))
-        .execute()
+        Proposal.update(decision=decision, decide_time=now).where(where & live).execute()
     )
     proposal = Proposal.get_or_none(where)
     if proposal is None:
         raise NotFound(
             f"you staged no proposal with idempotency_key {key!r}", reason=PROPOSAL_NOT_FOUND
         )
+    undecided = (ProposalDecision.PENDING, ProposalDecision.EXPIRED)
+    if not decided_now and proposal.decision in undecided:
+        raise expiry.refuse_ack(key)  # pending, yet not decided now: it expired
     return proposal, decided_now
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from report_service import fields, mapping, store
+from report_service import expiry, fields, mapping, store
 from report_service.drivers import DriverRegistry
 from report_service.fields import Fields
 from report_service.ids import draft_id
@@ -85,9 +85,10 @@ def _draft_id_taken(row: Report) -> FailedPrecondition:
 def edit_report(
     drivers: DriverRegistry, original: Report, principal: str, now: datetime
 ) -> report_pb2.Report:
-    """principal's draft of original as it is, created first if principal has none."""
+    """principal's draft of original as it is, created first if principal has none (or an
+    expired one)."""
     # Locked: a concurrent discard must not remove the draft between its row and its datasets.
-    existing = store.find_draft(original.id, principal, lock=True)
+    existing = _live_draft(drivers, original, principal)
     if existing is None:
         try:
             return write_draft(drivers, original, principal, None, {}, now)
@@ -105,7 +106,7 @@ def put_draft(
 ) -> tuple[report_pb2.Report, bool]:
     """principal's draft of original replaced by overrides, created first if principal has none;
     and whether it was created."""
-    existing = store.find_draft(original.id, principal, lock=True)
+    existing = _live_draft(drivers, original, principal)
     if existing is None:
         try:
             return write_draft(drivers, original, principal, None, overrides, now), True
@@ -116,6 +117,16 @@ def put_draft(
             if existing is None or race.reason != DRAFT_CREATED_CONCURRENTLY:
                 raise
     return write_draft(drivers, original, principal, existing, overrides, now), False
+
+
+def _live_draft(drivers: DriverRegistry, original: Report, principal: str) -> Report | None:
+    """principal's draft of original, locked; None if there is none. An expired one is
+    discarded here (its driver's before_discard_draft runs), in the caller's transaction."""
+    existing = store.find_draft(original.id, principal, lock=True)
+    if existing is not None and expiry.is_expired(existing):
+        discard_draft(drivers, existing)
+        return None
+    return existing
 
 
 def write_draft(

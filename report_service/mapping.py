@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from google.protobuf import json_format, struct_pb2
 
-from report_service import fields
+from report_service import expiry, fields
 from report_service.fields import Fields
 from report_service.ids import path_segment
 from report_service.models import Activity, Report
@@ -184,6 +184,9 @@ def report_to_proto(
     for name in fields.OPTIONAL_IDS:
         if values[name] is not None:
             setattr(report, name, values[name])
+    expires = expiry.expire_time(row)
+    if expires is not None:
+        report.expire_time.CopyFrom(timestamp(expires))
     return report
 
 

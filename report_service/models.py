@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import peewee
+
+from shared import idempotency
+from shared.clock import utcnow as utcnow  # the services' one clock (shared.clock)
 
 database = peewee.DatabaseProxy()
 
 ID_MAX_LENGTH = 512
-
-
-def utcnow() -> datetime:
-    """Now as a naive UTC datetime: the one form both SQLite and PostgreSQL store alike."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class JSONTextField(peewee.TextField):
@@ -68,6 +65,8 @@ class Report(BaseModel):
             (("editing", "owner_id"), True),
             # ListReports: originals (editing_id IS NULL) in id order.
             (("editing", "id"), False),
+            # The purge of expired drafts, oldest first (migration 0004: drafts only).
+            (("updated_at",), False),
         )
 
 
@@ -104,3 +103,11 @@ class UserReportSettings(BaseModel):
     class Meta:
         table_name = "user_report_settings"
         indexes = ((("report", "user_id"), True),)
+
+
+class RequestRecord(idempotency.RequestRecord):
+    """The first response to a principal's request_id (shared.idempotency)."""
+
+    class Meta:
+        database = database
+        table_name = "request_record"

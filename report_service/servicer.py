@@ -7,6 +7,7 @@ from collections.abc import Callable
 from report_service import drafts, fields, mapping, store, validation
 from report_service.drivers import DriverRegistry
 from report_service.models import Report, database, utcnow
+from report_service.requests import WRITE
 from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
 from shared.auth import current_principal
 from shared.budget import check_size, items_within, page_within
@@ -63,6 +64,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
     # Reports
     # -----------------------------------------------------------------------
 
+    @WRITE(request_id=True, validate_only=True)
     def CreateReport(self, request, context) -> report_pb2.Report:
         report = request.report
         validation.refuse_long_lists(report, "report")
@@ -104,6 +106,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             reports, token = _page(store.originals_page(after, size + 1), size, _REPORTS_PAGE, load)
         return report_service_pb2.ListReportsResponse(reports=reports, next_page_token=token)
 
+    @WRITE(request_id=True, validate_only=True)
     def UpdateReport(self, request, context) -> report_pb2.Report:
         report = request.report
         validation.refuse_long_lists(report, "report")
@@ -124,6 +127,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             validation.check_report_budget(updated, "report", values)  # rolls the update back
             return updated
 
+    @WRITE(request_id=True, validate_only=True)
     def DeleteReport(self, request, context) -> report_service_pb2.DeleteReportResponse:
         report_id = _checked_id("id", request.id)
         with database.atomic():
@@ -140,6 +144,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
     # Drafts: each takes the id of the original, and works on the caller's draft of it.
     # -----------------------------------------------------------------------
 
+    @WRITE(request_id=True, validate_only=True)
     def EditReport(self, request, context) -> report_pb2.Report:
         report_id = _checked_id("id", request.id)
         principal = current_principal().subject
@@ -156,6 +161,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             original = store.original_report(report_id, principal)
             return store.report_message(store.own_draft(original.id, principal))
 
+    @WRITE(request_id=True, validate_only=True)
     def PutReportDraft(self, request, context) -> report_service_pb2.PutReportDraftResponse:
         violations = Violations()
         validation.check_report_id(violations, "id", request.id)
@@ -173,6 +179,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             validation.check_report_budget(draft, "draft", overrides)
         return report_service_pb2.PutReportDraftResponse(report=draft, created=created)
 
+    @WRITE(request_id=True, validate_only=True)
     def DiscardReportDraft(self, request, context) -> report_service_pb2.DiscardReportDraftResponse:
         report_id = _checked_id("id", request.id)
         principal = current_principal().subject
@@ -181,6 +188,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             drafts.discard_draft(self._drivers, store.own_draft(original.id, principal, lock=True))
         return report_service_pb2.DiscardReportDraftResponse()
 
+    @WRITE(request_id=True, validate_only=True)
     def CommitReportDraft(self, request, context) -> report_pb2.Report:
         report_id = _checked_id("id", request.id)
         principal = current_principal().subject
@@ -225,6 +233,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             row = store.user_settings(report_id, user_id)
         return mapping.user_settings_to_proto(report_id, user_id, row.settings if row else {})
 
+    @WRITE(request_id=True, validate_only=True)
     def UpdateUserReportSettings(self, request, context) -> report_pb2.UserReportSettings:
         report_id = _checked_id("report_id", request.report_id)
         user_id = current_principal().subject

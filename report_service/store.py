@@ -17,7 +17,7 @@ from typing import Any
 import peewee
 from peewee import fn
 
-from report_service import mapping
+from report_service import expiry, mapping
 from report_service.fields import Fields
 from report_service.models import Activity, Report, ReportDataset, UserReportSettings, database
 from report_service.v1 import report_pb2
@@ -117,10 +117,12 @@ def _select_report(report_id: str, *, lock: str | None = None) -> Report | None:
 def _checked_visible(row, report_id: str, principal: str):
     """row if principal may see it (an original, or principal's own draft); else NOT_FOUND.
 
-    Another principal's draft is NOT_FOUND too: its existence is not revealed.
+    Another principal's draft is NOT_FOUND too: its existence is not revealed; principal's own
+    expired draft is NOT_FOUND with reason DRAFT_EXPIRED (report_service.expiry).
     """
     if row is None or (row.editing_id is not None and row.owner_id != principal):
         raise _not_found(report_id)
+    expiry.check_live(row)
     return row
 
 
@@ -184,9 +186,11 @@ def find_draft(original_id: str, principal: str, *, lock: bool = False) -> Repor
 
 
 def own_draft(original_id: str, principal: str, *, lock: bool = False) -> Report:
-    """principal's draft of original_id, or NOT_FOUND."""
+    """principal's draft of original_id, or NOT_FOUND (DRAFT_EXPIRED if it expired)."""
     draft = find_draft(original_id, principal, lock=lock)
-    if draft is None:
+    if draft is not None:
+        expiry.check_live(draft)
+    else:
         raise NotFound(
             f"you have no draft of report {original_id!r}",
             reason=DRAFT_NOT_FOUND,

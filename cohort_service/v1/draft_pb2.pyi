@@ -436,6 +436,7 @@ class DraftProposal(_message.Message):
 
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """idempotency_key is the key to acknowledge the proposal with
     (`PatchCohortDraftRequest.idempotency_key` plus `accept`).
@@ -444,15 +445,24 @@ class DraftProposal(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """create_time is when the proposal was staged."""
 
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """expire_time is when the proposal expires unless acknowledged first:
+        COHORT_PROPOSAL_TTL (default 7 days) after create_time. An expired
+        proposal is rejected by the service (see CohortDraftService). Unset when
+        COHORT_PROPOSAL_TTL is 0 (proposals never expire).
+        """
+
     def __init__(
         self,
         *,
         idempotency_key: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "idempotency_key", b"idempotency_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "idempotency_key", b"idempotency_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -549,7 +559,7 @@ class DraftFormState(_message.Message):
     @_builtins.property
     def proposals(self) -> _containers.RepeatedCompositeFieldContainer[Global___DraftProposal]:
         """proposals are the soft patches staged on this draft and not yet
-        accepted or rejected, oldest first.
+        accepted, rejected or expired, oldest first.
         """
 
     @_builtins.property

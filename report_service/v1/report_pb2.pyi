@@ -51,6 +51,7 @@ class Report(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     DEFN_UPDATED_AT_FIELD_NUMBER: _builtins.int
     LINKS_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the report's identifier, chosen by the caller of CreateReport
     (for example `team:sales-dashboard`). Required and immutable.
@@ -158,6 +159,17 @@ class Report(_message.Message):
         original and of its commit action. Output only.
         """
 
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """expire_time is, for a draft, when it expires: REPORT_DRAFT_TTL (default
+        30 days) after its last change (updated_at), so each change of the
+        draft moves it on. From then on the draft is gone for every RPC
+        (NOT_FOUND, reason `DRAFT_EXPIRED`, while the service keeps its record)
+        and the service purges it, running its driver's `before_discard_draft`;
+        the original is unaffected. Unset for an original, and for every draft
+        when REPORT_DRAFT_TTL is 0 (drafts never expire). Output only.
+        """
+
     def __init__(
         self,
         *,
@@ -178,10 +190,11 @@ class Report(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         defn_updated_at: _timestamp_pb2.Timestamp | None = ...,
         links: Global___ReportLinks | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_datasource_id", b"_datasource_id", "_query_id", b"_query_id", "_template_id", b"_template_id", "created_at", b"created_at", "datasource_id", b"datasource_id", "defn", b"defn", "defn_updated_at", b"defn_updated_at", "links", b"links", "query_id", b"query_id", "settings", b"settings", "snapshot", b"snapshot", "template_id", b"template_id", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_datasource_id", b"_datasource_id", "_query_id", b"_query_id", "_template_id", b"_template_id", "created_at", b"created_at", "datasource_id", b"datasource_id", "defn", b"defn", "defn_updated_at", b"defn_updated_at", "expire_time", b"expire_time", "links", b"links", "query_id", b"query_id", "settings", b"settings", "snapshot", b"snapshot", "template_id", b"template_id", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_datasource_id", b"_datasource_id", "_query_id", b"_query_id", "_template_id", b"_template_id", "created_at", b"created_at", "datasets", b"datasets", "datasource_id", b"datasource_id", "defn", b"defn", "defn_updated_at", b"defn_updated_at", "editing_id", b"editing_id", "enable_filter", b"enable_filter", "id", b"id", "links", b"links", "name", b"name", "owner_id", b"owner_id", "query_id", b"query_id", "settings", b"settings", "snapshot", b"snapshot", "template_id", b"template_id", "type", b"type", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_datasource_id", b"_datasource_id", "_query_id", b"_query_id", "_template_id", b"_template_id", "created_at", b"created_at", "datasets", b"datasets", "datasource_id", b"datasource_id", "defn", b"defn", "defn_updated_at", b"defn_updated_at", "editing_id", b"editing_id", "enable_filter", b"enable_filter", "expire_time", b"expire_time", "id", b"id", "links", b"links", "name", b"name", "owner_id", b"owner_id", "query_id", b"query_id", "settings", b"settings", "snapshot", b"snapshot", "template_id", b"template_id", "type", b"type", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__datasource_id: _TypeAlias = _typing.Literal["datasource_id"]  # noqa: Y015
     _WhichOneofArgType__datasource_id: _TypeAlias = _typing.Literal["_datasource_id", b"_datasource_id"]  # noqa: Y015

@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import field_info_pb2 as google_dot_api_dot_field__info__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from report_service.v1 import report_pb2 as report__service_dot_v1_dot_report__pb2
 from shared.v1 import auth_pb2 as shared_dot_v1_dot_auth__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&report_service/v1/report_service.proto\x12\x11report_service.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1ereport_service/v1/report.proto\x1a\x14shared/v1/auth.proto\"F\n\x13\x43reateReportRequest\x12/\n\x06report\x18\x01 \x01(\x0b\x32\x19.report_service.v1.ReportB\x04\xe2\x41\x01\x02\"$\n\x10GetReportRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"G\n\x12ListReportsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"Z\n\x13ListReportsResponse\x12*\n\x07reports\x18\x01 \x03(\x0b\x32\x19.report_service.v1.Report\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"}\n\x13UpdateReportRequest\x12/\n\x06report\x18\x01 \x01(\x0b\x32\x19.report_service.v1.ReportB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\"\'\n\x13\x44\x65leteReportRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x16\n\x14\x44\x65leteReportResponse\"%\n\x11\x45\x64itReportRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\")\n\x15GetReportDraftRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"c\n\x15PutReportDraftRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x38\n\x05\x64raft\x18\x02 \x01(\x0b\x32#.report_service.v1.ReportDraftInputB\x04\xe2\x41\x01\x01\"T\n\x16PutReportDraftResponse\x12)\n\x06report\x18\x01 \x01(\x0b\x32\x19.report_service.v1.Report\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"-\n\x19\x44iscardReportDraftRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x1c\n\x1a\x44iscardReportDraftResponse\",\n\x18\x43ommitReportDraftRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"i\n\x1bListReportActivitiesRequest\x12\x17\n\treport_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"h\n\x1cListReportActivitiesResponse\x12/\n\nactivities\x18\x01 \x03(\x0b\x32\x1b.report_service.v1.Activity\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"7\n\x1cGetUserReportSettingsRequest\x12\x17\n\treport_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"k\n\x1fUpdateUserReportSettingsRequest\x12\x17\n\treport_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x08settings\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x32\xc8\x0f\n\rReportService\x12\x81\x01\n\x0c\x43reateReport\x12&.report_service.v1.CreateReportRequest\x1a\x19.report_service.v1.Report\".\xca\xf3\x18\x0e\n\x0creport:write\x82\xd3\xe4\x93\x02\x16\"\x0c/api/reports:\x06report\x12w\n\tGetReport\x12#.report_service.v1.GetReportRequest\x1a\x19.report_service.v1.Report\"*\xca\xf3\x18\r\n\x0breport:read\x82\xd3\xe4\x93\x02\x13\x12\x11/api/reports/{id}\x12\x83\x01\n\x0bListReports\x12%.report_service.v1.ListReportsRequest\x1a&.report_service.v1.ListReportsResponse\"%\xca\xf3\x18\r\n\x0breport:read\x82\xd3\xe4\x93\x02\x0e\x12\x0c/api/reports\x12\x8d\x01\n\x0cUpdateReport\x12&.report_service.v1.UpdateReportRequest\x1a\x19.report_service.v1.Report\":\xca\xf3\x18\x0e\n\x0creport:write\x82\xd3\xe4\x93\x02\"\x1a\x18/api/reports/{report.id}:\x06report\x12\x8c\x01\n\x0c\x44\x65leteReport\x12&.report_service.v1.DeleteReportRequest\x1a\'.report_service.v1.DeleteReportResponse\"+\xca\xf3\x18\x0e\n\x0creport:write\x82\xd3\xe4\x93\x02\x13*\x11/api/reports/{id}\x12\x83\x01\n\nEditReport\x12$.report_service.v1.EditReportRequest\x1a\x19.report_service.v1.Report\"4\xca\xf3\x18\x0e\n\x0creport:write\x82\xd3\xe4\x93\x02\x1c\"\x17/api/reports/{id}/_edit:\x01*\x12|\n\x0eGetReportDraft\x12(.report_service.v1.GetReportDraftRequest\x1a\x19.report_service.v1.Report\"%\xca\xf3\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/api/reports/{id}/draft\x12\x9f\x01\n\x0ePutReportDraft\x12(.report_service.v1.PutReportDraftRequest\x1a).report_service.v1.PutReportDraftResponse\"8\xca\xf3\x18\x0e\n\x0creport:write\x82\xd3\xe4\x93\x02 \x1a\x17/api/reports/{id}/draft:\x05\x64raft\x12\xa4\x01\n\x12\x44iscardReportDraft\x12,.report_service.v1.DiscardReportDraftRequest\x1a-.report_service.v1.DiscardReportDraftResponse\"1\xca\xf3\x18\x0e\n\x0creport:write\x82\xd3\xe4\x93\x02\x19*\x17/api/reports/{id}/draft\x12\x99\x01\n\x11\x43ommitReportDraft\x12+.report_service.v1.CommitReportDraftRequest\x1a\x19.report_service.v1.Report\"<\xca\xf3\x18\x0e\n\x0creport:write\x82\xd3\xe4\x93\x02$\"\x1f/api/reports/{id}/draft/_commit:\x01*\x12\xb5\x01\n\x14ListReportActivities\x12..report_service.v1.ListReportActivitiesRequest\x1a/.report_service.v1.ListReportActivitiesResponse\"<\xca\xf3\x18\r\n\x0breport:read\x82\xd3\xe4\x93\x02%\x12#/api/reports/{report_id}/activities\x12\xb0\x01\n\x15GetUserReportSettings\x12/.report_service.v1.GetUserReportSettingsRequest\x1a%.report_service.v1.UserReportSettings\"?\xca\xf3\x18\r\n\x0breport:read\x82\xd3\xe4\x93\x02(\x12&/api/reports/{report_id}/user-settings\x12\xc0\x01\n\x18UpdateUserReportSettings\x12\x32.report_service.v1.UpdateUserReportSettingsRequest\x1a%.report_service.v1.UserReportSettings\"I\xca\xf3\x18\r\n\x0breport:read\x82\xd3\xe4\x93\x02\x32\x1a&/api/reports/{report_id}/user-settings:\x08settingsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&report_service/v1/report_service.proto\x12\x11report_service.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/api/field_info.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1ereport_service/v1/report.proto\x1a\x14shared/v1/auth.proto\"\x85\x01\n\x13\x43reateReportRequest\x12/\n\x06report\x18\x01 \x01(\x0b\x32\x19.report_service.v1.ReportB\x04\xe2\x41\x01\x02\x12 \n\nrequest_id\x18\x14 \x01(\tB\x0c\xe2\x41\x01\x01\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x1b\n\rvalidate_only\x18\x15 \x01(\x08\x42\x04\xe2\x41\x01\x01\"$\n\x10GetReportRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"G\n\x12ListReportsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"Z\n\x13ListReportsResponse\x12*\n\x07reports\x18\x01 \x03(\x0b\x32\x19.report_service.v1.Report\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xbc\x01\n\x13UpdateReportRequest\x12/\n\x06report\x18\x01 \x01(\x0b\x32\x19.report_service.v1.ReportB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\x12 \n\nrequest_id\x18\x14 \x01(\tB\x0c\xe2\x41\x01\x01\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x1b\n\rvalidate_only\x18\x15 \x01(\x08\x42\x04\xe2\x41\x01\x01\"f\n\x13\x44\x65leteReportRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12 \n\nrequest_id\x18\x14 \x01(\tB\x0c\xe2\x41\x01\x01\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x1b\n\rvalidate_only\x18\x15 \x01(\x08\x42\x04\xe2\x41\x01\x01\"\x16\n\x14\x44\x65leteReportResponse\"d\n\x11\x45\x64itReportRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12 \n\nrequest_id\x18\x14 \x01(\tB\x0c\xe2\x41\x01\x01\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x1b\n\rvalidate_only\x18\x15 \x01(\x08\x42\x04\xe2\x41\x01\x01\")\n\x15GetReportDraftRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xa2\x01\n\x15PutReportDraftRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x38\n\x05\x64raft\x18\x02 \x01(\x0b\x32#.report_service.v1.ReportDraftInputB\x04\xe2\x41\x01\x01\x12 \n\nrequest_id\x18\x14 \x01(\tB\x0c\xe2\x41\x01\x01\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x1b\n\rvalidate_only\x18\x15 \x01(\x08\x42\x04\xe2\x41\x01\x01\"T\n\x16PutReportDraftResponse\x12)\n\x06report\x18\x01 \x01(\x0b\x32\x19.report_service.v1.Report\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"l\n\x19\x44iscardReportDraftRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12 \n\nrequest_id\x18\x14 \x01(\tB\x0c\xe2\x41\x01\x01\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x1b\n\rvalidate_only\x18\x15 \x01(\x08\x42\x04\xe2\x41\x01\x01\"\x1c\n\x1a\x44iscardReportDraftResponse\"k\n\x18\x43ommitReportDraftRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12 \n\nrequest_id\x18\x14 \x01(\tB\x0c\xe2\x41\x01\x01\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x1b\n\rvalidate_only\x18\x15 \x01(\x08\x42\x04\xe2\x41\x01\x01\"i\n\x1bListReportActivitiesRequest\x12\x17\n\treport_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"h\n\x1cListReportActivitiesResponse\x12/\n\nactivities\x18\x01 \x03(\x0b\x32\x1b.report_service.v1.Activity\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"7\n\x1cGetUserReportSettingsRequest\x12\x17\n\treport_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xaa\x01\n\x1fUpdateUserReportSettingsRequest\x12\x17\n\treport_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x08settings\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12 \n\nrequest_id\x18\x14 \x01(\tB\x0c\xe2\x41\x01\x01\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x1b\n\rvalidate_only\x18\x15 \x01(\x08\x42\x04\xe2\x41\x01\x01\x32\xc8\x0f\n\rReportService\x12\x81\x01\n\x0c\x43reateReport\x12&.report_service.v1.CreateReportRequest\x1a\x19.report_service.v1.Report\".\xca\xf3\x18\x0e\n\x0creport:write\x82\xd3\xe4\x93\x02\x16\"\x0c/api/reports:\x06report\x12w\n\tGetReport\x12#.report_service.v1.GetReportRequest\x1a\x19.report_service.v1.Report\"*\xca\xf3\x18\r\n\x0breport:read\x82\xd3\xe4\x93\x02\x13\x12\x11/api/reports/{id}\x12\x83\x01\n\x0bListReports\x12%.report_service.v1.ListReportsRequest\x1a&.report_service.v1.ListReportsResponse\"%\xca\xf3\x18\r\n\x0breport:read\x82\xd3\xe4\x93\x02\x0e\x12\x0c/api/reports\x12\x8d\x01\n\x0cUpdateReport\x12&.report_service.v1.UpdateReportRequest\x1a\x19.report_service.v1.Report\":\xca\xf3\x18\x0e\n\x0creport:write\x82\xd3\xe4\x93\x02\"\x1a\x18/api/reports/{report.id}:\x06report\x12\x8c\x01\n\x0c\x44\x65leteReport\x12&.report_service.v1.DeleteReportRequest\x1a\'.report_service.v1.DeleteReportResponse\"+\xca\xf3\x18\x0e\n\x0creport:write\x82\xd3\xe4\x93\x02\x13*\x11/api/reports/{id}\x12\x83\x01\n\nEditReport\x12$.report_service.v1.EditReportRequest\x1a\x19.report_service.v1.Report\"4\xca\xf3\x18\x0e\n\x0creport:write\x82\xd3\xe4\x93\x02\x1c\"\x17/api/reports/{id}/_edit:\x01*\x12|\n\x0eGetReportDraft\x12(.report_service.v1.GetReportDraftRequest\x1a\x19.report_service.v1.Report\"%\xca\xf3\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/api/reports/{id}/draft\x12\x9f\x01\n\x0ePutReportDraft\x12(.report_service.v1.PutReportDraftRequest\x1a).report_service.v1.PutReportDraftResponse\"8\xca\xf3\x18\x0e\n\x0creport:write\x82\xd3\xe4\x93\x02 \x1a\x17/api/reports/{id}/draft:\x05\x64raft\x12\xa4\x01\n\x12\x44iscardReportDraft\x12,.report_service.v1.DiscardReportDraftRequest\x1a-.report_service.v1.DiscardReportDraftResponse\"1\xca\xf3\x18\x0e\n\x0creport:write\x82\xd3\xe4\x93\x02\x19*\x17/api/reports/{id}/draft\x12\x99\x01\n\x11\x43ommitReportDraft\x12+.report_service.v1.CommitReportDraftRequest\x1a\x19.report_service.v1.Report\"<\xca\xf3\x18\x0e\n\x0creport:write\x82\xd3\xe4\x93\x02$\"\x1f/api/reports/{id}/draft/_commit:\x01*\x12\xb5\x01\n\x14ListReportActivities\x12..report_service.v1.ListReportActivitiesRequest\x1a/.report_service.v1.ListReportActivitiesResponse\"<\xca\xf3\x18\r\n\x0breport:read\x82\xd3\xe4\x93\x02%\x12#/api/reports/{report_id}/activities\x12\xb0\x01\n\x15GetUserReportSettings\x12/.report_service.v1.GetUserReportSettingsRequest\x1a%.report_service.v1.UserReportSettings\"?\xca\xf3\x18\r\n\x0breport:read\x82\xd3\xe4\x93\x02(\x12&/api/reports/{report_id}/user-settings\x12\xc0\x01\n\x18UpdateUserReportSettings\x12\x32.report_service.v1.UpdateUserReportSettingsRequest\x1a%.report_service.v1.UserReportSettings\"I\xca\xf3\x18\r\n\x0breport:read\x82\xd3\xe4\x93\x02\x32\x1a&/api/reports/{report_id}/user-settings:\x08settingsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +40,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CREATEREPORTREQUEST'].fields_by_name['report']._loaded_options = None
   _globals['_CREATEREPORTREQUEST'].fields_by_name['report']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEREPORTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CREATEREPORTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\342\214\317\327\010\002\010\001'
+  _globals['_CREATEREPORTREQUEST'].fields_by_name['validate_only']._loaded_options = None
+  _globals['_CREATEREPORTREQUEST'].fields_by_name['validate_only']._serialized_options = b'\342A\001\001'
   _globals['_GETREPORTREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_GETREPORTREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
   _globals['_LISTREPORTSREQUEST'].fields_by_name['page_size']._loaded_options = None
@@ -49,20 +54,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEREPORTREQUEST'].fields_by_name['report']._serialized_options = b'\342A\001\002'
   _globals['_UPDATEREPORTREQUEST'].fields_by_name['update_mask']._loaded_options = None
   _globals['_UPDATEREPORTREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\001'
+  _globals['_UPDATEREPORTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_UPDATEREPORTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\342\214\317\327\010\002\010\001'
+  _globals['_UPDATEREPORTREQUEST'].fields_by_name['validate_only']._loaded_options = None
+  _globals['_UPDATEREPORTREQUEST'].fields_by_name['validate_only']._serialized_options = b'\342A\001\001'
   _globals['_DELETEREPORTREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_DELETEREPORTREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
+  _globals['_DELETEREPORTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_DELETEREPORTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\342\214\317\327\010\002\010\001'
+  _globals['_DELETEREPORTREQUEST'].fields_by_name['validate_only']._loaded_options = None
+  _globals['_DELETEREPORTREQUEST'].fields_by_name['validate_only']._serialized_options = b'\342A\001\001'
   _globals['_EDITREPORTREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_EDITREPORTREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
+  _globals['_EDITREPORTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_EDITREPORTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\342\214\317\327\010\002\010\001'
+  _globals['_EDITREPORTREQUEST'].fields_by_name['validate_only']._loaded_options = None
+  _globals['_EDITREPORTREQUEST'].fields_by_name['validate_only']._serialized_options = b'\342A\001\001'
   _globals['_GETREPORTDRAFTREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_GETREPORTDRAFTREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
   _globals['_PUTREPORTDRAFTREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_PUTREPORTDRAFTREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
   _globals['_PUTREPORTDRAFTREQUEST'].fields_by_name['draft']._loaded_options = None
   _globals['_PUTREPORTDRAFTREQUEST'].fields_by_name['draft']._serialized_options = b'\342A\001\001'
+  _globals['_PUTREPORTDRAFTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_PUTREPORTDRAFTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\342\214\317\327\010\002\010\001'
+  _globals['_PUTREPORTDRAFTREQUEST'].fields_by_name['validate_only']._loaded_options = None
+  _globals['_PUTREPORTDRAFTREQUEST'].fields_by_name['validate_only']._serialized_options = b'\342A\001\001'
   _globals['_DISCARDREPORTDRAFTREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_DISCARDREPORTDRAFTREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
+  _globals['_DISCARDREPORTDRAFTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_DISCARDREPORTDRAFTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\342\214\317\327\010\002\010\001'
+  _globals['_DISCARDREPORTDRAFTREQUEST'].fields_by_name['validate_only']._loaded_options = None
+  _globals['_DISCARDREPORTDRAFTREQUEST'].fields_by_name['validate_only']._serialized_options = b'\342A\001\001'
   _globals['_COMMITREPORTDRAFTREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_COMMITREPORTDRAFTREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
+  _globals['_COMMITREPORTDRAFTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_COMMITREPORTDRAFTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\342\214\317\327\010\002\010\001'
+  _globals['_COMMITREPORTDRAFTREQUEST'].fields_by_name['validate_only']._loaded_options = None
+  _globals['_COMMITREPORTDRAFTREQUEST'].fields_by_name['validate_only']._serialized_options = b'\342A\001\001'
   _globals['_LISTREPORTACTIVITIESREQUEST'].fields_by_name['report_id']._loaded_options = None
   _globals['_LISTREPORTACTIVITIESREQUEST'].fields_by_name['report_id']._serialized_options = b'\342A\001\002'
   _globals['_LISTREPORTACTIVITIESREQUEST'].fields_by_name['page_size']._loaded_options = None
@@ -75,6 +104,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEUSERREPORTSETTINGSREQUEST'].fields_by_name['report_id']._serialized_options = b'\342A\001\002'
   _globals['_UPDATEUSERREPORTSETTINGSREQUEST'].fields_by_name['settings']._loaded_options = None
   _globals['_UPDATEUSERREPORTSETTINGSREQUEST'].fields_by_name['settings']._serialized_options = b'\342A\001\001'
+  _globals['_UPDATEUSERREPORTSETTINGSREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_UPDATEUSERREPORTSETTINGSREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\342\214\317\327\010\002\010\001'
+  _globals['_UPDATEUSERREPORTSETTINGSREQUEST'].fields_by_name['validate_only']._loaded_options = None
+  _globals['_UPDATEUSERREPORTSETTINGSREQUEST'].fields_by_name['validate_only']._serialized_options = b'\342A\001\001'
   _globals['_REPORTSERVICE'].methods_by_name['CreateReport']._loaded_options = None
   _globals['_REPORTSERVICE'].methods_by_name['CreateReport']._serialized_options = b'\312\363\030\016\n\014report:write\202\323\344\223\002\026\"\014/api/reports:\006report'
   _globals['_REPORTSERVICE'].methods_by_name['GetReport']._loaded_options = None
@@ -101,42 +134,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTSERVICE'].methods_by_name['GetUserReportSettings']._serialized_options = b'\312\363\030\r\n\013report:read\202\323\344\223\002(\022&/api/reports/{report_id}/user-settings'
   _globals['_REPORTSERVICE'].methods_by_name['UpdateUserReportSettings']._loaded_options = None
   _globals['_REPORTSERVICE'].methods_by_name['UpdateUserReportSettings']._serialized_options = b'\312\363\030\r\n\013report:read\202\323\344\223\0022\032&/api/reports/{report_id}/user-settings:\010settings'
-  _globals['_CREATEREPORTREQUEST']._serialized_start=242
-  _globals['_CREATEREPORTREQUEST']._serialized_end=312
-  _globals['_GETREPORTREQUEST']._serialized_start=314
-  _globals['_GETREPORTREQUEST']._serialized_end=350
-  _globals['_LISTREPORTSREQUEST']._serialized_start=352
-  _globals['_LISTREPORTSREQUEST']._serialized_end=423
-  _globals['_LISTREPORTSRESPONSE']._serialized_start=425
-  _globals['_LISTREPORTSRESPONSE']._serialized_end=515
-  _globals['_UPDATEREPORTREQUEST']._serialized_start=517
-  _globals['_UPDATEREPORTREQUEST']._serialized_end=642
-  _globals['_DELETEREPORTREQUEST']._serialized_start=644
-  _globals['_DELETEREPORTREQUEST']._serialized_end=683
-  _globals['_DELETEREPORTRESPONSE']._serialized_start=685
-  _globals['_DELETEREPORTRESPONSE']._serialized_end=707
-  _globals['_EDITREPORTREQUEST']._serialized_start=709
-  _globals['_EDITREPORTREQUEST']._serialized_end=746
-  _globals['_GETREPORTDRAFTREQUEST']._serialized_start=748
-  _globals['_GETREPORTDRAFTREQUEST']._serialized_end=789
-  _globals['_PUTREPORTDRAFTREQUEST']._serialized_start=791
-  _globals['_PUTREPORTDRAFTREQUEST']._serialized_end=890
-  _globals['_PUTREPORTDRAFTRESPONSE']._serialized_start=892
-  _globals['_PUTREPORTDRAFTRESPONSE']._serialized_end=976
-  _globals['_DISCARDREPORTDRAFTREQUEST']._serialized_start=978
-  _globals['_DISCARDREPORTDRAFTREQUEST']._serialized_end=1023
-  _globals['_DISCARDREPORTDRAFTRESPONSE']._serialized_start=1025
-  _globals['_DISCARDREPORTDRAFTRESPONSE']._serialized_end=1053
-  _globals['_COMMITREPORTDRAFTREQUEST']._serialized_start=1055
-  _globals['_COMMITREPORTDRAFTREQUEST']._serialized_end=1099
-  _globals['_LISTREPORTACTIVITIESREQUEST']._serialized_start=1101
-  _globals['_LISTREPORTACTIVITIESREQUEST']._serialized_end=1206
-  _globals['_LISTREPORTACTIVITIESRESPONSE']._serialized_start=1208
-  _globals['_LISTREPORTACTIVITIESRESPONSE']._serialized_end=1312
-  _globals['_GETUSERREPORTSETTINGSREQUEST']._serialized_start=1314
-  _globals['_GETUSERREPORTSETTINGSREQUEST']._serialized_end=1369
-  _globals['_UPDATEUSERREPORTSETTINGSREQUEST']._serialized_start=1371
-  _globals['_UPDATEUSERREPORTSETTINGSREQUEST']._serialized_end=1478
-  _globals['_REPORTSERVICE']._serialized_start=1481
-  _globals['_REPORTSERVICE']._serialized_end=3473
+  _globals['_CREATEREPORTREQUEST']._serialized_start=272
+  _globals['_CREATEREPORTREQUEST']._serialized_end=405
+  _globals['_GETREPORTREQUEST']._serialized_start=407
+  _globals['_GETREPORTREQUEST']._serialized_end=443
+  _globals['_LISTREPORTSREQUEST']._serialized_start=445
+  _globals['_LISTREPORTSREQUEST']._serialized_end=516
+  _globals['_LISTREPORTSRESPONSE']._serialized_start=518
+  _globals['_LISTREPORTSRESPONSE']._serialized_end=608
+  _globals['_UPDATEREPORTREQUEST']._serialized_start=611
+  _globals['_UPDATEREPORTREQUEST']._serialized_end=799
+  _globals['_DELETEREPORTREQUEST']._serialized_start=801
+  _globals['_DELETEREPORTREQUEST']._serialized_end=903
+  _globals['_DELETEREPORTRESPONSE']._serialized_start=905
+  _globals['_DELETEREPORTRESPONSE']._serialized_end=927
+  _globals['_EDITREPORTREQUEST']._serialized_start=929
+  _globals['_EDITREPORTREQUEST']._serialized_end=1029
+  _globals['_GETREPORTDRAFTREQUEST']._serialized_start=1031
+  _globals['_GETREPORTDRAFTREQUEST']._serialized_end=1072
+  _globals['_PUTREPORTDRAFTREQUEST']._serialized_start=1075
+  _globals['_PUTREPORTDRAFTREQUEST']._serialized_end=1237
+  _globals['_PUTREPORTDRAFTRESPONSE']._serialized_start=1239
+  _globals['_PUTREPORTDRAFTRESPONSE']._serialized_end=1323
+  _globals['_DISCARDREPORTDRAFTREQUEST']._serialized_start=1325
+  _globals['_DISCARDREPORTDRAFTREQUEST']._serialized_end=1433
+  _globals['_DISCARDREPORTDRAFTRESPONSE']._serialized_start=1435
+  _globals['_DISCARDREPORTDRAFTRESPONSE']._serialized_end=1463
+  _globals['_COMMITREPORTDRAFTREQUEST']._serialized_start=1465
+  _globals['_COMMITREPORTDRAFTREQUEST']._serialized_end=1572
+  _globals['_LISTREPORTACTIVITIESREQUEST']._serialized_start=1574
+  _globals['_LISTREPORTACTIVITIESREQUEST']._serialized_end=1679
+  _globals['_LISTREPORTACTIVITIESRESPONSE']._serialized_start=1681
+  _globals['_LISTREPORTACTIVITIESRESPONSE']._serialized_end=1785
+  _globals['_GETUSERREPORTSETTINGSREQUEST']._serialized_start=1787
+  _globals['_GETUSERREPORTSETTINGSREQUEST']._serialized_end=1842
+  _globals['_UPDATEUSERREPORTSETTINGSREQUEST']._serialized_start=1845
+  _globals['_UPDATEUSERREPORTSETTINGSREQUEST']._serialized_end=2015
+  _globals['_REPORTSERVICE']._serialized_start=2018
+  _globals['_REPORTSERVICE']._serialized_end=4010
 # @@protoc_insertion_point(module_scope)

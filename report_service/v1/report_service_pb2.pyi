@@ -28,6 +28,31 @@ class CreateReportRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REPORT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
+    """
     @_builtins.property
     def report(self) -> _report_pb2.Report:
         """report is the report to create; its id, type and name are required,
@@ -38,10 +63,12 @@ class CreateReportRequest(_message.Message):
         self,
         *,
         report: _report_pb2.Report | None = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -137,6 +164,31 @@ class UpdateReportRequest(_message.Message):
 
     REPORT_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
+    """
     @_builtins.property
     def report(self) -> _report_pb2.Report:
         """report carries the id of the report to change (an original or one of
@@ -161,10 +213,12 @@ class UpdateReportRequest(_message.Message):
         *,
         report: _report_pb2.Report | None = ...,
         update_mask: _field_mask_pb2.FieldMask | None = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report", "request_id", b"request_id", "update_mask", b"update_mask", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -177,18 +231,45 @@ class DeleteReportRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the id of an original or of one of the caller's drafts, a report id
     (see Report.id for the grammar). Required.
+    """
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
     """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -218,18 +299,45 @@ class EditReportRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the id of the original to draft, a report id (see Report.id
     for the grammar). Required.
+    """
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
     """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -267,9 +375,34 @@ class PutReportDraftRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     DRAFT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the id of the original to draft, a report id (see Report.id
     for the grammar). Required.
+    """
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
     """
     @_builtins.property
     def draft(self) -> _report_pb2.ReportDraftInput:
@@ -282,10 +415,12 @@ class PutReportDraftRequest(_message.Message):
         *,
         id: _builtins.str = ...,
         draft: _report_pb2.ReportDraftInput | None = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft", "id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft", "id", b"id", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -328,18 +463,45 @@ class DiscardReportDraftRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the id of the original whose draft to discard, a report id (see
     Report.id for the grammar). Required.
+    """
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
     """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -371,18 +533,45 @@ class CommitReportDraftRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the id of the original whose draft to commit, a report id (see
     Report.id for the grammar). Required.
+    """
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
     """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -486,9 +675,34 @@ class UpdateUserReportSettingsRequest(_message.Message):
 
     REPORT_ID_FIELD_NUMBER: _builtins.int
     SETTINGS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     report_id: _builtins.str
     """report_id is the id of the report, a report id (see Report.id
     for the grammar). Required.
+    """
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
     """
     @_builtins.property
     def settings(self) -> _struct_pb2.Struct:
@@ -501,10 +715,12 @@ class UpdateUserReportSettingsRequest(_message.Message):
         *,
         report_id: _builtins.str = ...,
         settings: _struct_pb2.Struct | None = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["report_id", b"report_id", "settings", b"settings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["report_id", b"report_id", "request_id", b"request_id", "settings", b"settings", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -54,6 +54,32 @@ class ReportServiceStub:
     FAILED_PRECONDITION (reason `DRIVER_FAILED`, its message) and nothing is
     changed.
 
+    Retries (AIP-155): every write takes an optional request_id, a UUID the
+    caller picks per operation. A retry with the same request_id and the same
+    request returns the first call's response without doing anything again,
+    also after what the call changed is gone (a committed draft, a deleted
+    report) and when the repeats arrive concurrently (one takes effect, all
+    answer the same). A request_id reused for a different request is
+    INVALID_ARGUMENT with reason `REQUEST_ID_REUSED` (field `request_id`).
+    Ids are per caller and are remembered for REPORT_IDEMPOTENCY_TTL (at
+    least 24 hours; then purged). A remembered response is within the size
+    budget below, as every response is.
+
+    Validating without applying (AIP-163): every write takes validate_only.
+    The call runs every check and driver hook it would run, inside a
+    transaction that is rolled back, and answers what it would answer now;
+    nothing is changed, no request_id is remembered, and no activity is
+    recorded.
+
+    Expiry: a draft untouched for REPORT_DRAFT_TTL (default 30 days; 0: drafts
+    never expire) expires at its expire_time, which each change of the draft
+    (UpdateReport, PutReportDraft) moves on. From then on the draft is gone
+    for every RPC: NOT_FOUND with reason `DRAFT_EXPIRED` while its record is
+    kept (until the service purges it, which runs the driver's
+    `before_discard_draft`), `DRAFT_NOT_FOUND` or `REPORT_NOT_FOUND` after;
+    EditReport and PutReportDraft then make a new draft. The original is
+    unaffected.
+
     Errors: every call that fails changes nothing. INVALID_ARGUMENT carries
     a BadRequest naming every bad field at once by its path
     (`report.datasets[1].dataset_id`); every error carries an ErrorInfo whose
@@ -84,7 +110,8 @@ class ReportServiceStub:
     on whether such a draft exists), and ALREADY_EXISTS (reason
     `REPORT_ALREADY_EXISTS`) if an original already has the id.
     Returns INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) for a report
-    over the size budget.
+    over the size budget, and (reason `REQUEST_ID_REUSED`) when request_id
+    was used for another request.
     (Returns the report itself, as AIP-133 does, so the standard response
     name does not apply.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -93,8 +120,9 @@ class ReportServiceStub:
     GetReport: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetReportRequest, _report_pb2.Report]
     """GetReport returns an original, or one of the caller's own drafts.
     Returns INVALID_ARGUMENT if id is outside the grammar (see Report.id),
-    and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or
-    it is another principal's draft.
+    and NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such report
+    or it is another principal's draft, or `DRAFT_EXPIRED` if it is the
+    caller's expired draft.
     (Returns the report itself, as AIP-131 does.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -113,8 +141,10 @@ class ReportServiceStub:
     INVALID_ARGUMENT if report.id is malformed, a path of update_mask is
     unknown, immutable or output only, or an updated field is out of range,
     or (reason `SIZE_BUDGET_EXCEEDED`) the report would be over the size
-    budget; NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
-    is another principal's draft.
+    budget, or (reason `REQUEST_ID_REUSED`) request_id was used for another
+    request; NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such
+    report or it is another principal's draft, or `DRAFT_EXPIRED` if it is
+    the caller's expired draft.
     (Returns the report itself, as AIP-134 does.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -124,10 +154,13 @@ class ReportServiceStub:
     draft's driver `before_discard_draft` runs first), its activities and
     its users' view settings. Given the id of one of the caller's own
     drafts, it discards that draft, as DiscardReportDraft does. Returns
-    INVALID_ARGUMENT if id is malformed, NOT_FOUND (reason
-    `REPORT_NOT_FOUND`) if there is no such report or it is another
-    principal's draft, and FAILED_PRECONDITION (reason `DRIVER_FAILED`) if
-    a driver refuses.
+    INVALID_ARGUMENT if id is malformed or (reason `REQUEST_ID_REUSED`)
+    request_id was used for another request; NOT_FOUND with reason
+    `REPORT_NOT_FOUND` if there is no such report or it is another
+    principal's draft, or `DRAFT_EXPIRED` if it is the caller's expired
+    draft; and FAILED_PRECONDITION (reason `DRIVER_FAILED`) if a driver
+    refuses. The caller's expired drafts of an original are deleted with it
+    (their `before_discard_draft` runs too).
     """
     EditReport: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.EditReportRequest, _report_pb2.Report]
     """EditReport returns the caller's draft of the original id, creating it
@@ -136,8 +169,10 @@ class ReportServiceStub:
     references and snapshot settings), is owned by the caller and points at
     the original with editing_id; the driver's `before_create_draft` may
     change it first. An existing draft is returned as it is, also when a
-    concurrent EditReport of the caller's created it first. Returns
-    INVALID_ARGUMENT if id is malformed; NOT_FOUND (reason
+    concurrent EditReport of the caller's created it first; an expired one
+    is discarded first (its driver's `before_discard_draft` runs) and a new
+    one made. Returns INVALID_ARGUMENT if id is malformed or (reason
+    `REQUEST_ID_REUSED`) request_id was used for another request; NOT_FOUND (reason
     `REPORT_NOT_FOUND`) if there is no such original; FAILED_PRECONDITION
     with reason `REPORT_IS_DRAFT` if id is a draft's, `DRAFT_ID_TAKEN` if
     the draft id is used by a report created before draft ids were
@@ -151,8 +186,9 @@ class ReportServiceStub:
     GetReportDraft: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetReportDraftRequest, _report_pb2.Report]
     """GetReportDraft returns the caller's draft of the original id. Returns
     INVALID_ARGUMENT if id is malformed; NOT_FOUND with reason
-    `REPORT_NOT_FOUND` if there is no such original, or `DRAFT_NOT_FOUND`
-    if the caller has no draft of it; FAILED_PRECONDITION (reason
+    `REPORT_NOT_FOUND` if there is no such original, `DRAFT_NOT_FOUND` if
+    the caller has no draft of it, or `DRAFT_EXPIRED` if the caller's draft
+    of it expired (see expire_time); FAILED_PRECONDITION (reason
     `REPORT_IS_DRAFT`) if id is a draft's.
     (Returns the draft itself.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -165,8 +201,10 @@ class ReportServiceStub:
     enable_filter, dataset references and snapshot settings are copied from
     the original. The name is not taken from the request: a new draft has
     the original's name, a replaced one keeps its own. The driver's
-    `before_create_draft` runs each time (it may change the draft). Returns
-    the same errors as EditReport, and INVALID_ARGUMENT for a draft field
+    `before_create_draft` runs each time (it may change the draft). An
+    expired draft is not replaced but discarded (its driver's
+    `before_discard_draft` runs) and a new one made (created is true).
+    Returns the same errors as EditReport, and INVALID_ARGUMENT for a draft field
     out of range or (reason `SIZE_BUDGET_EXCEEDED`) a draft over the size
     budget. A draft that a concurrent call of the caller's created first is
     replaced, as if this call had come second (created is false); ABORTED
@@ -179,8 +217,10 @@ class ReportServiceStub:
     DiscardReportDraft: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.DiscardReportDraftRequest, _report_service_pb2.DiscardReportDraftResponse]
     """DiscardReportDraft deletes the caller's draft of the original id after
     the driver's `before_discard_draft` has run; the original is
-    unaffected. Returns INVALID_ARGUMENT if id is malformed; NOT_FOUND with
-    reason `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
+    unaffected. Returns INVALID_ARGUMENT if id is malformed or (reason
+    `REQUEST_ID_REUSED`) request_id was used for another request; NOT_FOUND
+    with reason `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
+    GetReportDraft does;
     FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
     or `DRIVER_FAILED` if the driver refuses.
     Over HTTP (the edge's transcoder) it answers 200 with `{}`, not the
@@ -197,8 +237,10 @@ class ReportServiceStub:
     draft is deleted; every user's view settings of the report are deleted;
     and a `reportUpdated` activity records the caller, the time and the
     changed fields. Any failure rolls every step back. Returns
-    INVALID_ARGUMENT if id is malformed; NOT_FOUND with reason
-    `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
+    INVALID_ARGUMENT if id is malformed or (reason `REQUEST_ID_REUSED`)
+    request_id was used for another request; NOT_FOUND with reason
+    `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
+    GetReportDraft does;
     FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
     or `DRIVER_FAILED` if the driver refuses or returns invalid changes;
     INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) if the driver's
@@ -212,15 +254,17 @@ class ReportServiceStub:
     one page at a time; a page ends early at 2 MiB (the size budget). A
     draft has none. Returns INVALID_ARGUMENT for a
     malformed report_id, a negative page_size or a page_token this RPC did
-    not issue, and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such
-    report or it is another principal's draft.
+    not issue, and NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no
+    such report or it is another principal's draft, or `DRAFT_EXPIRED` if
+    it is the caller's expired draft.
     """
     GetUserReportSettings: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetUserReportSettingsRequest, _report_pb2.UserReportSettings]
     """GetUserReportSettings returns the caller's own view settings of a
     report (an original or the caller's draft); settings is empty when the
     caller has none. Returns INVALID_ARGUMENT for a malformed report_id and
-    NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
-    is another principal's draft.
+    NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such report or
+    it is another principal's draft, or `DRAFT_EXPIRED` if it is the
+    caller's expired draft.
     (Returns the settings resource itself.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -230,7 +274,9 @@ class ReportServiceStub:
     report (an original or the caller's draft). Committing a draft of the
     report deletes every user's settings of it. Returns the same errors as
     GetUserReportSettings, and INVALID_ARGUMENT (reason
-    `SIZE_BUDGET_EXCEEDED`, field `settings`) for settings over 1 MiB.
+    `SIZE_BUDGET_EXCEEDED`, field `settings`) for settings over 1 MiB, and
+    INVALID_ARGUMENT (reason `REQUEST_ID_REUSED`) when request_id was used
+    for another request.
     Needs only `report:read`: the settings are the caller's own, not the
     report's.
     (Returns the settings resource itself.)
@@ -266,6 +312,32 @@ class ReportServiceAsyncStub(ReportServiceStub):
     FAILED_PRECONDITION (reason `DRIVER_FAILED`, its message) and nothing is
     changed.
 
+    Retries (AIP-155): every write takes an optional request_id, a UUID the
+    caller picks per operation. A retry with the same request_id and the same
+    request returns the first call's response without doing anything again,
+    also after what the call changed is gone (a committed draft, a deleted
+    report) and when the repeats arrive concurrently (one takes effect, all
+    answer the same). A request_id reused for a different request is
+    INVALID_ARGUMENT with reason `REQUEST_ID_REUSED` (field `request_id`).
+    Ids are per caller and are remembered for REPORT_IDEMPOTENCY_TTL (at
+    least 24 hours; then purged). A remembered response is within the size
+    budget below, as every response is.
+
+    Validating without applying (AIP-163): every write takes validate_only.
+    The call runs every check and driver hook it would run, inside a
+    transaction that is rolled back, and answers what it would answer now;
+    nothing is changed, no request_id is remembered, and no activity is
+    recorded.
+
+    Expiry: a draft untouched for REPORT_DRAFT_TTL (default 30 days; 0: drafts
+    never expire) expires at its expire_time, which each change of the draft
+    (UpdateReport, PutReportDraft) moves on. From then on the draft is gone
+    for every RPC: NOT_FOUND with reason `DRAFT_EXPIRED` while its record is
+    kept (until the service purges it, which runs the driver's
+    `before_discard_draft`), `DRAFT_NOT_FOUND` or `REPORT_NOT_FOUND` after;
+    EditReport and PutReportDraft then make a new draft. The original is
+    unaffected.
+
     Errors: every call that fails changes nothing. INVALID_ARGUMENT carries
     a BadRequest naming every bad field at once by its path
     (`report.datasets[1].dataset_id`); every error carries an ErrorInfo whose
@@ -293,7 +365,8 @@ class ReportServiceAsyncStub(ReportServiceStub):
     on whether such a draft exists), and ALREADY_EXISTS (reason
     `REPORT_ALREADY_EXISTS`) if an original already has the id.
     Returns INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) for a report
-    over the size budget.
+    over the size budget, and (reason `REQUEST_ID_REUSED`) when request_id
+    was used for another request.
     (Returns the report itself, as AIP-133 does, so the standard response
     name does not apply.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -302,8 +375,9 @@ class ReportServiceAsyncStub(ReportServiceStub):
     GetReport: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetReportRequest, _report_pb2.Report]  # type: ignore[assignment]
     """GetReport returns an original, or one of the caller's own drafts.
     Returns INVALID_ARGUMENT if id is outside the grammar (see Report.id),
-    and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or
-    it is another principal's draft.
+    and NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such report
+    or it is another principal's draft, or `DRAFT_EXPIRED` if it is the
+    caller's expired draft.
     (Returns the report itself, as AIP-131 does.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -322,8 +396,10 @@ class ReportServiceAsyncStub(ReportServiceStub):
     INVALID_ARGUMENT if report.id is malformed, a path of update_mask is
     unknown, immutable or output only, or an updated field is out of range,
     or (reason `SIZE_BUDGET_EXCEEDED`) the report would be over the size
-    budget; NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
-    is another principal's draft.
+    budget, or (reason `REQUEST_ID_REUSED`) request_id was used for another
+    request; NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such
+    report or it is another principal's draft, or `DRAFT_EXPIRED` if it is
+    the caller's expired draft.
     (Returns the report itself, as AIP-134 does.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -333,10 +409,13 @@ class ReportServiceAsyncStub(ReportServiceStub):
     draft's driver `before_discard_draft` runs first), its activities and
     its users' view settings. Given the id of one of the caller's own
     drafts, it discards that draft, as DiscardReportDraft does. Returns
-    INVALID_ARGUMENT if id is malformed, NOT_FOUND (reason
-    `REPORT_NOT_FOUND`) if there is no such report or it is another
-    principal's draft, and FAILED_PRECONDITION (reason `DRIVER_FAILED`) if
-    a driver refuses.
+    INVALID_ARGUMENT if id is malformed or (reason `REQUEST_ID_REUSED`)
+    request_id was used for another request; NOT_FOUND with reason
+    `REPORT_NOT_FOUND` if there is no such report or it is another
+    principal's draft, or `DRAFT_EXPIRED` if it is the caller's expired
+    draft; and FAILED_PRECONDITION (reason `DRIVER_FAILED`) if a driver
+    refuses. The caller's expired drafts of an original are deleted with it
+    (their `before_discard_draft` runs too).
     """
     EditReport: _aio.UnaryUnaryMultiCallable[_report_service_pb2.EditReportRequest, _report_pb2.Report]  # type: ignore[assignment]
     """EditReport returns the caller's draft of the original id, creating it
@@ -345,8 +424,10 @@ class ReportServiceAsyncStub(ReportServiceStub):
     references and snapshot settings), is owned by the caller and points at
     the original with editing_id; the driver's `before_create_draft` may
     change it first. An existing draft is returned as it is, also when a
-    concurrent EditReport of the caller's created it first. Returns
-    INVALID_ARGUMENT if id is malformed; NOT_FOUND (reason
+    concurrent EditReport of the caller's created it first; an expired one
+    is discarded first (its driver's `before_discard_draft` runs) and a new
+    one made. Returns INVALID_ARGUMENT if id is malformed or (reason
+    `REQUEST_ID_REUSED`) request_id was used for another request; NOT_FOUND (reason
     `REPORT_NOT_FOUND`) if there is no such original; FAILED_PRECONDITION
     with reason `REPORT_IS_DRAFT` if id is a draft's, `DRAFT_ID_TAKEN` if
     the draft id is used by a report created before draft ids were
@@ -360,8 +441,9 @@ class ReportServiceAsyncStub(ReportServiceStub):
     GetReportDraft: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetReportDraftRequest, _report_pb2.Report]  # type: ignore[assignment]
     """GetReportDraft returns the caller's draft of the original id. Returns
     INVALID_ARGUMENT if id is malformed; NOT_FOUND with reason
-    `REPORT_NOT_FOUND` if there is no such original, or `DRAFT_NOT_FOUND`
-    if the caller has no draft of it; FAILED_PRECONDITION (reason
+    `REPORT_NOT_FOUND` if there is no such original, `DRAFT_NOT_FOUND` if
+    the caller has no draft of it, or `DRAFT_EXPIRED` if the caller's draft
+    of it expired (see expire_time); FAILED_PRECONDITION (reason
     `REPORT_IS_DRAFT`) if id is a draft's.
     (Returns the draft itself.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -374,8 +456,10 @@ class ReportServiceAsyncStub(ReportServiceStub):
     enable_filter, dataset references and snapshot settings are copied from
     the original. The name is not taken from the request: a new draft has
     the original's name, a replaced one keeps its own. The driver's
-    `before_create_draft` runs each time (it may change the draft). Returns
-    the same errors as EditReport, and INVALID_ARGUMENT for a draft field
+    `before_create_draft` runs each time (it may change the draft). An
+    expired draft is not replaced but discarded (its driver's
+    `before_discard_draft` runs) and a new one made (created is true).
+    Returns the same errors as EditReport, and INVALID_ARGUMENT for a draft field
     out of range or (reason `SIZE_BUDGET_EXCEEDED`) a draft over the size
     budget. A draft that a concurrent call of the caller's created first is
     replaced, as if this call had come second (created is false); ABORTED
@@ -388,8 +472,10 @@ class ReportServiceAsyncStub(ReportServiceStub):
     DiscardReportDraft: _aio.UnaryUnaryMultiCallable[_report_service_pb2.DiscardReportDraftRequest, _report_service_pb2.DiscardReportDraftResponse]  # type: ignore[assignment]
     """DiscardReportDraft deletes the caller's draft of the original id after
     the driver's `before_discard_draft` has run; the original is
-    unaffected. Returns INVALID_ARGUMENT if id is malformed; NOT_FOUND with
-    reason `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
+    unaffected. Returns INVALID_ARGUMENT if id is malformed or (reason
+    `REQUEST_ID_REUSED`) request_id was used for another request; NOT_FOUND
+    with reason `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
+    GetReportDraft does;
     FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
     or `DRIVER_FAILED` if the driver refuses.
     Over HTTP (the edge's transcoder) it answers 200 with `{}`, not the
@@ -406,8 +492,10 @@ class ReportServiceAsyncStub(ReportServiceStub):
     draft is deleted; every user's view settings of the report are deleted;
     and a `reportUpdated` activity records the caller, the time and the
     changed fields. Any failure rolls every step back. Returns
-    INVALID_ARGUMENT if id is malformed; NOT_FOUND with reason
-    `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
+    INVALID_ARGUMENT if id is malformed or (reason `REQUEST_ID_REUSED`)
+    request_id was used for another request; NOT_FOUND with reason
+    `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
+    GetReportDraft does;
     FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
     or `DRIVER_FAILED` if the driver refuses or returns invalid changes;
     INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) if the driver's
@@ -421,15 +509,17 @@ class ReportServiceAsyncStub(ReportServiceStub):
     one page at a time; a page ends early at 2 MiB (the size budget). A
     draft has none. Returns INVALID_ARGUMENT for a
     malformed report_id, a negative page_size or a page_token this RPC did
-    not issue, and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such
-    report or it is another principal's draft.
+    not issue, and NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no
+    such report or it is another principal's draft, or `DRAFT_EXPIRED` if
+    it is the caller's expired draft.
     """
     GetUserReportSettings: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetUserReportSettingsRequest, _report_pb2.UserReportSettings]  # type: ignore[assignment]
     """GetUserReportSettings returns the caller's own view settings of a
     report (an original or the caller's draft); settings is empty when the
     caller has none. Returns INVALID_ARGUMENT for a malformed report_id and
-    NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
-    is another principal's draft.
+    NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such report or
+    it is another principal's draft, or `DRAFT_EXPIRED` if it is the
+    caller's expired draft.
     (Returns the settings resource itself.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -439,7 +529,9 @@ class ReportServiceAsyncStub(ReportServiceStub):
     report (an original or the caller's draft). Committing a draft of the
     report deletes every user's settings of it. Returns the same errors as
     GetUserReportSettings, and INVALID_ARGUMENT (reason
-    `SIZE_BUDGET_EXCEEDED`, field `settings`) for settings over 1 MiB.
+    `SIZE_BUDGET_EXCEEDED`, field `settings`) for settings over 1 MiB, and
+    INVALID_ARGUMENT (reason `REQUEST_ID_REUSED`) when request_id was used
+    for another request.
     Needs only `report:read`: the settings are the caller's own, not the
     report's.
     (Returns the settings resource itself.)
@@ -474,6 +566,32 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
     FAILED_PRECONDITION (reason `DRIVER_FAILED`, its message) and nothing is
     changed.
 
+    Retries (AIP-155): every write takes an optional request_id, a UUID the
+    caller picks per operation. A retry with the same request_id and the same
+    request returns the first call's response without doing anything again,
+    also after what the call changed is gone (a committed draft, a deleted
+    report) and when the repeats arrive concurrently (one takes effect, all
+    answer the same). A request_id reused for a different request is
+    INVALID_ARGUMENT with reason `REQUEST_ID_REUSED` (field `request_id`).
+    Ids are per caller and are remembered for REPORT_IDEMPOTENCY_TTL (at
+    least 24 hours; then purged). A remembered response is within the size
+    budget below, as every response is.
+
+    Validating without applying (AIP-163): every write takes validate_only.
+    The call runs every check and driver hook it would run, inside a
+    transaction that is rolled back, and answers what it would answer now;
+    nothing is changed, no request_id is remembered, and no activity is
+    recorded.
+
+    Expiry: a draft untouched for REPORT_DRAFT_TTL (default 30 days; 0: drafts
+    never expire) expires at its expire_time, which each change of the draft
+    (UpdateReport, PutReportDraft) moves on. From then on the draft is gone
+    for every RPC: NOT_FOUND with reason `DRAFT_EXPIRED` while its record is
+    kept (until the service purges it, which runs the driver's
+    `before_discard_draft`), `DRAFT_NOT_FOUND` or `REPORT_NOT_FOUND` after;
+    EditReport and PutReportDraft then make a new draft. The original is
+    unaffected.
+
     Errors: every call that fails changes nothing. INVALID_ARGUMENT carries
     a BadRequest naming every bad field at once by its path
     (`report.datasets[1].dataset_id`); every error carries an ErrorInfo whose
@@ -505,7 +623,8 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         on whether such a draft exists), and ALREADY_EXISTS (reason
         `REPORT_ALREADY_EXISTS`) if an original already has the id.
         Returns INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) for a report
-        over the size budget.
+        over the size budget, and (reason `REQUEST_ID_REUSED`) when request_id
+        was used for another request.
         (Returns the report itself, as AIP-133 does, so the standard response
         name does not apply.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -520,8 +639,9 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_report_pb2.Report, _abc.Awaitable[_report_pb2.Report]]:
         """GetReport returns an original, or one of the caller's own drafts.
         Returns INVALID_ARGUMENT if id is outside the grammar (see Report.id),
-        and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or
-        it is another principal's draft.
+        and NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such report
+        or it is another principal's draft, or `DRAFT_EXPIRED` if it is the
+        caller's expired draft.
         (Returns the report itself, as AIP-131 does.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -552,8 +672,10 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         INVALID_ARGUMENT if report.id is malformed, a path of update_mask is
         unknown, immutable or output only, or an updated field is out of range,
         or (reason `SIZE_BUDGET_EXCEEDED`) the report would be over the size
-        budget; NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
-        is another principal's draft.
+        budget, or (reason `REQUEST_ID_REUSED`) request_id was used for another
+        request; NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such
+        report or it is another principal's draft, or `DRAFT_EXPIRED` if it is
+        the caller's expired draft.
         (Returns the report itself, as AIP-134 does.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -569,10 +691,13 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         draft's driver `before_discard_draft` runs first), its activities and
         its users' view settings. Given the id of one of the caller's own
         drafts, it discards that draft, as DiscardReportDraft does. Returns
-        INVALID_ARGUMENT if id is malformed, NOT_FOUND (reason
-        `REPORT_NOT_FOUND`) if there is no such report or it is another
-        principal's draft, and FAILED_PRECONDITION (reason `DRIVER_FAILED`) if
-        a driver refuses.
+        INVALID_ARGUMENT if id is malformed or (reason `REQUEST_ID_REUSED`)
+        request_id was used for another request; NOT_FOUND with reason
+        `REPORT_NOT_FOUND` if there is no such report or it is another
+        principal's draft, or `DRAFT_EXPIRED` if it is the caller's expired
+        draft; and FAILED_PRECONDITION (reason `DRIVER_FAILED`) if a driver
+        refuses. The caller's expired drafts of an original are deleted with it
+        (their `before_discard_draft` runs too).
         """
 
     @_abc_1.abstractmethod
@@ -587,8 +712,10 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         references and snapshot settings), is owned by the caller and points at
         the original with editing_id; the driver's `before_create_draft` may
         change it first. An existing draft is returned as it is, also when a
-        concurrent EditReport of the caller's created it first. Returns
-        INVALID_ARGUMENT if id is malformed; NOT_FOUND (reason
+        concurrent EditReport of the caller's created it first; an expired one
+        is discarded first (its driver's `before_discard_draft` runs) and a new
+        one made. Returns INVALID_ARGUMENT if id is malformed or (reason
+        `REQUEST_ID_REUSED`) request_id was used for another request; NOT_FOUND (reason
         `REPORT_NOT_FOUND`) if there is no such original; FAILED_PRECONDITION
         with reason `REPORT_IS_DRAFT` if id is a draft's, `DRAFT_ID_TAKEN` if
         the draft id is used by a report created before draft ids were
@@ -608,8 +735,9 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_report_pb2.Report, _abc.Awaitable[_report_pb2.Report]]:
         """GetReportDraft returns the caller's draft of the original id. Returns
         INVALID_ARGUMENT if id is malformed; NOT_FOUND with reason
-        `REPORT_NOT_FOUND` if there is no such original, or `DRAFT_NOT_FOUND`
-        if the caller has no draft of it; FAILED_PRECONDITION (reason
+        `REPORT_NOT_FOUND` if there is no such original, `DRAFT_NOT_FOUND` if
+        the caller has no draft of it, or `DRAFT_EXPIRED` if the caller's draft
+        of it expired (see expire_time); FAILED_PRECONDITION (reason
         `REPORT_IS_DRAFT`) if id is a draft's.
         (Returns the draft itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -628,8 +756,10 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         enable_filter, dataset references and snapshot settings are copied from
         the original. The name is not taken from the request: a new draft has
         the original's name, a replaced one keeps its own. The driver's
-        `before_create_draft` runs each time (it may change the draft). Returns
-        the same errors as EditReport, and INVALID_ARGUMENT for a draft field
+        `before_create_draft` runs each time (it may change the draft). An
+        expired draft is not replaced but discarded (its driver's
+        `before_discard_draft` runs) and a new one made (created is true).
+        Returns the same errors as EditReport, and INVALID_ARGUMENT for a draft field
         out of range or (reason `SIZE_BUDGET_EXCEEDED`) a draft over the size
         budget. A draft that a concurrent call of the caller's created first is
         replaced, as if this call had come second (created is false); ABORTED
@@ -648,8 +778,10 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_report_service_pb2.DiscardReportDraftResponse, _abc.Awaitable[_report_service_pb2.DiscardReportDraftResponse]]:
         """DiscardReportDraft deletes the caller's draft of the original id after
         the driver's `before_discard_draft` has run; the original is
-        unaffected. Returns INVALID_ARGUMENT if id is malformed; NOT_FOUND with
-        reason `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
+        unaffected. Returns INVALID_ARGUMENT if id is malformed or (reason
+        `REQUEST_ID_REUSED`) request_id was used for another request; NOT_FOUND
+        with reason `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
+        GetReportDraft does;
         FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
         or `DRIVER_FAILED` if the driver refuses.
         Over HTTP (the edge's transcoder) it answers 200 with `{}`, not the
@@ -672,8 +804,10 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         draft is deleted; every user's view settings of the report are deleted;
         and a `reportUpdated` activity records the caller, the time and the
         changed fields. Any failure rolls every step back. Returns
-        INVALID_ARGUMENT if id is malformed; NOT_FOUND with reason
-        `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
+        INVALID_ARGUMENT if id is malformed or (reason `REQUEST_ID_REUSED`)
+        request_id was used for another request; NOT_FOUND with reason
+        `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
+        GetReportDraft does;
         FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
         or `DRIVER_FAILED` if the driver refuses or returns invalid changes;
         INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) if the driver's
@@ -693,8 +827,9 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         one page at a time; a page ends early at 2 MiB (the size budget). A
         draft has none. Returns INVALID_ARGUMENT for a
         malformed report_id, a negative page_size or a page_token this RPC did
-        not issue, and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such
-        report or it is another principal's draft.
+        not issue, and NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no
+        such report or it is another principal's draft, or `DRAFT_EXPIRED` if
+        it is the caller's expired draft.
         """
 
     @_abc_1.abstractmethod
@@ -706,8 +841,9 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         """GetUserReportSettings returns the caller's own view settings of a
         report (an original or the caller's draft); settings is empty when the
         caller has none. Returns INVALID_ARGUMENT for a malformed report_id and
-        NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
-        is another principal's draft.
+        NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such report or
+        it is another principal's draft, or `DRAFT_EXPIRED` if it is the
+        caller's expired draft.
         (Returns the settings resource itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -723,7 +859,9 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         report (an original or the caller's draft). Committing a draft of the
         report deletes every user's settings of it. Returns the same errors as
         GetUserReportSettings, and INVALID_ARGUMENT (reason
-        `SIZE_BUDGET_EXCEEDED`, field `settings`) for settings over 1 MiB.
+        `SIZE_BUDGET_EXCEEDED`, field `settings`) for settings over 1 MiB, and
+        INVALID_ARGUMENT (reason `REQUEST_ID_REUSED`) when request_id was used
+        for another request.
         Needs only `report:read`: the settings are the caller's own, not the
         report's.
         (Returns the settings resource itself.)

@@ -117,6 +117,11 @@ def _report_world(call: Caller, tag: str) -> World:
     return world
 
 
+def _request_id(world: World) -> str:
+    """The world's own request_id: every request built on the world repeats it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"race:{world.tag}"))
+
+
 def _update(report_id: str, **fields) -> report_service_pb2.UpdateReportRequest:
     return _R.UpdateReportRequest(
         report=report_pb2.Report(id=report_id, **fields),
@@ -237,6 +242,17 @@ REPORT_RACERS: dict[str, Racer] = {
         "CommitReportDraft",
         ALICE,
         lambda w: _R.CommitReportDraftRequest(id=w.ids["original"]),
+        lambda call, w, published: (
+            (now := call.read(ALICE, "GetReport", _R.GetReportRequest(id=w.ids["original"])))
+            is not None
+            and now.defn == published.defn
+        ),
+    ),
+    # Concurrent repeats: raced with itself, both answer the first commit (and are OK).
+    "CommitReportDraft with a request_id": Racer(
+        "CommitReportDraft",
+        ALICE,
+        lambda w: _R.CommitReportDraftRequest(id=w.ids["original"], request_id=_request_id(w)),
         lambda call, w, published: (
             (now := call.read(ALICE, "GetReport", _R.GetReportRequest(id=w.ids["original"])))
             is not None

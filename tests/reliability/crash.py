@@ -296,6 +296,7 @@ class ReportLog:
 
     attempted: list[str] = field(default_factory=list)
     acknowledged: list[str] = field(default_factory=list)
+    answers: dict = field(default_factory=dict)  # version -> (commit request, its answer)
 
 
 class ReportWorkload(Workload):
@@ -385,21 +386,32 @@ class ReportWorkload(Workload):
                     ),
                     metadata,
                 )
-                log.attempted.append(version)
-                calls.count(attempted=1)
-                committed = calls(
-                    stub.CommitReportDraft,
-                    report_service_pb2.CommitReportDraftRequest(id=report_id),
-                    metadata,
-                )
             except Interrupted:
                 if calls.stopping.is_set():
                     return
                 continue  # unknown outcome: start the next version from EditReport
+            # The commit carries a request_id and is retried with it until answered: a commit
+            # that went through before the crash answers again, though its draft is gone.
+            commit = report_service_pb2.CommitReportDraftRequest(
+                id=report_id, request_id=str(uuid.uuid4())
+            )
+            log.attempted.append(version)
+            calls.count(attempted=1)
+            committed = self._answered(calls, stub.CommitReportDraft, commit, metadata)
             if committed.defn["marker"] != version or committed.name != f"name {version}":
                 calls.unexpected(f"commit of {version} answered {committed}")
+            log.answers[version] = (commit, committed)
             log.acknowledged.append(version)
             calls.count(acknowledged=1)
+
+    @staticmethod
+    def _answered(calls: Calls, method, request, metadata):
+        while True:
+            try:
+                return calls(method, request, metadata)
+            except Interrupted:
+                if calls.stopping.is_set():
+                    raise
 
     # -- invariants ----------------------------------------------------------
 
@@ -510,6 +522,20 @@ class ReportWorkload(Workload):
                 and activity.get("datasource_id") == v,
                 f"{report_id}: activity {activity} mixes versions",
             )
+
+    def check_service(
+        self, database: peewee.Database, channel: grpc.Channel, figures: Figures
+    ) -> None:
+        """Every acknowledged commit, sent again with its request_id: its first answer (the
+        draft it committed is long gone), and no change to the store."""
+        stub = report_service_pb2_grpc.ReportServiceStub(channel)
+        before = snapshot(database)
+        for index, log in enumerate(self.logs):
+            metadata = bearer(self.principal(index), ("report:read", "report:write"))
+            for version, (commit, answer) in dict(log.answers).items():
+                again = stub.CommitReportDraft(commit, metadata=metadata, timeout=CALL_TIMEOUT)
+                check(figures, again == answer, f"retry of the commit of {version}: {again}")
+        check(figures, snapshot(database) == before, "a retried commit changed the store")
 
     @staticmethod
     def _stored_datasets(version: str | None) -> list[tuple]:

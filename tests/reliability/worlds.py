@@ -149,12 +149,24 @@ _COHORT_OWNED: dict[str, tuple[tuple[Builder, grpc.StatusCode], ...]] = {
             ),
             OK,
         ),
+        (
+            lambda w: draft_service_pb2.PatchCohortDraftRequest(
+                draft_id=w.ids["draft"], name="checked only", validate_only=True
+            ),
+            OK,
+        ),
     ),
     "GetCohortDraft": (
         (lambda w: draft_service_pb2.GetCohortDraftRequest(draft_id=w.ids["draft"]), OK),
     ),
     "DeleteCohortDraft": (
         (lambda w: draft_service_pb2.DeleteCohortDraftRequest(draft_id=w.ids["draft"]), OK),
+        (
+            lambda w: draft_service_pb2.DeleteCohortDraftRequest(
+                draft_id=w.ids["draft"], validate_only=True
+            ),
+            OK,
+        ),
     ),
 }
 
@@ -218,6 +230,14 @@ def _report_setup(channel: grpc.Channel, metadata, tag: str) -> World:
     return world
 
 
+_RID = "5f0c4e8a-8a53-4d4e-9b7e-2b6f0f3c1d2a"  # one request_id, used by both principals
+
+
+def _rid(world: World) -> str:
+    """A request_id of the world's own (the same each time a request is built on it)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"request:{world.tag}"))
+
+
 def _on_draft(request_type, **extra) -> Builder:
     return lambda w: request_type(id=w.ids["draft"], **extra)
 
@@ -243,7 +263,10 @@ _REPORT_OWNED: dict[str, tuple[tuple[Builder, grpc.StatusCode], ...]] = {
             OK,
         ),
     ),
-    "DeleteReport": ((_on_draft(_R.DeleteReportRequest), OK),),
+    "DeleteReport": (
+        (_on_draft(_R.DeleteReportRequest), OK),
+        (_on_draft(_R.DeleteReportRequest, validate_only=True, request_id=_RID), OK),
+    ),
     "EditReport": ((_on_draft(_R.EditReportRequest), FAILED),),
     "GetReportDraft": (
         (_on_original(_R.GetReportDraftRequest), OK),
@@ -259,6 +282,8 @@ _REPORT_OWNED: dict[str, tuple[tuple[Builder, grpc.StatusCode], ...]] = {
     "CommitReportDraft": (
         (_on_original(_R.CommitReportDraftRequest), OK),
         (_on_draft(_R.CommitReportDraftRequest), FAILED),
+        (lambda w: _R.CommitReportDraftRequest(id=w.ids["original"], request_id=_rid(w)), OK),
+        (lambda w: _R.CommitReportDraftRequest(id=w.ids["original"], validate_only=True), OK),
     ),
     "ListReportActivities": (
         (lambda w: _R.ListReportActivitiesRequest(report_id=w.ids["draft"]), OK),
@@ -270,6 +295,12 @@ _REPORT_OWNED: dict[str, tuple[tuple[Builder, grpc.StatusCode], ...]] = {
         (
             lambda w: _R.UpdateUserReportSettingsRequest(
                 report_id=w.ids["draft"], settings=_struct({"zoom": 9})
+            ),
+            OK,
+        ),
+        (
+            lambda w: _R.UpdateUserReportSettingsRequest(
+                report_id=w.ids["draft"], settings=_struct({"zoom": 8}), request_id=_rid(w)
             ),
             OK,
         ),

