@@ -83,7 +83,7 @@ def _measure(definition, scenario, args) -> None:
     from tests.support import TEST_AUTH
 
     handlers = _Handlers()
-    definition.add_servicers(handlers)
+    definition.add_servicers(handlers, {})  # every option at its default
     interceptor = PlatformInterceptor(definition.name, TokenVerifier(TEST_AUTH))
     steps = [
         (step, interceptor.intercept_service(handlers.lookup, _Details(step.method)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
@@ -19,7 +20,7 @@ from cohort_service.v1 import (
 from shared.service import Command, ServiceDefinition
 
 
-def add_servicers(server: grpc.Server) -> None:
+def add_servicers(server: grpc.Server, options: Mapping[str, int]) -> None:
     catalog_service_pb2_grpc.add_CohortCatalogServiceServicer_to_server(
         CohortCatalogServicer(), server
     )

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
 
 from report_service.drivers import DriverRegistry
 from report_service.models import database
+from report_service.revisions import REVISIONS_KEPT
 from report_service.servicer import ReportServicer
 from report_service.v1 import report_service_pb2, report_service_pb2_grpc
 from shared.service import ServiceDefinition
 
 
-def add_servicers(server: grpc.Server) -> None:
+def add_servicers(server: grpc.Server, options: Mapping[str, int]) -> None:
     # Drivers are discovered here, once per server, so a plug-in installed later needs a restart.
     report_service_pb2_grpc.add_ReportServiceServicer_to_server(
-        ReportServicer(DriverRegistry.discover()), server
+        ReportServicer(DriverRegistry.discover(), REVISIONS_KEPT.of(options)), server
     )
 
 
@@ -28,4 +30,5 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     add_servicers=add_servicers,
     service_names=(report_service_pb2.DESCRIPTOR.services_by_name["ReportService"].full_name,),
+    options=(REVISIONS_KEPT,),
 )

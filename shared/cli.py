@@ -48,7 +48,12 @@ def _settings(definition: ServiceDefinition, args: argparse.Namespace, **kw: Any
     # The format first: a mistake in the other settings is then reported in it.
     configure_logging(load_log_format(definition.env_prefix, vars(args)))
     return load_settings(
-        definition.name, definition.env_prefix, definition.default_port, vars(args), **kw
+        definition.name,
+        definition.env_prefix,
+        definition.default_port,
+        vars(args),
+        options=definition.options,
+        **kw,
     )
 
 
@@ -182,6 +187,11 @@ def build_parser(definition: ServiceDefinition) -> argparse.ArgumentParser:
         help=f"serve Prometheus /metrics on --host at this port, 0 for any "
         f"(env {prefix}_METRICS_PORT; off when unset)",
     )
+    for option in definition.options:
+        serve_cmd.add_argument(
+            option.flag,
+            help=f"{option.help} (env {prefix}_{option.name.upper()}, {option.default})",
+        )
     serve_cmd.set_defaults(handler=_serve)
 
     migrate_cmd = commands.add_parser("migrate", help="apply pending migrations and exit")

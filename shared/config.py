@@ -10,8 +10,8 @@ import dataclasses
 import ipaddress
 import os
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -56,6 +56,28 @@ class Settings:
     log_format: str = "text"  # LOG_FORMATS: how the process writes its log lines
     metrics_port: int | None = None  # /metrics (shared.metrics); None: no metrics at all
     tracing: bool = False  # OTLP spans (shared.tracing); the SDK reads its own OTEL_* variables
+    # The service's own settings (ServiceDefinition.options) by name; absent ones are defaults.
+    options: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Option:
+    """A whole-number setting of one service: `--NAME` on serve, `<PREFIX>_<NAME>` in the
+    environment (`revisions_kept`: `--revisions-kept`, `REPORT_REVISIONS_KEPT`)."""
+
+    name: str
+    help: str
+    default: int
+    minimum: int
+    maximum: int
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.name.replace('_', '-')}"
+
+    def of(self, options: Mapping[str, int]) -> int:
+        """This option's value among options (Settings.options), or its default."""
+        return options.get(self.name, self.default)
 
 
 def default_database_url(service: str) -> str:
@@ -171,10 +193,12 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     *,
     require_auth: bool = True,
+    options: Sequence[Option] = (),
 ) -> Settings:
     """Settings for one service from parsed flags (None = not given) and the environment.
 
-    require_auth=False is for commands that serve no calls (migrate, seed, token).
+    require_auth=False is for commands that serve no calls (migrate, seed, token); options
+    are the service's own settings (ServiceDefinition.options).
     """
     environ = os.environ if environ is None else environ
 
@@ -224,7 +248,19 @@ def load_settings(
             _integer(metrics_port, metrics_source, 0, 65535) if metrics_port is not None else None
         ),
         tracing=tracing_enabled(environ),
+        options=_options(options, pick),
     )
+
+
+def _options(
+    options: Sequence[Option], pick: Callable[[str], tuple[object | None, str]]
+) -> dict[str, int]:
+    values = {}
+    for option in options:
+        value, source = pick(option.name)
+        if value is not None:
+            values[option.name] = _integer(value, source, option.minimum, option.maximum)
+    return values
 
 
 def tracing_enabled(environ: Mapping[str, str]) -> bool:

@@ -10,6 +10,8 @@ from pathlib import Path
 import grpc
 import peewee
 
+from shared.config import Option
+
 
 @dataclass(frozen=True)
 class Command:
@@ -29,6 +31,8 @@ class ServiceDefinition:
     default_port: int
     database: peewee.DatabaseProxy
     migrations: Path
-    add_servicers: Callable[[grpc.Server], None]
+    # Registers the servicers, given the service's options (Settings.options; see Option.of).
+    add_servicers: Callable[[grpc.Server, Mapping[str, int]], None]
     service_names: tuple[str, ...]  # full names, for health and reflection
     commands: Mapping[str, Command] = field(default_factory=dict)
+    options: tuple[Option, ...] = ()  # the service's own settings, on `serve`

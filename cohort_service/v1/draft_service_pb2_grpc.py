@@ -96,7 +96,8 @@ class CohortDraftServiceServicer:
         caller's; FAILED_PRECONDITION (reason `PROPOSAL_ALREADY_DECIDED`) for an
         ack opposite to the decision already taken, and (reason
         `PROPOSAL_NO_LONGER_VALID`, with a BadRequest) when an accepted
-        proposal no longer fits the draft it would change.
+        proposal no longer fits the draft it would change; ABORTED (reason
+        `ETAG_MISMATCH`) when etag is set and is not the draft's.
 
         Size budget, well under a client's default 4 MiB message limit: a
         draft's form (its DraftFormState, pending proposals included)
