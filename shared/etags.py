@@ -11,12 +11,13 @@ ETAG_MISMATCH = "ETAG_MISMATCH"
 
 
 def new_etag() -> str:
-    """A fresh etag: weak (`W/"..."`), as a resource's computed parts may differ between reads.
+    """A fresh etag: weak (`W/` and 16 hex digits), as a resource's computed parts may differ
+    between reads. Without RFC 7232's quotes: a value a client passes as it is, in JSON or a shell.
 
     Random rather than a counter: a report id can be deleted and created again, and a counter
     starting over would let an etag read before the delete match the new report.
     """
-    return f'W/"{secrets.token_hex(8)}"'
+    return f"W/{secrets.token_hex(8)}"
 
 
 def check_etag(field: str, given: str, current: str | None, what: str) -> None:

@@ -12,4 +12,4 @@ def up(migrator, db):
         random_hex = "substr(md5(random()::text || clock_timestamp()::text), 1, 16)"
     else:
         random_hex = "lower(hex(randomblob(8)))"
-    db.execute_sql(f"""UPDATE draft SET etag = 'W/"' || {random_hex} || '"'""")
+    db.execute_sql(f"UPDATE draft SET etag = 'W/' || {random_hex}")

@@ -505,7 +505,7 @@ class DraftFormState(_message.Message):
     value on every change of the draft: an applied patch, a soft patch
     staged on it, and an accepted or rejected proposal (unlike revision,
     which counts applied changes only). It is opaque (compare it whole, as
-    a string) and weak (`W/"..."`): two reads with one etag hold the same
+    a string) and weak (`W/...`): two reads with one etag hold the same
     draft, while names shown from the catalog may differ. A soft patch's
     preview carries the draft's etag after staging. Send it back as
     PatchCohortDraftRequest.etag to refuse a patch or an ack if the draft

@@ -82,7 +82,7 @@ def up(migrator, db):
 
     migrator.add_column("report", "etag", peewee.CharField(max_length=64, default="")).run()
     migrator.add_column("report", "original_etag", peewee.CharField(max_length=64, null=True)).run()
-    db.execute_sql(f"""UPDATE report SET etag = 'W/"' || {_random_hex(db)} || '"'""")
+    db.execute_sql(f"UPDATE report SET etag = 'W/' || {_random_hex(db)}")
     db.create_tables([ReportRevision])
     p = db.param
     db.execute_sql(

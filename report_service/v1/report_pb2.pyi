@@ -121,7 +121,7 @@ class Report(_message.Message):
     UpdateReport, CommitReportDraft and RollbackReport; of a draft by
     EditReport, PutReportDraft, UpdateReport and RebaseReportDraft). It is
     opaque (compare it whole, as a string; it is not a counter) and weak
-    (`W/"..."`): two reads with one etag hold the same stored fields, while
+    (`W/...`): two reads with one etag hold the same stored fields, while
     what is computed when read (outdated, links) may differ.
 
     Send it back to make a write conditional: UpdateReportRequest's

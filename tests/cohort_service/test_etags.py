@@ -8,7 +8,7 @@ import pytest
 from tests.cohort_service.support import details
 from tests.support import snapshot
 
-STALE = 'W/"0000000000000000"'
+STALE = "W/0000000000000000"
 
 
 def _refused(call, **fields) -> tuple[grpc.StatusCode, str, dict[str, str]]:
@@ -32,7 +32,7 @@ def test_every_change_of_a_draft_gives_it_a_new_etag_and_reads_keep_it(alice):
     assert len(set(etags)) == len(etags), etags
     assert alice.get(created.draft_id).etag == etags[-1]
     assert alice.list().drafts[0].etag == etags[-1]
-    assert all(etag.startswith('W/"') for etag in etags)
+    assert all(etag.startswith("W/") for etag in etags)
 
 
 @pytest.mark.parametrize("kind", ["patch", "soft patch", "accept", "reject"])

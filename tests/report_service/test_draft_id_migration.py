@@ -114,7 +114,7 @@ def test_an_original_stored_with_a_draft_id_before_the_reservation_fails_that_ed
 ):
     alice.create(id="team:mkt")
     with server.database.connection_context():
-        _insert(server.database, "user:bob:mkt-draft", "user:alice", None, etag='W/"old"')
+        _insert(server.database, "user:bob:mkt-draft", "user:alice", None, etag="W/old")
     before = snapshot(server.database)
 
     with pytest.raises(grpc.RpcError) as caught:

@@ -154,7 +154,7 @@ def test_rebase_with_a_stale_etag_or_of_no_draft_changes_nothing(alice, bob, joh
     before = snapshot(server.database)
 
     with pytest.raises(grpc.RpcError) as stale:
-        bob.call("RebaseReportDraft", id=ORIGINAL, etag='W/"stale"')
+        bob.call("RebaseReportDraft", id=ORIGINAL, etag="W/stale")
     with pytest.raises(grpc.RpcError) as none:
         john.call("RebaseReportDraft", id=ORIGINAL)
     with pytest.raises(grpc.RpcError) as no_diff:

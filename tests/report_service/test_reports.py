@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
@@ -27,7 +29,7 @@ def test_create_report_returns_the_report_with_its_output_fields(john):
         "links": {"self": {"href": "/api/reports/team:sales-dashboard"}},
         "etag": created.etag,
     }
-    assert created.etag.startswith('W/"') and created.etag.endswith('"')
+    assert re.fullmatch("W/[0-9a-f]{16}", created.etag)
     assert created.editing_id == ""
     assert john.call("GetReport", id=created.id) == created
 
