@@ -10,12 +10,14 @@ bench/results/<time>.json; the growth plot to bench/results/<time>-growth.png.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench import report
@@ -47,6 +49,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-growth", action="store_true", help="skip the growth curves")
     parser.add_argument("--plot", type=Path, help="also write the growth plot here")
     parser.add_argument("--rss-calls", type=int, default=100_000, help="calls of the RSS check")
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="services export their spans to an OTLP receiver (python -m tests.otlp)",
+    )
     return parser.parse_args(argv)
 
 
@@ -118,6 +125,21 @@ def run_table(args, generators, stores, work, warmup, duration) -> list[dict]:
     return report.with_ratios(rows)
 
 
+@contextlib.contextmanager
+def _tracing(work: Path, results: dict) -> Iterator[None]:
+    """An OTLP receiver for the block, where the services started in it export their spans."""
+    receiver = start_module("otlp", "tests.otlp", (), os.environ, work / "otlp.log")
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://{receiver.address}"
+    os.environ["OTEL_EXPORTER_OTLP_INSECURE"] = "true"
+    try:
+        yield
+    finally:
+        del os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"], os.environ["OTEL_EXPORTER_OTLP_INSECURE"]
+        receiver.stop()
+        results["spans_received"] = receiver.stdout()[-1].split()[1]
+        print(f"the OTLP receiver got {results['spans_received']} spans")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     warmup, duration = PROFILES["quick" if args.quick else "full"]
@@ -130,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     generators = Generators(args.clients)
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "cpus": os.cpu_count()}
-    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch, contextlib.ExitStack() as stack:
         work = Path(scratch)
+        if args.tracing:
+            stack.enter_context(_tracing(work, results))
         stores = Stores(work)
         try:
             if args.rss:

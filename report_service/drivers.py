@@ -44,6 +44,7 @@ from report_service import fields, mapping, validation
 from report_service.fields import Fields
 from report_service.v1 import report_pb2
 from shared.errors import FailedPrecondition, Violations
+from shared.tracing import span
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -97,7 +98,8 @@ class DriverRegistry:
         if not self.has_hook(report_type, hook):
             return None
         try:
-            return getattr(self._drivers[report_type], hook)(*args)
+            with span(f"report driver {hook}", {"report.type": report_type, "driver.hook": hook}):
+                return getattr(self._drivers[report_type], hook)(*args)
         except Exception as exc:  # any driver failure refuses the call; the caller rolls back
             _LOGGER.info("report driver %r refused in %s: %r", report_type, hook, exc)
             raise _failed(

@@ -2,7 +2,7 @@
 
 A client's default limit for a received message is 4 MiB (gRPC's default), so a resource
 larger than that could be written but never read back, and a page of many large resources
-could not be read at all. The budgets (also in the protos and the README):
+could not be read at all. The budgets (also in the protos and docs/operations.md):
 
 - a stored resource (a report's editable fields, a user's view settings, a cohort draft's
   form) serializes to at most RESOURCE_MAX_BYTES (1 MiB); a write that would exceed it is

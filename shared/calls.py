@@ -36,6 +36,7 @@ from playhouse.pool import PooledDatabase
 
 from shared.errors import DeadlineExceeded, database_failure, driver_error
 from shared.metrics import active as active_metrics
+from shared.tracing import event as trace_event
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -137,11 +138,18 @@ def _with_retries(call: Callable[[], T]) -> T:
                 raise
             if metrics is not None:
                 metrics.transaction_retries.inc()
+            error = type(driver_error(exc)).__name__
             _LOGGER.warning(
                 "retrying the call's transaction after contention (attempt %d of %d failed: %s)",
                 attempt,
                 ATTEMPTS,
-                type(driver_error(exc)).__name__,
+                error,
+            )
+            # On the call's server span, between the failed attempt's transaction span and
+            # the next one's.
+            trace_event(
+                "transaction retry",
+                {"attempt": attempt, "error.type": error, "backoff_seconds": round(pause, 4)},
             )
             time.sleep(pause)
     raise AssertionError("unreachable")

@@ -267,15 +267,22 @@ def tracing_enabled(environ: Mapping[str, str]) -> bool:
     """Tracing is off unless asked for: OTEL_TRACES_EXPORTER=otlp, or an OTLP endpoint set
     (OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) without
     OTEL_TRACES_EXPORTER=none. OpenTelemetry's own default (otlp) is not taken: a service
-    started with no collector would log an export failure every few seconds."""
+    started with no collector would log an export failure every few seconds. On, the
+    protocol must be gRPC, the one exporter installed: one set to HTTP would export nowhere."""
     exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if exporter == "otlp":
-        return True
     if exporter == "none":
         return False
-    if exporter == "":
-        return bool(
-            environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        )
-    raise ConfigError(f"OTEL_TRACES_EXPORTER must be otlp or none, got {exporter!r}")
+    if exporter not in ("", "otlp"):
+        raise ConfigError(f"OTEL_TRACES_EXPORTER must be otlp or none, got {exporter!r}")
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    enabled = exporter == "otlp" or bool(endpoint)
+    for variable in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        protocol = environ.get(variable, "").strip()
+        if enabled and protocol not in ("", "grpc"):
+            raise ConfigError(
+                f"{variable} must be grpc (the services export spans over OTLP/gRPC), "
+                f"got {protocol!r}"
+            )
+    return enabled

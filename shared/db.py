@@ -16,6 +16,8 @@ from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase
 from shared.calls import check_call_alive, current_call
 from shared.config import ConfigError
 from shared.metrics import active as active_metrics
+from shared.tracing import TransactionSpan
+from shared.tracing import active as active_tracer
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,13 +53,13 @@ def open_database(url: str) -> peewee.Database:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"database URL {url!r}: cannot create {path.parent}: {exc}") from None
-        return QueuedWriterSqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
+        return TracedSqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
     parsed = urlparse(url)
     if parsed.scheme in ("postgresql", "postgres"):
         name = parsed.path.lstrip("/")
         if not name:
             raise ConfigError(f"database URL {url!r} names no database")
-        return CallBoundPostgresqlDatabase(
+        return TracedPostgresqlDatabase(
             unquote(name),
             user=unquote(parsed.username) if parsed.username else None,
             password=unquote(parsed.password) if parsed.password else None,
@@ -111,7 +113,7 @@ class CallBoundPostgresqlDatabase(PooledPostgresqlDatabase):
         begin = (
             f"BEGIN TRANSACTION ISOLATION LEVEL {self._adapter.isolation_level_str(level)}"
             if level
-            else "BEGIN"
+            else "BEGIN TRANSACTION"  # not "BEGIN;": statement spans are named by the first word
         )
         milliseconds = min(max(int(remaining * 1000), 1), MAX_STATEMENT_TIMEOUT_MS)
         cursor = self.cursor()  # connects first if needed (and wraps a failure itself)
@@ -214,6 +216,59 @@ class QueuedWriterSqliteDatabase(peewee.SqliteDatabase):
         if getattr(self._holder, "writing", False):
             self._holder.writing = False
             self._writer.release()
+
+
+class TracedTransactions:
+    """A span per transaction when tracing is on (shared.tracing.TransactionSpan).
+
+    The outermost layer of the databases below, so that the span also times what their own
+    begin does first: the SQLite writer's queue, the deadline's check and SET LOCAL. peewee
+    begins, commits and rolls back every outermost transaction here (through a
+    DatabaseProxy too); nested ones are savepoints, inside their transaction's span.
+    """
+
+    SYSTEM = ""  # db.system of the spans
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._traced = threading.local()  # this thread's open transaction span
+
+    def begin(self, *args: Any, **kwargs: Any) -> None:
+        tracer = active_tracer()
+        if tracer is None:
+            super().begin(*args, **kwargs)  # type: ignore[misc]
+            return
+        opened = TransactionSpan(tracer, self.SYSTEM)
+        try:
+            super().begin(*args, **kwargs)  # type: ignore[misc]
+        except BaseException:  # never begun: no rollback will follow
+            opened.end("rollback")
+            raise
+        self._traced.span = opened
+
+    def commit(self) -> None:
+        super().commit()  # type: ignore[misc]  # if it raises, peewee rolls back
+        self._end("commit")
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()  # type: ignore[misc]
+        finally:
+            self._end("rollback")
+
+    def _end(self, outcome: str) -> None:
+        opened = getattr(self._traced, "span", None)
+        if opened is not None:
+            self._traced.span = None
+            opened.end(outcome)
+
+
+class TracedSqliteDatabase(TracedTransactions, QueuedWriterSqliteDatabase):
+    SYSTEM = "sqlite"
+
+
+class TracedPostgresqlDatabase(TracedTransactions, CallBoundPostgresqlDatabase):
+    SYSTEM = "postgresql"
 
 
 def read_transaction(database: peewee.Database) -> Any:

@@ -80,7 +80,7 @@ Future = futures.Future[Any]
 
 @dataclass(frozen=True)
 class Limits:
-    """Per process; README "Running a service" lists them for operators."""
+    """Per process; docs/operations.md "Limits per process" lists them for operators."""
 
     calls: int = 32  # unary RPCs in flight (threads of the calls lane); shared.db's pool size
     running: int = 4  # threads of the calls lane while no call waits long (GIL contention)

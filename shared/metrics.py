@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from http.server import HTTPServer
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -147,36 +147,20 @@ class Metrics:
             def recorded(request: Any, context: Any) -> Any:
                 started.inc()
                 in_flight.inc()
-                begun, code = time.perf_counter(), grpc.StatusCode.OK
-                try:
-                    yield from behavior(request, context)
-                except GeneratorExit:  # the client left: grpc closes the stream
-                    code = grpc.StatusCode.CANCELLED
-                    raise
-                except BaseException:
-                    code = failed_code(context)
-                    raise
-                else:
-                    code = context.code() or grpc.StatusCode.OK
-                finally:
-                    finish(begun, code)
+                begun = time.perf_counter()
+                yield from stream_to_code(
+                    lambda: behavior(request, context), context, lambda code: finish(begun, code)
+                )
 
         else:
 
             def recorded(request: Any, context: Any) -> Any:
                 started.inc()
                 in_flight.inc()
-                begun, code = time.perf_counter(), grpc.StatusCode.OK
-                try:
-                    response = behavior(request, context)
-                except BaseException:
-                    code = failed_code(context)
-                    raise
-                else:
-                    code = context.code() or grpc.StatusCode.OK
-                finally:
-                    finish(begun, code)
-                return response
+                begun = time.perf_counter()
+                return run_to_code(
+                    lambda: behavior(request, context), context, lambda code: finish(begun, code)
+                )
 
         return with_behavior(handler, recorded)
 
@@ -209,6 +193,64 @@ class Metrics:
         return found
 
 
+def run_to_code(
+    call: Callable[[], Any],
+    context: Any,
+    ended: Callable[[grpc.StatusCode], None],
+    around: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> Any:
+    """call()'s result (inside around()); then ended(the code the client gets), however it
+    ended. The one account of a handler's code, for metrics and traces alike."""
+    code = grpc.StatusCode.OK
+    try:
+        with around():
+            response = call()
+    except BaseException:
+        code = failed_code(context)
+        raise
+    else:
+        code = context.code() or grpc.StatusCode.OK
+    finally:
+        ended(code)
+    return response
+
+
+def stream_to_code(
+    stream: Callable[[], Iterable[Any]],
+    context: Any,
+    ended: Callable[[grpc.StatusCode], None],
+    around: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> Iterator[Any]:
+    """The responses of stream(); then ended(the code the client gets), however it ended.
+
+    Each step of the handler (starting it, each next response) runs inside around(), and
+    nothing else does: between responses the thread is grpc's.
+    """
+    code = grpc.StatusCode.OK
+    try:
+        with around():
+            responses = iter(stream())
+        while True:
+            with around():
+                response = next(responses, _END)
+            if response is _END:
+                break
+            yield response
+    except GeneratorExit:  # the client left: grpc closes the stream
+        code = grpc.StatusCode.CANCELLED
+        raise
+    except BaseException:
+        code = failed_code(context)
+        raise
+    else:
+        code = ended_code(context)
+    finally:
+        ended(code)
+
+
+_END = object()  # what next() returns for a stream that has ended
+
+
 def failed_code(context: Any) -> grpc.StatusCode:
     """The code of a handler that raised: what it aborted with, else what grpc will send."""
     code: grpc.StatusCode | None = context.code()
@@ -217,6 +259,15 @@ def failed_code(context: Any) -> grpc.StatusCode:
     # No code set: a request stream ended by a cancel (the client's, or the idle reaper's),
     # else an unexpected exception, which grpc answers UNKNOWN.
     return grpc.StatusCode.CANCELLED if not context.is_active() else grpc.StatusCode.UNKNOWN
+
+
+def ended_code(context: Any) -> grpc.StatusCode:
+    """The code of a handler that returned: what it set, else OK — or CANCELLED for a
+    response stream that ended because its client left (health Watch ends its stream then)."""
+    code: grpc.StatusCode | None = context.code()
+    if code is not None:
+        return code
+    return grpc.StatusCode.OK if context.is_active() else grpc.StatusCode.CANCELLED
 
 
 def behavior_of(handler: Handler) -> tuple[str, Callable[..., Any]]:

@@ -29,6 +29,7 @@ from report_service.server import SERVICE as REPORT
 from shared.cli import build_parser
 from shared.db import POSTGRES_POOL_SIZE
 from shared.drain import SHUTDOWN_NOTICE
+from shared.tracing import SPAN_FLUSH_SECONDS
 from tests.processes import REPO_ROOT
 
 DEFINITIONS = {definition.name: definition for definition in (COHORT, REPORT)}
@@ -37,6 +38,9 @@ COMPOSE = REPO_ROOT / "compose.yaml"
 # The oldest release whose kubelet runs the preStop `sleep` action by default, and the newest
 # the pinned kubernetes-validate knows.
 KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
+# What a stop takes beyond the grace period at most: the shutdown notice, and the last spans'
+# flush when tracing is on.
+STOP_MARGIN = SHUTDOWN_NOTICE + SPAN_FLUSH_SECONDS
 
 
 def resources() -> list[tuple[Path, dict]]:
@@ -110,7 +114,7 @@ def test_the_deployment_probes_its_grpc_port_and_outlasts_the_drain(service):
     assert args.command == "serve"
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     grace = float(env[f"{prefix}_GRACE_PERIOD"])
-    assert pod["terminationGracePeriodSeconds"] > pre_stop + grace + SHUTDOWN_NOTICE
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + grace + STOP_MARGIN
 
 
 @pytest.mark.parametrize("service", sorted(DEFINITIONS))
@@ -182,7 +186,7 @@ def test_compose_migrates_each_database_before_two_replicas_of_its_service_start
         assert url == migrate["environment"][f"{prefix}_DATABASE_URL"]
         urls.add(url.rsplit("/", 1)[1])
         grace = float(server["environment"][f"{prefix}_GRACE_PERIOD"])
-        assert int(server["stop_grace_period"].removesuffix("s")) > grace + SHUTDOWN_NOTICE
+        assert int(server["stop_grace_period"].removesuffix("s")) > grace + STOP_MARGIN
     assert len(urls) == len(DEFINITIONS), "each service has a database of its own"
 
 

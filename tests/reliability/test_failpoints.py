@@ -15,7 +15,7 @@ from shared import failpoints
 from tests.cohort_service.support import Client as CohortClient
 from tests.processes import REPO_ROOT, service_process
 from tests.report_service.support import Client as ReportClient
-from tests.report_service.support import struct, valid_report
+from tests.report_service.support import create_changed_draft
 from tests.support import bearer, serve, snapshot
 
 COMMIT_POINTS = [name for name in failpoints.FAILPOINTS if name.startswith("report.commit.")]
@@ -28,27 +28,6 @@ def armed() -> Iterator:
     """arm(spec) for the test; everything is disarmed after it."""
     yield failpoints.arm
     failpoints.disarm()
-
-
-def _commit_sequence(stub, metadata, report_id: str = "team:crash") -> None:
-    """Create a report and a draft of it that differs in every committed field."""
-    stub.CreateReport(
-        report_service_pb2.CreateReportRequest(report=valid_report(id=report_id)),
-        metadata=metadata,
-    )
-    stub.EditReport(report_service_pb2.EditReportRequest(id=report_id), metadata=metadata)
-    draft = valid_report(
-        id=f"user:alice:{report_id.partition(':')[2]}-draft",
-        name="Renamed",
-        defn=struct({"marker": "v2"}),
-        datasets=[],
-    )
-    stub.UpdateReport(
-        report_service_pb2.UpdateReportRequest(
-            report=draft, update_mask={"paths": ["name", "defn", "datasets"]}
-        ),
-        metadata=metadata,
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -111,7 +90,7 @@ def test_every_report_failpoint_is_in_a_commit_or_a_rollback():
 def test_a_commit_failing_at_any_failpoint_changes_nothing(point, database_url, armed):
     with serve(REPORT, database_url) as server:
         alice = ReportClient.of(server, "user:alice")
-        _commit_sequence(alice.stub, alice.metadata)
+        create_changed_draft(alice.stub, alice.metadata)
         before = snapshot(server.database)
         armed(f"{point}=raise#1")
         with pytest.raises(grpc.RpcError) as caught:
@@ -199,7 +178,7 @@ def test_a_production_process_ignores_the_failpoint_variable(tmp_path):
         with running.channel() as channel:
             stub = report_service_pb2_grpc.ReportServiceStub(channel)
             metadata = bearer("user:alice")
-            _commit_sequence(stub, metadata)
+            create_changed_draft(stub, metadata)
             committed = stub.CommitReportDraft(
                 report_service_pb2.CommitReportDraftRequest(id="team:crash"),
                 metadata=metadata,
@@ -218,7 +197,7 @@ def test_an_armed_process_dies_at_its_failpoint_and_the_commit_is_not_applied(tm
     with service_process("report-service", url, tmp_path / "log", failpoints=spec) as running:
         with running.channel() as channel:
             stub = report_service_pb2_grpc.ReportServiceStub(channel)
-            _commit_sequence(stub, metadata)
+            create_changed_draft(stub, metadata)
             with pytest.raises(grpc.RpcError) as caught:
                 stub.CommitReportDraft(
                     report_service_pb2.CommitReportDraftRequest(id="team:crash"),

@@ -24,7 +24,6 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
 
 import grpc
 import psycopg2
@@ -37,7 +36,7 @@ from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2
 from shared.lanes import TOO_MANY_CALLS, TOO_MANY_STREAMS, Limits
 from shared.server import LIMITS, run_server
 from tests import support
-from tests.conftest import POSTGRES_SCHEMA, POSTGRES_URL, _postgres_test_url
+from tests.conftest import POSTGRES_URL, _postgres_test_url
 from tests.reliability.streams import (
     ANSWER_WITHIN,
     assert_still_answering,
@@ -46,7 +45,7 @@ from tests.reliability.streams import (
     path,
     streaming_methods,
 )
-from tests.report_service.support import valid_report
+from tests.report_service.support import report_row_locked, valid_report
 from tests.support import RunningService, bearer, failure
 
 ORIGINAL = "team:sales-dashboard"
@@ -204,21 +203,6 @@ def test_open_streams_do_not_hold_the_drain(sqlite_url):
 # ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def row_locked(report_id: str) -> Iterator[None]:
-    """report_id's row lock, held by an admin connection of the test's own inside the block."""
-    connection = psycopg2.connect(POSTGRES_URL)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f'SELECT id FROM "{POSTGRES_SCHEMA}".report WHERE id = %s FOR UPDATE', (report_id,)
-            )
-        yield
-    finally:
-        connection.rollback()
-        connection.close()
-
-
 APPLICATION = f"streams-test-{os.getpid()}"  # names the server's sessions in pg_stat_activity
 
 
@@ -258,7 +242,7 @@ def test_calls_blocked_on_a_row_lock_leave_health_and_calls_answering_and_excess
     url = f"{_postgres_test_url(postgres_admin)}&application_name={APPLICATION}"
     with serving(REPORT, url, limits) as server, held() as calls:
         with_report(server)
-        with row_locked(ORIGINAL):
+        with report_row_locked(ORIGINAL):
             for index in range(limits.calls - 1):
                 calls.add(update_original(server, f"blocked {index}"))
             wait_until(lambda: blocked_on_locks() == limits.calls - 1)

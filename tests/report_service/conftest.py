@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -12,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from report_service.server import SERVICE
-from tests.report_service.support import Client
+from tests.report_service.support import Client, write_driver
 from tests.support import RunningService, serve
 
 
@@ -48,16 +46,7 @@ def serve_with_driver(tmp_path: Path, monkeypatch, database_url) -> Install:
     def install(
         source: str, *, attribute: str = "Driver", url: str | None = None
     ) -> Iterator[RunningService]:
-        module = f"report_driver_{uuid.uuid4().hex}"
-        (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
-        dist_info = tmp_path / f"{module}-1.0.dist-info"
-        dist_info.mkdir()
-        (dist_info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n"
-        )
-        (dist_info / "entry_points.txt").write_text(
-            f"[report_service.drivers]\ndashboard = {module}:{attribute}\n"
-        )
+        module = write_driver(tmp_path, source, attribute)
         monkeypatch.syspath_prepend(str(tmp_path))
         try:
             with serve(SERVICE, url or database_url) as running:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import textwrap
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import psycopg2
 from google.protobuf import json_format, struct_pb2
 
 from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
+from tests.conftest import POSTGRES_SCHEMA, POSTGRES_URL
 from tests.support import RunningService, bearer
 
 
@@ -65,3 +72,54 @@ class Client:
 
     def create(self, **changes) -> report_pb2.Report:
         return self.call("CreateReport", report=valid_report(**changes))
+
+
+def write_driver(directory: Path, source: str, attribute: str = "Driver") -> str:
+    """source as a module in directory, registered (dist-info) as the driver of report type
+    `dashboard`: found by a server whose sys.path holds directory. Returns the module's name."""
+    module = f"report_driver_{uuid.uuid4().hex}"
+    (directory / f"{module}.py").write_text(textwrap.dedent(source))
+    dist_info = directory / f"{module}-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(
+        f"[report_service.drivers]\ndashboard = {module}:{attribute}\n"
+    )
+    return module
+
+
+def create_changed_draft(stub, metadata, report_id: str = "team:crash") -> None:
+    """Create a report and alice's draft of it that differs in every committed field."""
+    stub.CreateReport(
+        report_service_pb2.CreateReportRequest(report=valid_report(id=report_id)),
+        metadata=metadata,
+    )
+    stub.EditReport(report_service_pb2.EditReportRequest(id=report_id), metadata=metadata)
+    draft = valid_report(
+        id=f"user:alice:{report_id.partition(':')[2]}-draft",
+        name="Renamed",
+        defn=struct({"marker": "v2"}),
+        datasets=[],
+    )
+    stub.UpdateReport(
+        report_service_pb2.UpdateReportRequest(
+            report=draft, update_mask={"paths": ["name", "defn", "datasets"]}
+        ),
+        metadata=metadata,
+    )
+
+
+@contextlib.contextmanager
+def report_row_locked(report_id: str) -> Iterator[None]:
+    """The report's row lock (PostgreSQL, the tests' schema), held by a connection of the
+    test's own inside the block: a server's transaction that writes the row waits for it."""
+    connection = psycopg2.connect(POSTGRES_URL)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'SELECT id FROM "{POSTGRES_SCHEMA}".report WHERE id = %s FOR UPDATE', (report_id,)
+            )
+        yield
+    finally:
+        connection.rollback()
+        connection.close()

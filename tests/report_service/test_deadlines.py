@@ -8,21 +8,18 @@ another transaction — and check what reached the database once the server-side
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Iterator
 
 import grpc
-import psycopg2
 import pytest
 from prometheus_client import CollectorRegistry
 
 from report_service.v1 import report_pb2, report_service_pb2
 from shared.calls import ATTEMPTS
 from shared.metrics import recording
-from tests.conftest import POSTGRES_SCHEMA, POSTGRES_URL, _postgres_test_url
-from tests.report_service.support import Client, struct
+from tests.conftest import _postgres_test_url
+from tests.report_service.support import Client, report_row_locked, struct
 from tests.support import RunningService, failure, snapshot, watch_log
 
 ORIGINAL = "team:sales-dashboard"
@@ -54,21 +51,6 @@ def _draft_ready(server: RunningService) -> Client:
     for client in (john, alice):
         client.call("UpdateUserReportSettings", report_id=ORIGINAL, settings=struct({"z": 1}))
     return john
-
-
-@contextlib.contextmanager
-def _original_locked() -> Iterator[None]:
-    """ORIGINAL's row lock, held by an admin connection of the test's own inside the block."""
-    connection = psycopg2.connect(POSTGRES_URL)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f'SELECT id FROM "{POSTGRES_SCHEMA}".report WHERE id = %s FOR UPDATE', (ORIGINAL,)
-            )
-        yield
-    finally:
-        connection.rollback()
-        connection.close()
 
 
 def test_a_commit_whose_deadline_passed_in_a_driver_hook_rolls_back(serve_with_driver):
@@ -114,7 +96,7 @@ def test_a_statement_waiting_on_a_lock_is_cancelled_at_the_calls_deadline(serve_
     with serve_with_driver("class Driver: pass") as server:
         john = _draft_ready(server)
         before = snapshot(server.database)
-        with watch_log("shared.access") as access, _original_locked():
+        with watch_log("shared.access") as access, report_row_locked(ORIGINAL):
             with pytest.raises(grpc.RpcError) as caught:
                 john.call("CommitReportDraft", id=ORIGINAL, timeout=CLIENT_DEADLINE)
             # Still holding the lock: the server's call ended by itself.
@@ -133,7 +115,7 @@ def test_a_commit_that_met_a_lock_timeout_is_retried_in_the_service(
         john = _draft_ready(server)
         result: dict = {}
         with watch_log("shared.calls") as retries:
-            with _original_locked():
+            with report_row_locked(ORIGINAL):
                 caller = threading.Thread(
                     target=lambda: result.update(
                         report=john.call("CommitReportDraft", id=ORIGINAL, timeout=30)
@@ -162,7 +144,7 @@ def test_a_commit_whose_lock_stays_taken_fails_retryably_after_bounded_retries(
         with (
             recording(registry),
             watch_log("shared.calls") as retries,
-            _original_locked(),
+            report_row_locked(ORIGINAL),
             pytest.raises(grpc.RpcError) as caught,
         ):
             john.call("CommitReportDraft", id=ORIGINAL, timeout=30)

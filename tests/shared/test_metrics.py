@@ -170,6 +170,27 @@ def test_a_refused_stream_is_counted_as_a_refusal_and_handled_with_its_code(sqli
     assert (in_use, refusals, refused) == (1, 1, 1)
 
 
+def test_a_watch_whose_client_left_is_handled_cancelled(sqlite_url):
+    registry = CollectorRegistry()
+    watch_handled = {
+        "grpc_service": "grpc.health.v1.Health",
+        "grpc_method": "Watch",
+        "grpc_type": "server_stream",
+    }
+    with recording(registry), serving(REPORT, sqlite_url) as server:
+        watch = health_pb2_grpc.HealthStub(server.channel).Watch(health_pb2.HealthCheckRequest())
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        watch.cancel()
+        deadline = time.monotonic() + 10
+        while registry.get_sample_value("grpc_server_in_flight", watch_handled) != 0:
+            assert time.monotonic() < deadline, "the stream never ended on the server"
+            time.sleep(0.05)
+    cancelled = registry.get_sample_value(
+        "grpc_server_handled_total", {**watch_handled, "grpc_code": "CANCELLED"}
+    )
+    assert cancelled == 1
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_busy_metrics_port_is_one_line_naming_the_flag_and_variable(workers, tmp_path):
     with busy_port() as metrics_port:
