@@ -15,7 +15,7 @@ from shared import failpoints
 from tests.cohort_service.support import Client as CohortClient
 from tests.processes import REPO_ROOT, service_process
 from tests.report_service.support import Client as ReportClient
-from tests.report_service.support import create_changed_draft
+from tests.report_service.support import create_changed_draft, valid_report
 from tests.support import bearer, serve, snapshot
 
 COMMIT_POINTS = [name for name in failpoints.FAILPOINTS if name.startswith("report.commit.")]
@@ -105,7 +105,7 @@ def test_a_commit_failing_at_any_failpoint_changes_nothing(point, database_url, 
 def test_a_rollback_failing_at_any_failpoint_changes_nothing(point, database_url, armed):
     with serve(REPORT, database_url) as server:
         alice = ReportClient.of(server, "user:alice")
-        _commit_sequence(alice.stub, alice.metadata)
+        create_changed_draft(alice.stub, alice.metadata)
         alice.call("CommitReportDraft", id="team:crash")
         first = alice.call("ListReportRevisions", report_id="team:crash").revisions[-1]
         before = snapshot(server.database)
