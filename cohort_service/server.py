@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
@@ -17,10 +16,11 @@ from cohort_service.v1 import (
     draft_service_pb2,
     draft_service_pb2_grpc,
 )
+from shared.config import Settings
 from shared.service import Command, ServiceDefinition
 
 
-def add_servicers(server: grpc.Server, options: Mapping[str, int]) -> None:
+def add_servicers(server: grpc.Server, settings: Settings) -> None:
     catalog_service_pb2_grpc.add_CohortCatalogServiceServicer_to_server(
         CohortCatalogServicer(), server
     )

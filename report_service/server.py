@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
@@ -12,13 +11,14 @@ from report_service.models import database
 from report_service.revisions import REVISIONS_KEPT
 from report_service.servicer import ReportServicer
 from report_service.v1 import report_service_pb2, report_service_pb2_grpc
+from shared.config import Settings
 from shared.service import ServiceDefinition
 
 
-def add_servicers(server: grpc.Server, options: Mapping[str, int]) -> None:
+def add_servicers(server: grpc.Server, settings: Settings) -> None:
     # Drivers are discovered here, once per server, so a plug-in installed later needs a restart.
     report_service_pb2_grpc.add_ReportServiceServicer_to_server(
-        ReportServicer(DriverRegistry.discover(), REVISIONS_KEPT.of(options)), server
+        ReportServicer(DriverRegistry.discover(), REVISIONS_KEPT.of(settings.options)), server
     )
 
 

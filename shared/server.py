@@ -119,7 +119,7 @@ def create_server(
         reuse_port=settings.workers > 1,
         maximum_concurrent_rpcs=lanes.limits.backstop,
     )
-    definition.add_servicers(server, settings.options)
+    definition.add_servicers(server, settings)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection((*definition.service_names, health.SERVICE_NAME), server)

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import peewee
 
-from shared.config import Option
+from shared.config import Option, Settings
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,8 @@ class ServiceDefinition:
     default_port: int
     database: peewee.DatabaseProxy
     migrations: Path
-    # Registers the servicers, given the service's options (Settings.options; see Option.of).
-    add_servicers: Callable[[grpc.Server, Mapping[str, int]], None]
+    # Registers the servicers on a server, configured by the settings (its options: Option.of).
+    add_servicers: Callable[[grpc.Server, Settings], None]
     service_names: tuple[str, ...]  # full names, for health and reflection
     commands: Mapping[str, Command] = field(default_factory=dict)
     options: tuple[Option, ...] = ()  # the service's own settings, on `serve`

@@ -623,8 +623,8 @@ class RebaseReportDraftRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
-    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the id of the original whose draft to rebase, a report id (see
     Report.id for the grammar). Required.
@@ -634,14 +634,6 @@ class RebaseReportDraftRequest(_message.Message):
     the call is refused with ABORTED, reason `ETAG_MISMATCH`, and changes
     nothing. Optional: empty checks nothing.
     """
-    validate_only: _builtins.bool
-    """validate_only, when true, runs every check of the real call
-    (permission, ownership, etag, validation, the revision lookup and the
-    driver's hook) inside a
-    transaction that is rolled back, and returns the response the call would
-    give, changing nothing (AIP-163). The etags in that response are ones
-    no report will have. Optional.
-    """
     request_id: _builtins.str
     """request_id makes retrying the call safe (AIP-155): a UUID; a retry by
     the same principal with the same request_id and the same request gets
@@ -649,13 +641,20 @@ class RebaseReportDraftRequest(_message.Message):
     request_id with a different request is INVALID_ARGUMENT (reason
     `REQUEST_ID_REUSED`). Optional.
     """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs every check of the real call
+    (permission, ownership, etag, validation, the revision lookup and the
+    driver's hook) inside a transaction that is rolled back, and returns the
+    response the call would give, changing nothing (AIP-163). The etags in
+    that response are ones no report will have. Optional.
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         etag: _builtins.str = ...,
-        validate_only: _builtins.bool = ...,
         request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
