@@ -133,6 +133,7 @@ def form_state(
             for proposal in proposals
         ],
         update_time=timestamp(draft.update_time),
+        etag=draft.etag,
     )
     for slot in SLOTS:
         build = _ITEM_BUILDERS.get(slot.kind) or _VALUE_BUILDERS[slot.name]

@@ -163,6 +163,8 @@ class Draft(BaseModel):
     # The serialized DraftFormState of the stored form, pending proposals left out, as of
     # the last write of the form (NULL before migration 0003): ListCohortDrafts' estimate.
     form_bytes = peewee.IntegerField(null=True)
+    # New on every change of the draft, its staged proposals included (shared.etags).
+    etag = peewee.CharField(max_length=64)
 
     class Meta:
         table_name = "draft"

@@ -11,6 +11,7 @@ from cohort_service import expiry
 from cohort_service.drafts import delete_with_pending_proposals
 from cohort_service.idempotency import KEYS
 from cohort_service.models import Draft, DraftState, Proposal, ProposalDecision, database
+from cohort_service.patches import renew_etag
 from shared.config import Settings
 from shared.purge import Purge
 
@@ -78,10 +79,14 @@ def reject_expired(now: datetime, limit: int) -> int:
         Proposal.update(decision=ProposalDecision.EXPIRED, decide_time=now).where(
             Proposal.id.in_([proposal.id for proposal in expiring])
         ).execute()
+        deleted = set()
         for proposal in expiring:
             draft = held[proposal.draft_id]
             if proposal.created_draft and draft.state == DraftState.DORMANT:
                 delete_with_pending_proposals(draft)  # as rejecting it would
+                deleted.add(draft.id)
+        for draft_id in {proposal.draft_id for proposal in expiring} - deleted:
+            renew_etag(held[draft_id])  # its form lists fewer proposals, as after a reject
         return len(expiring)
 
 

@@ -57,6 +57,10 @@ class Report(BaseModel):
     created_at = peewee.DateTimeField()
     updated_at = peewee.DateTimeField()
     defn_updated_at = peewee.DateTimeField()
+    # New on every write of the row (shared.etags); a draft's original_etag is its original's
+    # etag when the draft was made or rebased (NULL for originals, and drafts made before 0003).
+    etag = peewee.CharField(max_length=64)
+    original_etag = peewee.CharField(max_length=64, null=True)
 
     class Meta:
         table_name = "report"
@@ -111,3 +115,42 @@ class RequestRecord(idempotency.RequestRecord):
     class Meta:
         database = database
         table_name = "request_record"
+
+
+class ReportRevision(BaseModel):
+    """An original as one change left it: the report's columns and its datasets, copied."""
+
+    report = peewee.ForeignKeyField(Report, backref="+", on_delete="CASCADE", index=False)
+    revision_id = peewee.CharField(max_length=64)
+    create_time = peewee.DateTimeField()
+    actor_id = peewee.TextField()
+    reason = peewee.SmallIntegerField()  # report_pb2.ReportRevision.Reason
+    # The report's columns as the change left them (see report_service.revisions).
+    type = peewee.CharField(max_length=100)
+    name = peewee.CharField(max_length=200)
+    defn = JSONTextField()
+    template_id = peewee.CharField(max_length=ID_MAX_LENGTH, null=True)
+    datasource_id = peewee.CharField(max_length=ID_MAX_LENGTH, null=True)
+    query_id = peewee.CharField(max_length=ID_MAX_LENGTH, null=True)
+    settings = JSONTextField()
+    enable_filter = peewee.BooleanField()
+    snapshot_enabled = peewee.BooleanField()
+    snapshot_schedule = peewee.CharField(max_length=200)
+    snapshot_retain_count = peewee.IntegerField()
+    owner_id = peewee.TextField()
+    created_at = peewee.DateTimeField()
+    updated_at = peewee.DateTimeField()
+    defn_updated_at = peewee.DateTimeField()
+    etag = peewee.CharField(max_length=64)
+    # JSON array of [position, dataset_id, alias], as the datasets were.
+    datasets = peewee.TextField()
+
+    class Meta:
+        table_name = "report_revision"
+        indexes = (
+            # ListReportRevisions and pruning: one report's revisions, newest (highest id) first.
+            (("report", "id"), False),
+            (("report", "revision_id"), True),
+            # A draft's base: the revision with the etag the draft was made from.
+            (("report", "etag"), False),
+        )

@@ -54,11 +54,20 @@ def purge_drafts(drivers: DriverRegistry, now: datetime, limit: int) -> int:
         expired = list(query)
         hooked = [row for row in expired if drivers.has_hook(row.type, "before_discard_draft")]
         datasets = store.datasets_of([row.id for row in hooked])
+        # The hook's draft message says whether it is outdated: its original's etag, unlocked.
+        original_etags = dict(
+            Report.select(Report.id, Report.etag)
+            .where(Report.id.in_({row.editing_id for row in hooked}))
+            .tuples()
+        )
         refused = set()
         for row in hooked:
             try:
                 drivers.before_discard_draft(
-                    row.type, mapping.report_to_proto(row, datasets[row.id])
+                    row.type,
+                    mapping.report_to_proto(
+                        row, datasets[row.id], original_etags.get(row.editing_id, "")
+                    ),
                 )
             except FailedPrecondition as refusal:
                 _LOGGER.warning("kept expired draft %r: %s", row.id, refusal.message)

@@ -61,6 +61,7 @@ def _settings(definition: ServiceDefinition, args: argparse.Namespace, **kw: Any
         definition.default_port,
         vars(args),
         lifetimes=definition.lifetimes,
+        options=definition.options,
         **kw,
     )
 
@@ -207,6 +208,11 @@ def build_parser(definition: ServiceDefinition) -> argparse.ArgumentParser:
             f"--{flag}",
             help=f"{LIFETIMES[name].help} (env {prefix}_{name.upper()}, "
             f"{_duration_text(getattr(Settings, name))}); seconds, or 90s, 15m, 24h, 30d",
+        )
+    for option in definition.options:
+        serve_cmd.add_argument(
+            option.flag,
+            help=f"{option.help} (env {prefix}_{option.name.upper()}, {option.default})",
         )
     serve_cmd.set_defaults(handler=_serve)
 

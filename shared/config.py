@@ -11,8 +11,8 @@ import ipaddress
 import os
 import re
 import secrets
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -67,6 +67,9 @@ class Settings:
     # moves every time the service stores or compares, never token validation.
     clock_offset: float = 0.0
 
+    # The service's own settings (ServiceDefinition.options) by name; absent ones are defaults.
+    options: Mapping[str, int] = field(default_factory=dict)
+
 
 @dataclass(frozen=True)
 class Lifetime:
@@ -85,6 +88,26 @@ LIFETIMES = {
     "proposal_ttl": Lifetime("how long a soft proposal may stay pending; 0: forever"),
     "purge_interval": Lifetime("seconds between purges of what expired; 0: no purging"),
 }
+
+
+@dataclass(frozen=True)
+class Option:
+    """A whole-number setting of one service: `--NAME` on serve, `<PREFIX>_<NAME>` in the
+    environment (`revisions_kept`: `--revisions-kept`, `REPORT_REVISIONS_KEPT`)."""
+
+    name: str
+    help: str
+    default: int
+    minimum: int
+    maximum: int
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.name.replace('_', '-')}"
+
+    def of(self, options: Mapping[str, int]) -> int:
+        """This option's value among options (Settings.options), or its default."""
+        return options.get(self.name, self.default)
 
 
 def default_database_url(service: str) -> str:
@@ -254,11 +277,13 @@ def load_settings(
     *,
     require_auth: bool = True,
     lifetimes: tuple[str, ...] = ("purge_interval",),
+    options: Sequence[Option] = (),
 ) -> Settings:
     """Settings for one service from parsed flags (None = not given) and the environment.
 
     require_auth=False is for commands that serve no calls (migrate, seed, token).
-    lifetimes: the LIFETIMES the service reads; the others keep their defaults.
+    lifetimes: the LIFETIMES the service reads; the others keep their defaults; options are
+    the service's own whole-number settings (ServiceDefinition.options).
     """
     environ = os.environ if environ is None else environ
     pick = _picker(flags, environ, env_prefix)
@@ -310,7 +335,19 @@ def load_settings(
             for value, source in [pick(name)]
             if value is not None
         },
+        options=_options(options, pick),
     )
+
+
+def _options(
+    options: Sequence[Option], pick: Callable[[str], tuple[object | None, str]]
+) -> dict[str, int]:
+    values = {}
+    for option in options:
+        value, source = pick(option.name)
+        if value is not None:
+            values[option.name] = _integer(value, source, option.minimum, option.maximum)
+    return values
 
 
 def tracing_enabled(environ: Mapping[str, str]) -> bool:

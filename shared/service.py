@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import peewee
 
-from shared.config import Settings
+from shared.config import Option, Settings
 from shared.purge import Purge
 
 
@@ -39,3 +39,4 @@ class ServiceDefinition:
     commands: Mapping[str, Command] = field(default_factory=dict)
     # The shared.config.LIFETIMES it reads from flags and environment (`--draft-ttl`, ...).
     lifetimes: tuple[str, ...] = ("idempotency_ttl", "purge_interval")
+    options: tuple[Option, ...] = ()  # the service's own whole-number settings, on `serve`

@@ -492,6 +492,7 @@ class DraftFormState(_message.Message):
     PENDING_IDS_FIELD_NUMBER: _builtins.int
     PROPOSALS_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
     draft_id: _builtins.str
     """draft_id is the draft's UUID."""
     state: Global___DraftState.ValueType
@@ -508,6 +509,18 @@ class DraftFormState(_message.Message):
     active: _builtins.bool
     """active is the value of the selected `cohort_active` option (`true` or
     `false`); unset when the draft selects neither.
+    """
+    etag: _builtins.str
+    """etag is this version of the draft (AIP-154): set by the service, a new
+    value on every change of the draft: an applied patch, a soft patch
+    staged on it, and an accepted or rejected proposal (unlike revision,
+    which counts applied changes only). It is opaque (compare it whole, as
+    a string) and weak (`W/...`): two reads with one etag hold the same
+    draft, while names shown from the catalog may differ. A soft patch's
+    preview carries the draft's etag after staging. Send it back as
+    PatchCohortDraftRequest.etag to refuse a patch or an ack if the draft
+    changed since you read it. Output only (as AIP-154 asks of a resource's
+    etag, the field carries no field_behavior).
     """
     @_builtins.property
     def name(self) -> Global___DraftTextItem:
@@ -587,10 +600,11 @@ class DraftFormState(_message.Message):
         pending_ids: _abc.Iterable[_builtins.str] | None = ...,
         proposals: _abc.Iterable[Global___DraftProposal] | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        etag: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "active", b"active", "description", b"description", "name", b"name", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "active", b"active", "departments", b"departments", "description", b"description", "draft_id", b"draft_id", "flags", b"flags", "name", b"name", "pending_ids", b"pending_ids", "profile_personas", b"profile_personas", "profiles", b"profiles", "proposals", b"proposals", "revision", b"revision", "simulation_availability", b"simulation_availability", "simulation_positions", b"simulation_positions", "simulations", b"simulations", "state", b"state", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "active", b"active", "departments", b"departments", "description", b"description", "draft_id", b"draft_id", "etag", b"etag", "flags", b"flags", "name", b"name", "pending_ids", b"pending_ids", "profile_personas", b"profile_personas", "profiles", b"profiles", "proposals", b"proposals", "revision", b"revision", "simulation_availability", b"simulation_availability", "simulation_positions", b"simulation_positions", "simulations", b"simulations", "state", b"state", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__active: _TypeAlias = _typing.Literal["active"]  # noqa: Y015
     _WhichOneofArgType__active: _TypeAlias = _typing.Literal["_active", b"_active"]  # noqa: Y015

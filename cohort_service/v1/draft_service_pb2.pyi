@@ -75,6 +75,7 @@ class PatchCohortDraftRequest(_message.Message):
     ACCEPT_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
     draft_id: _builtins.str
     """draft_id is the UUID of the caller's draft to patch. Optional: when it
     and input_draft_id are both empty, a patch creates a new draft owned by
@@ -153,6 +154,17 @@ class PatchCohortDraftRequest(_message.Message):
     not spent (the ids in the response are not reserved; a server-picked
     key is not remembered). A key already used for this same request
     returns its first response, as a retry would. Optional.
+    """
+    etag: _builtins.str
+    """etag, when set, must be the current etag of the draft the request
+    changes (DraftFormState.etag): the draft a patch or soft patch names, or
+    the draft of the proposal an ack decides. Otherwise the call is refused
+    with ABORTED, reason `ETAG_MISMATCH`, and changes nothing (the
+    idempotency_key is not spent). Checked after the idempotency_key: a
+    repeated request gets its first response, whatever the draft's etag is
+    now; so is a repeated ack. A patch without a draft id (one that creates
+    a draft) cannot carry one: INVALID_ARGUMENT. Optional: empty checks
+    nothing.
     """
     @_builtins.property
     def flag_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -299,10 +311,11 @@ class PatchCohortDraftRequest(_message.Message):
         accept: _builtins.bool | None = ...,
         update_mask: _field_mask_pb2.FieldMask | None = ...,
         validate_only: _builtins.bool = ...,
+        etag: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_accept", b"_accept", "_active", b"_active", "_description", b"_description", "_description_id", b"_description_id", "_name", b"_name", "_name_id", b"_name_id", "_soft", b"_soft", "accept", b"accept", "active", b"active", "description", b"description", "description_id", b"description_id", "name", b"name", "name_id", b"name_id", "soft", b"soft", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_accept", b"_accept", "_active", b"_active", "_description", b"_description", "_description_id", b"_description_id", "_name", b"_name", "_name_id", b"_name_id", "_soft", b"_soft", "accept", b"accept", "active", b"active", "department_ids", b"department_ids", "departments", b"departments", "description", b"description", "description_id", b"description_id", "draft_id", b"draft_id", "flag_ids", b"flag_ids", "idempotency_key", b"idempotency_key", "input_draft_id", b"input_draft_id", "name", b"name", "name_id", b"name_id", "pending_ids", b"pending_ids", "profile_ids", b"profile_ids", "profile_persona_ids", b"profile_persona_ids", "profile_personas", b"profile_personas", "profiles", b"profiles", "simulation_availability", b"simulation_availability", "simulation_availability_ids", b"simulation_availability_ids", "simulation_ids", b"simulation_ids", "simulation_position_ids", b"simulation_position_ids", "simulation_positions", b"simulation_positions", "simulations", b"simulations", "soft", b"soft", "update_mask", b"update_mask", "validate_only", b"validate_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_accept", b"_accept", "_active", b"_active", "_description", b"_description", "_description_id", b"_description_id", "_name", b"_name", "_name_id", b"_name_id", "_soft", b"_soft", "accept", b"accept", "active", b"active", "department_ids", b"department_ids", "departments", b"departments", "description", b"description", "description_id", b"description_id", "draft_id", b"draft_id", "etag", b"etag", "flag_ids", b"flag_ids", "idempotency_key", b"idempotency_key", "input_draft_id", b"input_draft_id", "name", b"name", "name_id", b"name_id", "pending_ids", b"pending_ids", "profile_ids", b"profile_ids", "profile_persona_ids", b"profile_persona_ids", "profile_personas", b"profile_personas", "profiles", b"profiles", "simulation_availability", b"simulation_availability", "simulation_availability_ids", b"simulation_availability_ids", "simulation_ids", b"simulation_ids", "simulation_position_ids", b"simulation_position_ids", "simulation_positions", b"simulation_positions", "simulations", b"simulations", "soft", b"soft", "update_mask", b"update_mask", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__accept: _TypeAlias = _typing.Literal["accept"]  # noqa: Y015
     _WhichOneofArgType__accept: _TypeAlias = _typing.Literal["_accept", b"_accept"]  # noqa: Y015

@@ -119,7 +119,8 @@ class CohortDraftServiceServicer:
         ack opposite to the decision already taken, (reason `PROPOSAL_EXPIRED`)
         for an ack of a proposal that expired (see Expiry above), and (reason
         `PROPOSAL_NO_LONGER_VALID`, with a BadRequest) when an accepted
-        proposal no longer fits the draft it would change.
+        proposal no longer fits the draft it would change; ABORTED (reason
+        `ETAG_MISMATCH`) when etag is set and is not the draft's.
 
         Size budget, well under a client's default 4 MiB message limit: a
         draft's form (its DraftFormState, pending proposals included)

@@ -41,7 +41,21 @@ class ReportServiceStub:
     see, update, commit or discard it, and another principal's draft is
     NOT_FOUND (its existence is not revealed). Several principals may draft
     the same original at once; each commit replaces the original's
-    committed fields, so the last commit wins.
+    committed fields, so the last commit wins, unless it carries the etag of
+    the original it started from (see below).
+
+    Etags (AIP-154): every report and draft carries an etag, new on each
+    change. The writes that change an existing report or draft take it as an
+    optional precondition and refuse a stale one with ABORTED, reason
+    `ETAG_MISMATCH`, changing nothing (see Report.etag). A draft remembers
+    its original's etag (Report.original_etag) and says when the original has
+    moved on (Report.outdated): DiffReportDraft lists what differs,
+    RebaseReportDraft merges the original's changes into the draft.
+
+    Revisions (AIP-162): every change of an original is kept as a
+    ReportRevision (the newest `--revisions-kept`, default 100);
+    ListReportRevisions and GetReportRevision read them, RollbackReport
+    restores one.
 
     Concurrency: writes of one report and its drafts take effect one after
     the other, each wholly before or after the other; a write whose report
@@ -144,7 +158,9 @@ class ReportServiceStub:
     budget, or (reason `REQUEST_ID_REUSED`) request_id was used for another
     request; NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such
     report or it is another principal's draft, or `DRAFT_EXPIRED` if it is
-    the caller's expired draft.
+    the caller's expired draft; ABORTED (reason `ETAG_MISMATCH`) if
+    report.etag is set and is not the report's. An update of an original
+    records a ReportRevision (reason UPDATED).
     (Returns the report itself, as AIP-134 does.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -158,9 +174,11 @@ class ReportServiceStub:
     request_id was used for another request; NOT_FOUND with reason
     `REPORT_NOT_FOUND` if there is no such report or it is another
     principal's draft, or `DRAFT_EXPIRED` if it is the caller's expired
-    draft; and FAILED_PRECONDITION (reason `DRIVER_FAILED`) if a driver
-    refuses. The caller's expired drafts of an original are deleted with it
-    (their `before_discard_draft` runs too).
+    draft; FAILED_PRECONDITION (reason `DRIVER_FAILED`) if a driver
+    refuses; and ABORTED (reason `ETAG_MISMATCH`) if etag is set and is not
+    the report's. The caller's expired drafts of an original are deleted
+    with it (their `before_discard_draft` runs too), and so are its
+    revisions.
     """
     EditReport: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.EditReportRequest, _report_pb2.Report]
     """EditReport returns the caller's draft of the original id, creating it
@@ -209,7 +227,9 @@ class ReportServiceStub:
     budget. A draft that a concurrent call of the caller's created first is
     replaced, as if this call had come second (created is false); ABORTED
     (reason `DRAFT_CREATED_CONCURRENTLY`) only if that draft was also
-    discarded meanwhile (retry).
+    discarded meanwhile (retry). The draft's original_etag becomes the
+    original's etag. ABORTED (reason `ETAG_MISMATCH`) if etag is set and is
+    not the draft's, or the caller has no draft.
     Over HTTP (the edge's transcoder) it answers 200 whether it created the
     draft or not, never the seed's `201 Created` with a `Location` header: a
     transcoded RPC has one success status. `created` tells them apart.
@@ -222,7 +242,8 @@ class ReportServiceStub:
     with reason `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
     GetReportDraft does;
     FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
-    or `DRIVER_FAILED` if the driver refuses.
+    or `DRIVER_FAILED` if the driver refuses; ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the draft's.
     Over HTTP (the edge's transcoder) it answers 200 with `{}`, not the
     seed's `204 No Content`: a transcoded RPC always has a JSON body.
     """
@@ -244,7 +265,11 @@ class ReportServiceStub:
     FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
     or `DRIVER_FAILED` if the driver refuses or returns invalid changes;
     INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) if the driver's
-    changes would put the original over the size budget.
+    changes would put the original over the size budget; ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the original's (give the
+    draft's original_etag to refuse committing over someone else's commit).
+    The commit records a ReportRevision (reason DRAFT_COMMITTED); the
+    original's other drafts become outdated.
     (Returns the original itself.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -283,6 +308,76 @@ class ReportServiceStub:
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
+    DiffReportDraft: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.DiffReportDraftRequest, _report_service_pb2.DiffReportDraftResponse]
+    """DiffReportDraft compares the caller's draft of the original id with the
+    original as it is now, field by committed field, and with the original
+    as it was when the draft was made or last rebased (its base: the
+    revision named by the draft's original_etag). Changes lists each field
+    on which draft and original differ, which is what committing the draft
+    would change. Returns the same errors as GetReportDraft.
+
+    Size budget: the response holds both reports (each within the resource
+    budget) and at most 1 MiB of change values; a change whose values would
+    pass that comes with values_omitted and its values unset.
+    """
+    RebaseReportDraft: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.RebaseReportDraftRequest, _report_service_pb2.RebaseReportDraftResponse]
+    """RebaseReportDraft brings the caller's draft of the original id onto the
+    original as it is now, field by committed field (the datasets are one
+    field), against the draft's base (the original as it was when the draft
+    was made or last rebased): a field changed only in the original takes
+    the original's value; one changed only in the draft keeps the draft's;
+    one changed in both, differently, keeps the draft's and is listed in
+    conflicts. When the base revision is no longer kept (more than
+    `--revisions-kept` changes ago, or the draft predates etags), every
+    field on which draft and original differ keeps the draft's value and is
+    a conflict. The snapshot settings become the original's, as
+    PutReportDraft copies them; the driver's `before_create_draft` runs as
+    on PutReportDraft; original_etag becomes the original's etag, so the
+    draft is no longer outdated. A draft that is not outdated is returned
+    unchanged. Returns the errors of DiscardReportDraft, and ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the draft's.
+    """
+    ListReportRevisions: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.ListReportRevisionsRequest, _report_service_pb2.ListReportRevisionsResponse]
+    """ListReportRevisions returns the kept revisions of an original, newest
+    first, one page at a time; a page ends early at 2 MiB (the size
+    budget), with a next_page_token. Returns INVALID_ARGUMENT for a
+    malformed report_id, a negative page_size or a page_token this RPC did
+    not issue; NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such
+    report or it is another principal's draft; FAILED_PRECONDITION (reason
+    `REPORT_IS_DRAFT`) for the caller's own draft (drafts have no
+    revisions).
+    """
+    GetReportRevision: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetReportRevisionRequest, _report_pb2.ReportRevision]
+    """GetReportRevision returns one kept revision of an original. Returns the
+    errors of ListReportRevisions (but for the paging ones), INVALID_ARGUMENT
+    for an empty or over-long revision_id, and NOT_FOUND (reason
+    `REVISION_NOT_FOUND`) if the report has no such revision (or no longer
+    keeps it).
+    (Returns the revision itself, as AIP-162 does.)
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    RollbackReport: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.RollbackReportRequest, _report_pb2.Report]
+    """RollbackReport gives an original the content of one of its kept
+    revisions (AIP-162), in one transaction: every committed field (name,
+    defn, template_id, datasource_id, query_id, settings, enable_filter) and
+    the datasets are the revision's (snapshot settings stay the original's,
+    as a commit leaves them); updated_at becomes now, defn_updated_at too if
+    defn changes; the original gets a new etag, so its drafts become
+    outdated; every user's view settings of the report are deleted, as on a
+    commit; a `reportRolledBack` activity records the caller and, in its
+    details, `revision_id` and `changes` (each changed field and its new
+    value, as `reportUpdated` records them); and a new revision (reason
+    ROLLED_BACK) records the result. Drivers take no part. Returns
+    INVALID_ARGUMENT if id is malformed or revision_id empty or over-long;
+    NOT_FOUND with reason `REPORT_NOT_FOUND` (no such report, or another
+    principal's draft) or `REVISION_NOT_FOUND`; FAILED_PRECONDITION (reason
+    `REPORT_IS_DRAFT`) if id is one of the caller's drafts; ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the original's.
+    (Returns the original itself.)
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
 
 @_typing.type_check_only
 class ReportServiceAsyncStub(ReportServiceStub):
@@ -299,7 +394,21 @@ class ReportServiceAsyncStub(ReportServiceStub):
     see, update, commit or discard it, and another principal's draft is
     NOT_FOUND (its existence is not revealed). Several principals may draft
     the same original at once; each commit replaces the original's
-    committed fields, so the last commit wins.
+    committed fields, so the last commit wins, unless it carries the etag of
+    the original it started from (see below).
+
+    Etags (AIP-154): every report and draft carries an etag, new on each
+    change. The writes that change an existing report or draft take it as an
+    optional precondition and refuse a stale one with ABORTED, reason
+    `ETAG_MISMATCH`, changing nothing (see Report.etag). A draft remembers
+    its original's etag (Report.original_etag) and says when the original has
+    moved on (Report.outdated): DiffReportDraft lists what differs,
+    RebaseReportDraft merges the original's changes into the draft.
+
+    Revisions (AIP-162): every change of an original is kept as a
+    ReportRevision (the newest `--revisions-kept`, default 100);
+    ListReportRevisions and GetReportRevision read them, RollbackReport
+    restores one.
 
     Concurrency: writes of one report and its drafts take effect one after
     the other, each wholly before or after the other; a write whose report
@@ -399,7 +508,9 @@ class ReportServiceAsyncStub(ReportServiceStub):
     budget, or (reason `REQUEST_ID_REUSED`) request_id was used for another
     request; NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such
     report or it is another principal's draft, or `DRAFT_EXPIRED` if it is
-    the caller's expired draft.
+    the caller's expired draft; ABORTED (reason `ETAG_MISMATCH`) if
+    report.etag is set and is not the report's. An update of an original
+    records a ReportRevision (reason UPDATED).
     (Returns the report itself, as AIP-134 does.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -413,9 +524,11 @@ class ReportServiceAsyncStub(ReportServiceStub):
     request_id was used for another request; NOT_FOUND with reason
     `REPORT_NOT_FOUND` if there is no such report or it is another
     principal's draft, or `DRAFT_EXPIRED` if it is the caller's expired
-    draft; and FAILED_PRECONDITION (reason `DRIVER_FAILED`) if a driver
-    refuses. The caller's expired drafts of an original are deleted with it
-    (their `before_discard_draft` runs too).
+    draft; FAILED_PRECONDITION (reason `DRIVER_FAILED`) if a driver
+    refuses; and ABORTED (reason `ETAG_MISMATCH`) if etag is set and is not
+    the report's. The caller's expired drafts of an original are deleted
+    with it (their `before_discard_draft` runs too), and so are its
+    revisions.
     """
     EditReport: _aio.UnaryUnaryMultiCallable[_report_service_pb2.EditReportRequest, _report_pb2.Report]  # type: ignore[assignment]
     """EditReport returns the caller's draft of the original id, creating it
@@ -464,7 +577,9 @@ class ReportServiceAsyncStub(ReportServiceStub):
     budget. A draft that a concurrent call of the caller's created first is
     replaced, as if this call had come second (created is false); ABORTED
     (reason `DRAFT_CREATED_CONCURRENTLY`) only if that draft was also
-    discarded meanwhile (retry).
+    discarded meanwhile (retry). The draft's original_etag becomes the
+    original's etag. ABORTED (reason `ETAG_MISMATCH`) if etag is set and is
+    not the draft's, or the caller has no draft.
     Over HTTP (the edge's transcoder) it answers 200 whether it created the
     draft or not, never the seed's `201 Created` with a `Location` header: a
     transcoded RPC has one success status. `created` tells them apart.
@@ -477,7 +592,8 @@ class ReportServiceAsyncStub(ReportServiceStub):
     with reason `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
     GetReportDraft does;
     FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
-    or `DRIVER_FAILED` if the driver refuses.
+    or `DRIVER_FAILED` if the driver refuses; ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the draft's.
     Over HTTP (the edge's transcoder) it answers 200 with `{}`, not the
     seed's `204 No Content`: a transcoded RPC always has a JSON body.
     """
@@ -499,7 +615,11 @@ class ReportServiceAsyncStub(ReportServiceStub):
     FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
     or `DRIVER_FAILED` if the driver refuses or returns invalid changes;
     INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) if the driver's
-    changes would put the original over the size budget.
+    changes would put the original over the size budget; ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the original's (give the
+    draft's original_etag to refuse committing over someone else's commit).
+    The commit records a ReportRevision (reason DRAFT_COMMITTED); the
+    original's other drafts become outdated.
     (Returns the original itself.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -538,6 +658,76 @@ class ReportServiceAsyncStub(ReportServiceStub):
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
+    DiffReportDraft: _aio.UnaryUnaryMultiCallable[_report_service_pb2.DiffReportDraftRequest, _report_service_pb2.DiffReportDraftResponse]  # type: ignore[assignment]
+    """DiffReportDraft compares the caller's draft of the original id with the
+    original as it is now, field by committed field, and with the original
+    as it was when the draft was made or last rebased (its base: the
+    revision named by the draft's original_etag). Changes lists each field
+    on which draft and original differ, which is what committing the draft
+    would change. Returns the same errors as GetReportDraft.
+
+    Size budget: the response holds both reports (each within the resource
+    budget) and at most 1 MiB of change values; a change whose values would
+    pass that comes with values_omitted and its values unset.
+    """
+    RebaseReportDraft: _aio.UnaryUnaryMultiCallable[_report_service_pb2.RebaseReportDraftRequest, _report_service_pb2.RebaseReportDraftResponse]  # type: ignore[assignment]
+    """RebaseReportDraft brings the caller's draft of the original id onto the
+    original as it is now, field by committed field (the datasets are one
+    field), against the draft's base (the original as it was when the draft
+    was made or last rebased): a field changed only in the original takes
+    the original's value; one changed only in the draft keeps the draft's;
+    one changed in both, differently, keeps the draft's and is listed in
+    conflicts. When the base revision is no longer kept (more than
+    `--revisions-kept` changes ago, or the draft predates etags), every
+    field on which draft and original differ keeps the draft's value and is
+    a conflict. The snapshot settings become the original's, as
+    PutReportDraft copies them; the driver's `before_create_draft` runs as
+    on PutReportDraft; original_etag becomes the original's etag, so the
+    draft is no longer outdated. A draft that is not outdated is returned
+    unchanged. Returns the errors of DiscardReportDraft, and ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the draft's.
+    """
+    ListReportRevisions: _aio.UnaryUnaryMultiCallable[_report_service_pb2.ListReportRevisionsRequest, _report_service_pb2.ListReportRevisionsResponse]  # type: ignore[assignment]
+    """ListReportRevisions returns the kept revisions of an original, newest
+    first, one page at a time; a page ends early at 2 MiB (the size
+    budget), with a next_page_token. Returns INVALID_ARGUMENT for a
+    malformed report_id, a negative page_size or a page_token this RPC did
+    not issue; NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such
+    report or it is another principal's draft; FAILED_PRECONDITION (reason
+    `REPORT_IS_DRAFT`) for the caller's own draft (drafts have no
+    revisions).
+    """
+    GetReportRevision: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetReportRevisionRequest, _report_pb2.ReportRevision]  # type: ignore[assignment]
+    """GetReportRevision returns one kept revision of an original. Returns the
+    errors of ListReportRevisions (but for the paging ones), INVALID_ARGUMENT
+    for an empty or over-long revision_id, and NOT_FOUND (reason
+    `REVISION_NOT_FOUND`) if the report has no such revision (or no longer
+    keeps it).
+    (Returns the revision itself, as AIP-162 does.)
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    RollbackReport: _aio.UnaryUnaryMultiCallable[_report_service_pb2.RollbackReportRequest, _report_pb2.Report]  # type: ignore[assignment]
+    """RollbackReport gives an original the content of one of its kept
+    revisions (AIP-162), in one transaction: every committed field (name,
+    defn, template_id, datasource_id, query_id, settings, enable_filter) and
+    the datasets are the revision's (snapshot settings stay the original's,
+    as a commit leaves them); updated_at becomes now, defn_updated_at too if
+    defn changes; the original gets a new etag, so its drafts become
+    outdated; every user's view settings of the report are deleted, as on a
+    commit; a `reportRolledBack` activity records the caller and, in its
+    details, `revision_id` and `changes` (each changed field and its new
+    value, as `reportUpdated` records them); and a new revision (reason
+    ROLLED_BACK) records the result. Drivers take no part. Returns
+    INVALID_ARGUMENT if id is malformed or revision_id empty or over-long;
+    NOT_FOUND with reason `REPORT_NOT_FOUND` (no such report, or another
+    principal's draft) or `REVISION_NOT_FOUND`; FAILED_PRECONDITION (reason
+    `REPORT_IS_DRAFT`) if id is one of the caller's drafts; ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the original's.
+    (Returns the original itself.)
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
 
 class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
     """ReportService stores reports and runs their draft workflow: a principal
@@ -553,7 +743,21 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
     see, update, commit or discard it, and another principal's draft is
     NOT_FOUND (its existence is not revealed). Several principals may draft
     the same original at once; each commit replaces the original's
-    committed fields, so the last commit wins.
+    committed fields, so the last commit wins, unless it carries the etag of
+    the original it started from (see below).
+
+    Etags (AIP-154): every report and draft carries an etag, new on each
+    change. The writes that change an existing report or draft take it as an
+    optional precondition and refuse a stale one with ABORTED, reason
+    `ETAG_MISMATCH`, changing nothing (see Report.etag). A draft remembers
+    its original's etag (Report.original_etag) and says when the original has
+    moved on (Report.outdated): DiffReportDraft lists what differs,
+    RebaseReportDraft merges the original's changes into the draft.
+
+    Revisions (AIP-162): every change of an original is kept as a
+    ReportRevision (the newest `--revisions-kept`, default 100);
+    ListReportRevisions and GetReportRevision read them, RollbackReport
+    restores one.
 
     Concurrency: writes of one report and its drafts take effect one after
     the other, each wholly before or after the other; a write whose report
@@ -675,7 +879,9 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         budget, or (reason `REQUEST_ID_REUSED`) request_id was used for another
         request; NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such
         report or it is another principal's draft, or `DRAFT_EXPIRED` if it is
-        the caller's expired draft.
+        the caller's expired draft; ABORTED (reason `ETAG_MISMATCH`) if
+        report.etag is set and is not the report's. An update of an original
+        records a ReportRevision (reason UPDATED).
         (Returns the report itself, as AIP-134 does.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -695,9 +901,11 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         request_id was used for another request; NOT_FOUND with reason
         `REPORT_NOT_FOUND` if there is no such report or it is another
         principal's draft, or `DRAFT_EXPIRED` if it is the caller's expired
-        draft; and FAILED_PRECONDITION (reason `DRIVER_FAILED`) if a driver
-        refuses. The caller's expired drafts of an original are deleted with it
-        (their `before_discard_draft` runs too).
+        draft; FAILED_PRECONDITION (reason `DRIVER_FAILED`) if a driver
+        refuses; and ABORTED (reason `ETAG_MISMATCH`) if etag is set and is not
+        the report's. The caller's expired drafts of an original are deleted
+        with it (their `before_discard_draft` runs too), and so are its
+        revisions.
         """
 
     @_abc_1.abstractmethod
@@ -764,7 +972,9 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         budget. A draft that a concurrent call of the caller's created first is
         replaced, as if this call had come second (created is false); ABORTED
         (reason `DRAFT_CREATED_CONCURRENTLY`) only if that draft was also
-        discarded meanwhile (retry).
+        discarded meanwhile (retry). The draft's original_etag becomes the
+        original's etag. ABORTED (reason `ETAG_MISMATCH`) if etag is set and is
+        not the draft's, or the caller has no draft.
         Over HTTP (the edge's transcoder) it answers 200 whether it created the
         draft or not, never the seed's `201 Created` with a `Location` header: a
         transcoded RPC has one success status. `created` tells them apart.
@@ -783,7 +993,8 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         with reason `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
         GetReportDraft does;
         FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
-        or `DRIVER_FAILED` if the driver refuses.
+        or `DRIVER_FAILED` if the driver refuses; ABORTED (reason
+        `ETAG_MISMATCH`) if etag is set and is not the draft's.
         Over HTTP (the edge's transcoder) it answers 200 with `{}`, not the
         seed's `204 No Content`: a transcoded RPC always has a JSON body.
         """
@@ -811,7 +1022,11 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
         or `DRIVER_FAILED` if the driver refuses or returns invalid changes;
         INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) if the driver's
-        changes would put the original over the size budget.
+        changes would put the original over the size budget; ABORTED (reason
+        `ETAG_MISMATCH`) if etag is set and is not the original's (give the
+        draft's original_etag to refuse committing over someone else's commit).
+        The commit records a ReportRevision (reason DRAFT_COMMITTED); the
+        original's other drafts become outdated.
         (Returns the original itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -865,6 +1080,106 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         Needs only `report:read`: the settings are the caller's own, not the
         report's.
         (Returns the settings resource itself.)
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+
+    @_abc_1.abstractmethod
+    def DiffReportDraft(
+        self,
+        request: _report_service_pb2.DiffReportDraftRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_report_service_pb2.DiffReportDraftResponse, _abc.Awaitable[_report_service_pb2.DiffReportDraftResponse]]:
+        """DiffReportDraft compares the caller's draft of the original id with the
+        original as it is now, field by committed field, and with the original
+        as it was when the draft was made or last rebased (its base: the
+        revision named by the draft's original_etag). Changes lists each field
+        on which draft and original differ, which is what committing the draft
+        would change. Returns the same errors as GetReportDraft.
+
+        Size budget: the response holds both reports (each within the resource
+        budget) and at most 1 MiB of change values; a change whose values would
+        pass that comes with values_omitted and its values unset.
+        """
+
+    @_abc_1.abstractmethod
+    def RebaseReportDraft(
+        self,
+        request: _report_service_pb2.RebaseReportDraftRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_report_service_pb2.RebaseReportDraftResponse, _abc.Awaitable[_report_service_pb2.RebaseReportDraftResponse]]:
+        """RebaseReportDraft brings the caller's draft of the original id onto the
+        original as it is now, field by committed field (the datasets are one
+        field), against the draft's base (the original as it was when the draft
+        was made or last rebased): a field changed only in the original takes
+        the original's value; one changed only in the draft keeps the draft's;
+        one changed in both, differently, keeps the draft's and is listed in
+        conflicts. When the base revision is no longer kept (more than
+        `--revisions-kept` changes ago, or the draft predates etags), every
+        field on which draft and original differ keeps the draft's value and is
+        a conflict. The snapshot settings become the original's, as
+        PutReportDraft copies them; the driver's `before_create_draft` runs as
+        on PutReportDraft; original_etag becomes the original's etag, so the
+        draft is no longer outdated. A draft that is not outdated is returned
+        unchanged. Returns the errors of DiscardReportDraft, and ABORTED (reason
+        `ETAG_MISMATCH`) if etag is set and is not the draft's.
+        """
+
+    @_abc_1.abstractmethod
+    def ListReportRevisions(
+        self,
+        request: _report_service_pb2.ListReportRevisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_report_service_pb2.ListReportRevisionsResponse, _abc.Awaitable[_report_service_pb2.ListReportRevisionsResponse]]:
+        """ListReportRevisions returns the kept revisions of an original, newest
+        first, one page at a time; a page ends early at 2 MiB (the size
+        budget), with a next_page_token. Returns INVALID_ARGUMENT for a
+        malformed report_id, a negative page_size or a page_token this RPC did
+        not issue; NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such
+        report or it is another principal's draft; FAILED_PRECONDITION (reason
+        `REPORT_IS_DRAFT`) for the caller's own draft (drafts have no
+        revisions).
+        """
+
+    @_abc_1.abstractmethod
+    def GetReportRevision(
+        self,
+        request: _report_service_pb2.GetReportRevisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_report_pb2.ReportRevision, _abc.Awaitable[_report_pb2.ReportRevision]]:
+        """GetReportRevision returns one kept revision of an original. Returns the
+        errors of ListReportRevisions (but for the paging ones), INVALID_ARGUMENT
+        for an empty or over-long revision_id, and NOT_FOUND (reason
+        `REVISION_NOT_FOUND`) if the report has no such revision (or no longer
+        keeps it).
+        (Returns the revision itself, as AIP-162 does.)
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+
+    @_abc_1.abstractmethod
+    def RollbackReport(
+        self,
+        request: _report_service_pb2.RollbackReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_report_pb2.Report, _abc.Awaitable[_report_pb2.Report]]:
+        """RollbackReport gives an original the content of one of its kept
+        revisions (AIP-162), in one transaction: every committed field (name,
+        defn, template_id, datasource_id, query_id, settings, enable_filter) and
+        the datasets are the revision's (snapshot settings stay the original's,
+        as a commit leaves them); updated_at becomes now, defn_updated_at too if
+        defn changes; the original gets a new etag, so its drafts become
+        outdated; every user's view settings of the report are deleted, as on a
+        commit; a `reportRolledBack` activity records the caller and, in its
+        details, `revision_id` and `changes` (each changed field and its new
+        value, as `reportUpdated` records them); and a new revision (reason
+        ROLLED_BACK) records the result. Drivers take no part. Returns
+        INVALID_ARGUMENT if id is malformed or revision_id empty or over-long;
+        NOT_FOUND with reason `REPORT_NOT_FOUND` (no such report, or another
+        principal's draft) or `REVISION_NOT_FOUND`; FAILED_PRECONDITION (reason
+        `REPORT_IS_DRAFT`) if id is one of the caller's drafts; ABORTED (reason
+        `ETAG_MISMATCH`) if etag is set and is not the original's.
+        (Returns the original itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """

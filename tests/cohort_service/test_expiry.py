@@ -41,6 +41,7 @@ def _refused(call) -> tuple:
 class Staged:
     active: str  # an active draft with the pending soft patch "soft-a"
     dormant: str  # the dormant draft the soft patch "soft-new" created
+    active_etag: str  # the active draft's etag once the soft patch was staged
 
 
 def _stage(at: At, **overrides) -> Staged:
@@ -49,9 +50,10 @@ def _stage(at: At, **overrides) -> Staged:
         active = alice.patch(name="Q1").draft_id
         alice.patch(draft_id=active, description="proposed", soft=True, idempotency_key="soft-a")
         dormant = alice.patch(name="Dormant", soft=True, idempotency_key="soft-new").draft_id
-        proposal = alice.get(active).proposals[0]
+        form = alice.get(active)
+        proposal = form.proposals[0]
         assert proposal.expire_time.ToSeconds() == proposal.create_time.ToSeconds() + 7 * DAY
-    return Staged(active, dormant)
+    return Staged(active, dormant, form.etag)
 
 
 def test_an_expired_proposal_is_gone_before_any_purge(at):
@@ -93,6 +95,8 @@ def test_the_service_rejects_expired_proposals_and_deletes_the_dormant_drafts_th
             "soft-new": ProposalDecision.EXPIRED,
         }
         assert {str(d.id) for d in Draft.select()} == {staged.active}
+        # The active draft's form lists one proposal fewer: a new etag, as after a reject.
+        assert alice.get(staged.active).etag != staged.active_etag
         expired = (grpc.StatusCode.FAILED_PRECONDITION, "PROPOSAL_EXPIRED")
         assert _refused(lambda: alice.patch(idempotency_key="soft-a", accept=True)) == expired
 

@@ -226,7 +226,14 @@ def _report_setup(channel: grpc.Channel, metadata, tag: str) -> World:
     )
     call("UpdateUserReportSettings", report_id=original, settings=_struct({"zoom": 2}))
     call("UpdateUserReportSettings", report_id=draft, settings=_struct({"zoom": 3}))
-    world.ids.update(original=original, draft=draft)
+    # The original moves on: the draft is outdated, and a rebase has work to do.
+    call(
+        "UpdateReport",
+        report=report_pb2.Report(id=original, name=f"Sales {tag} v2"),
+        update_mask=field_mask_pb2.FieldMask(paths=["name"]),
+    )
+    first = call("ListReportRevisions", report_id=original).revisions[-1].revision_id
+    world.ids.update(original=original, draft=draft, revision=first)
     return world
 
 
@@ -305,6 +312,14 @@ _REPORT_OWNED: dict[str, tuple[tuple[Builder, grpc.StatusCode], ...]] = {
             OK,
         ),
     ),
+    "DiffReportDraft": (
+        (_on_original(_R.DiffReportDraftRequest), OK),
+        (_on_draft(_R.DiffReportDraftRequest), FAILED),
+    ),
+    "RebaseReportDraft": (
+        (_on_original(_R.RebaseReportDraftRequest), OK),
+        (_on_draft(_R.RebaseReportDraftRequest), FAILED),
+    ),
 }
 
 _REPORT_NOT_OWNED: dict[str, Builder] = {
@@ -313,6 +328,15 @@ _REPORT_NOT_OWNED: dict[str, Builder] = {
     ),
     # Lists originals only; test_lists_show_nothing_of_another_principal checks it.
     "ListReports": lambda w: _R.ListReportsRequest(page_size=5),
+    # Revisions are of originals, which every reader sees and every writer may roll back
+    # (another principal's draft id is NOT_FOUND: tests/report_service/test_revisions.py).
+    "ListReportRevisions": lambda w: _R.ListReportRevisionsRequest(report_id=w.ids["original"]),
+    "GetReportRevision": lambda w: _R.GetReportRevisionRequest(
+        report_id=w.ids["original"], revision_id=w.ids["revision"]
+    ),
+    "RollbackReport": lambda w: _R.RollbackReportRequest(
+        id=w.ids["original"], revision_id=w.ids["revision"]
+    ),
 }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg2
 from google.protobuf import field_mask_pb2, json_format, struct_pb2
 
+from report_service import models
 from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
 from tests.conftest import POSTGRES_SCHEMA, POSTGRES_URL
 from tests.support import RunningService, bearer
@@ -90,11 +91,28 @@ WRITES: dict[str, Callable[[str], dict]] = {
     },
     "DiscardReportDraft": lambda draft: {"id": "team:sales-dashboard"},
     "CommitReportDraft": lambda draft: {"id": "team:sales-dashboard"},
+    "RebaseReportDraft": lambda draft: {"id": "team:sales-dashboard"},
+    "RollbackReport": lambda draft: {
+        "id": "team:sales-dashboard",
+        "revision_id": _oldest_revision("team:sales-dashboard"),
+    },
     "UpdateUserReportSettings": lambda draft: {
         "report_id": draft,
         "settings": struct({"zoom": 2}),
     },
 }
+
+
+def _oldest_revision(report_id: str) -> str:
+    """The revision_id of report_id's first kept revision, read from the served store."""
+    oldest = (
+        models.ReportRevision.select()
+        .where(models.ReportRevision.report == report_id)
+        .order_by(models.ReportRevision.id)
+        .first()
+    )
+    assert oldest is not None, report_id
+    return oldest.revision_id
 
 
 def write_driver(directory: Path, source: str, attribute: str = "Driver") -> str:

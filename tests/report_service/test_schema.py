@@ -14,6 +14,7 @@ MODELS = (
     models.Activity,
     models.UserReportSettings,
     models.RequestRecord,
+    models.ReportRevision,
 )
 
 
@@ -23,6 +24,7 @@ def test_the_migrations_create_the_schema_of_the_models(database_url):
         assert apply_migrations(database, SERVICE.migrations) == [
             "0001_initial",
             "0002_distinct_draft_ids",
+            "0003_etags_and_revisions",
             "0004_request_ids_and_draft_expiry",
         ]
         assert apply_migrations(database, SERVICE.migrations) == []  # idempotent

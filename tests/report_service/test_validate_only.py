@@ -13,16 +13,20 @@ from tests.report_service.support import WRITES, Client
 from tests.support import failure, snapshot
 
 ORIGINAL = "team:sales-dashboard"  # the original of support.WRITES
-_TIMES = ("created_at", "updated_at", "defn_updated_at", "expire_time")
+# What the service stamps anew on each call: times, and the etag (random per change).
+_STAMPED = ("created_at", "updated_at", "defn_updated_at", "expire_time", "etag")
 
 
 def _timeless(response):
-    """response without the times the service stamps (a real call made later differs there)."""
+    """response without what the service stamps (a real call made later differs there)."""
     copy = type(response)()
     copy.CopyFrom(response)
-    report = copy.report if copy.DESCRIPTOR.name == "PutReportDraftResponse" else copy
+    report = {"PutReportDraftResponse": "report", "RebaseReportDraftResponse": "draft"}.get(
+        copy.DESCRIPTOR.name
+    )
+    report = getattr(copy, report) if report else copy
     if report.DESCRIPTOR.name == "Report":
-        for name in _TIMES:
+        for name in _STAMPED:
             report.ClearField(name)
     return copy
 
@@ -143,7 +147,8 @@ def test_validate_only_with_a_driver_that_raises_fails_as_the_call_and_changes_n
             "INSERT INTO report SELECT 'user:alice:sales-dashboard-draft', type, name, defn, "
             "template_id, datasource_id, query_id, settings, enable_filter, snapshot_enabled, "
             "snapshot_schedule, snapshot_retain_count, 'user:alice', id, created_at, "
-            "updated_at, defn_updated_at FROM report WHERE id = 'team:sales-dashboard'"
+            "updated_at, defn_updated_at, 'W/0123456789abcdef', etag FROM report "
+            "WHERE id = 'team:sales-dashboard'"
         )
         before = snapshot(server.database)
         checked = _answer(alice, rpc, validate_only=True, **fields)
