@@ -76,14 +76,14 @@ def _definition(service: str):
     return module.SERVICE
 
 
-def _measure(definition, scenario, args) -> None:
+def _measure(definition, scenario, args, settings) -> None:
     """Run the scenario's calls through the production interceptor's handlers, in this thread."""
     from shared.auth import TokenVerifier
     from shared.interceptor import PlatformInterceptor
     from tests.support import TEST_AUTH
 
     handlers = _Handlers()
-    definition.add_servicers(handlers)
+    definition.add_servicers(handlers, settings)
     interceptor = PlatformInterceptor(definition.name, TokenVerifier(TEST_AUTH))
     steps = [
         (step, interceptor.intercept_service(handlers.lookup, _Details(step.method)))
@@ -142,7 +142,7 @@ def main() -> None:
                 chosen = [s for s in setup(running.channel, 1) if args.scenario in s.name]
                 if not chosen:
                     continue
-                _measure(definition, chosen[0], args)
+                _measure(definition, chosen[0], args, running.settings)
                 return
     print(f"no scenario named like {args.scenario!r}", file=sys.stderr)
     sys.exit(2)

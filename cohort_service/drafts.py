@@ -8,7 +8,7 @@ from datetime import datetime
 
 from peewee import fn
 
-from cohort_service import mapping
+from cohort_service import expiry, mapping
 from cohort_service.forms import Form, load_forms
 from cohort_service.lookups import Rows, fetch_rows
 from cohort_service.models import Draft, DraftState, Proposal, ProposalDecision, database
@@ -30,11 +30,16 @@ _OWN_DRAFT_LOCKED = CompiledQuery(
     lambda i, owner: Draft.select().where((Draft.id == i) & (Draft.owner == owner)).for_update(),
 )
 # Only what the form shows: a pending proposal's stored change can be large.
+# Pending proposals staged after a time: the ones that have not expired (cohort_service.expiry).
 _PENDING_PROPOSALS = CompiledQuery(
     database,
-    lambda draft_ids: (
+    lambda draft_ids, after: (
         Proposal.select(Proposal.id, Proposal.draft_id, Proposal.key, Proposal.create_time)
-        .where(Proposal.draft_id.in_(draft_ids) & (Proposal.decision == ProposalDecision.PENDING))
+        .where(
+            Proposal.draft_id.in_(draft_ids)
+            & (Proposal.decision == ProposalDecision.PENDING)
+            & (Proposal.create_time > after)
+        )
         .order_by(Proposal.create_time, Proposal.id)
     ),
 )
@@ -43,9 +48,10 @@ _PENDING_PROPOSALS = CompiledQuery(
 def find_draft(owner: str, draft_id: uuid.UUID, *, lock: bool = False) -> Draft:
     """The owner's draft, locked for the transaction when asked; NOT_FOUND otherwise.
 
-    Another principal's draft is NOT_FOUND too: its existence is not revealed.
+    Another principal's draft is NOT_FOUND too: its existence is not revealed; so is a
+    dormant draft whose creating proposal expired.
     """
-    draft = locked_draft(owner, draft_id) if lock else _OWN_DRAFT.first(draft_id, owner)
+    draft = locked_draft(owner, draft_id) if lock else _live(_OWN_DRAFT.first(draft_id, owner))
     if draft is None:
         raise NotFound(f"you have no cohort draft {draft_id}", reason=DRAFT_NOT_FOUND)
     return draft
@@ -56,11 +62,17 @@ def locked_draft(owner: str, draft_id: uuid.UUID) -> Draft | None:
     while this waited). Writes lock a draft before its proposals: one order, no deadlock."""
     # SQLite has no FOR UPDATE; its write lock is whole-database
     query = _OWN_DRAFT_LOCKED if database.for_update else _OWN_DRAFT
-    return query.first(draft_id, owner)
+    return _live(query.first(draft_id, owner))
+
+
+def _live(draft: Draft | None) -> Draft | None:
+    """draft, or None when it is gone with its expired creating proposal (before the purge
+    deletes it)."""
+    return None if draft is None or expiry.is_gone(draft) else draft
 
 
 def pending_proposals(draft_ids: Collection[uuid.UUID]) -> Mapping[uuid.UUID, list[Proposal]]:
-    return mapping.proposals_by_draft(_PENDING_PROPOSALS(list(draft_ids)))
+    return mapping.proposals_by_draft(_PENDING_PROPOSALS(list(draft_ids), expiry.cutoff()))
 
 
 def rows_for(owner: str, forms: Collection[Form]) -> Rows:
@@ -112,6 +124,8 @@ def list_drafts(
     query = Draft.select(Draft, _estimated_bytes().alias("estimated_bytes")).where(
         (Draft.owner == owner) & Draft.state.in_(states)
     )
+    if include_dormant and expiry.PROPOSALS.ttl is not None:
+        query = query.where(~expiry.gone_dormant())
     if cursor is not None:
         created_at, last_id = _read_cursor(cursor)
         query = query.where(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
-from cohort_service import models
+from google.protobuf import timestamp_pb2
+
+from cohort_service import expiry, models
 from cohort_service.forms import Form
 from cohort_service.lookups import Rows
 from cohort_service.slots import SLOTS, SlotKind
@@ -102,6 +105,10 @@ _VALUE_BUILDERS = {
 }
 
 
+def _optional_timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    return None if value is None else timestamp(value)
+
+
 def form_state(
     draft: models.Draft,
     form: Form,
@@ -119,11 +126,14 @@ def form_state(
         pending_ids=[str(item) for item in form.pending_in_order()],
         proposals=[
             draft_pb2.DraftProposal(
-                idempotency_key=proposal.key, create_time=timestamp(proposal.create_time)
+                idempotency_key=proposal.key,
+                create_time=timestamp(proposal.create_time),
+                expire_time=_optional_timestamp(expiry.PROPOSALS.expires(proposal.create_time)),
             )
             for proposal in proposals
         ],
         update_time=timestamp(draft.update_time),
+        etag=draft.etag,
     )
     for slot in SLOTS:
         build = _ITEM_BUILDERS.get(slot.kind) or _VALUE_BUILDERS[slot.name]

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import peewee
 
+from shared import idempotency
+from shared.clock import utcnow as utcnow  # the services' one clock (shared.clock)
+
 database = peewee.DatabaseProxy()
-
-
-def utcnow() -> datetime:
-    """Now as a naive UTC datetime: the one form both SQLite and PostgreSQL store alike."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def name_key(name: str) -> str:
@@ -166,6 +163,8 @@ class Draft(BaseModel):
     # The serialized DraftFormState of the stored form, pending proposals left out, as of
     # the last write of the form (NULL before migration 0003): ListCohortDrafts' estimate.
     form_bytes = peewee.IntegerField(null=True)
+    # New on every change of the draft, its staged proposals included (shared.etags).
+    etag = peewee.CharField(max_length=64)
 
     class Meta:
         table_name = "draft"
@@ -258,24 +257,19 @@ class ProfilePersonaLink(Link):
 # ---------------------------------------------------------------------------
 
 
-class IdempotencyRecord(BaseModel):
-    """The first response to (principal, key); the unique index picks one winner under races."""
-
-    principal = peewee.TextField()
-    key = peewee.CharField(max_length=200)
-    fingerprint = peewee.CharField(max_length=64)  # sha256 of the request without its key
-    response = peewee.BlobField(null=True)  # set before the claiming transaction commits
-    created_at = peewee.DateTimeField(default=utcnow)
+class IdempotencyRecord(idempotency.RequestRecord):
+    """The first response to a principal's idempotency_key (shared.idempotency)."""
 
     class Meta:
+        database = database
         table_name = "idempotency_record"
-        indexes = ((("principal", "key"), True),)
 
 
 class ProposalDecision:
     PENDING = 0
     ACCEPTED = 1
     REJECTED = 2
+    EXPIRED = 3  # pending past COHORT_PROPOSAL_TTL: rejected by the service (purges)
 
 
 class Proposal(BaseModel):
@@ -296,4 +290,9 @@ class Proposal(BaseModel):
 
     class Meta:
         table_name = "proposal"
-        indexes = ((("principal", "key"), True),)
+        indexes = (
+            (("principal", "key"), True),
+            # The purge: pending ones by age (expiry), decided ones by decision time.
+            (("decision", "create_time"), False),
+            (("decide_time",), False),
+        )

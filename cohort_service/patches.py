@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from peewee import Case, fn
 
-from cohort_service import idempotency, mapping
+from cohort_service import expiry, mapping
 from cohort_service.drafts import (
     delete_with_pending_proposals,
     find_draft,
@@ -21,6 +21,7 @@ from cohort_service.drafts import (
     rows_for,
 )
 from cohort_service.forms import Change, Form, apply_change, load_forms, save_form
+from cohort_service.idempotency import KEYS
 from cohort_service.lookups import Rows, fetch_rows, insert_values
 from cohort_service.models import (
     Draft,
@@ -44,7 +45,9 @@ from cohort_service.v1 import draft_pb2, draft_service_pb2
 from shared.budget import RESOURCE_MAX_BYTES, over_budget
 from shared.compiled import CompiledQuery
 from shared.errors import FailedPrecondition, NotFound, Violations
+from shared.etags import check_etag, new_etag
 from shared.failpoints import failpoint
+from shared.idempotency import fingerprint
 
 PatchResponse = draft_service_pb2.PatchCohortDraftResponse
 
@@ -68,13 +71,17 @@ def patch_draft(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
     given_key = read_idempotency_key(request, violations)
     key = given_key or str(uuid.uuid4())
     patch = read_patch(request, violations)
+    if request.etag and not patch.draft_id:
+        violations.add("etag", "a patch that creates a draft has no etag to check: give draft_id")
     with database.atomic():
         if not violations:  # a request that will fail has nothing to replay, and must not claim
-            replay = idempotency.claim(owner, key, idempotency.fingerprint(request))
+            replay = KEYS.claim(owner, key, fingerprint(request))
             if replay is not None:
                 return PatchResponse.FromString(replay)
             failpoint("cohort.patch.after_claim")
         draft = find_draft(owner, patch.draft_id, lock=True) if patch.draft_id else None
+        if draft is not None:
+            check_etag("etag", request.etag, draft.etag, "the draft")
         current = load_forms([draft.id])[draft.id] if draft else Form()
         _refuse_heavy_relinks(owner, patch)
         resolution = resolve(owner, patch, current, violations)
@@ -97,7 +104,7 @@ def patch_draft(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
             response = _stage(owner, key, draft, result, resolution.change, rows, fields)
         else:
             response = _apply(owner, key, draft, current, result, rows, fields)
-        idempotency.remember(owner, key, response.SerializeToString(deterministic=True))
+        KEYS.remember(owner, key, response.SerializeToString(deterministic=True))
         failpoint("cohort.patch.before_commit")
         return response
 
@@ -120,6 +127,7 @@ def _apply(
             revision=1,
             created_at=now,
             update_time=now,
+            etag=new_etag(),
         )
         # The response first: its size is the form's, stored with the new draft.
         response = _response(draft, key, "draft created", result, rows)
@@ -129,6 +137,7 @@ def _apply(
         draft.revision += 1
         draft.state = DraftState.ACTIVE  # an applied patch makes a dormant draft live
         draft.update_time = now
+        draft.etag = new_etag()
         response = _response(draft, key, "draft updated", result, rows)
         _advance(draft, _form_bytes(response, fields))
     save_form(draft.id, current, result)
@@ -137,18 +146,28 @@ def _apply(
 
 
 def _advance(draft: Draft, form_bytes: int) -> None:
-    """Write what one applied patch changed on the draft row (changed in memory before)."""
+    """Write what one applied patch changed on the draft row (changed in memory before, the
+    etag too: the response carries it)."""
     draft.form_bytes = form_bytes
-    _ADVANCE.raw(draft.revision, draft.state, draft.update_time, form_bytes, draft.id)
+    _ADVANCE.raw(draft.revision, draft.state, draft.update_time, form_bytes, draft.etag, draft.id)
 
 
 # Compiled (shared.compiled); draft.save() built an UPDATE of every column, each patch.
 _ADVANCE = CompiledQuery(
     database,
-    lambda revision, state, now, form_bytes, draft_id: Draft.update(
-        revision=revision, state=state, update_time=now, form_bytes=form_bytes
+    lambda revision, state, now, form_bytes, etag, draft_id: Draft.update(
+        revision=revision, state=state, update_time=now, form_bytes=form_bytes, etag=etag
     ).where(Draft.id == draft_id),
 )
+_NEW_ETAG = CompiledQuery(
+    database, lambda etag, draft_id: Draft.update(etag=etag).where(Draft.id == draft_id)
+)
+
+
+def renew_etag(draft: Draft) -> None:
+    """A new etag for a change of the draft that is not an applied patch (its proposals)."""
+    draft.etag = new_etag()
+    _NEW_ETAG.raw(draft.etag, draft.id)
 
 
 def _form_bytes(response: PatchResponse, fields: Sequence[str], stored: int = 0) -> int:
@@ -228,7 +247,10 @@ def _stage(
             created_at=now,
             update_time=now,
             form_bytes=0,
+            etag=new_etag(),
         )
+    else:
+        renew_etag(draft)  # its form now lists one more proposal
     Proposal.create(
         id=uuid.uuid4(),
         principal=owner,
@@ -289,7 +311,7 @@ def acknowledge(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
     violations.raise_if_any("the ack has invalid fields")
     key, accept = request.idempotency_key, request.accept
     with database.atomic():
-        _lock_draft_of_proposal(owner, key)
+        draft = _lock_draft_of_proposal(owner, key)
         proposal, decided_now = _claim_decision(owner, key, patch.draft_id, accept)
         if not decided_now:
             was_accepted = proposal.decision == ProposalDecision.ACCEPTED
@@ -300,6 +322,8 @@ def acknowledge(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
                     reason=PROPOSAL_ALREADY_DECIDED,
                 )
             return PatchResponse.FromString(bytes(proposal.decision_response))
+        # After the replay: a repeated ack gets its first response whatever the etag is now.
+        check_etag("etag", request.etag, draft.etag if draft else None, "the proposal's draft")
         failpoint("cohort.ack.after_decision")
         response = _accept(owner, proposal) if accept else _reject(owner, proposal)
         Proposal.update(decision_response=response.SerializeToString(deterministic=True)).where(
@@ -308,16 +332,16 @@ def acknowledge(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
         return response
 
 
-def _lock_draft_of_proposal(owner: str, key: str) -> None:
+def _lock_draft_of_proposal(owner: str, key: str) -> Draft | None:
     """Lock the proposal's draft before the proposal (the order every write keeps), so that
-    a patch or a delete of the draft runs wholly before or after this decision."""
+    a patch or a delete of the draft runs wholly before or after this decision; the draft,
+    if it is there."""
     draft_id = (
         Proposal.select(Proposal.draft_id)
         .where((Proposal.principal == owner) & (Proposal.key == key))
         .scalar()
     )
-    if draft_id is not None:
-        locked_draft(owner, draft_id)
+    return locked_draft(owner, draft_id) if draft_id is not None else None
 
 
 def _claim_decision(
@@ -332,16 +356,21 @@ def _claim_decision(
     if draft_id is not None:
         where &= Proposal.draft_id == draft_id
     decision = ProposalDecision.ACCEPTED if accept else ProposalDecision.REJECTED
+    now = utcnow()
+    live = (Proposal.decision == ProposalDecision.PENDING) & (
+        Proposal.create_time > expiry.cutoff(now)
+    )
     decided_now = bool(
-        Proposal.update(decision=decision, decide_time=utcnow())
-        .where(where & (Proposal.decision == ProposalDecision.PENDING))
-        .execute()
+        Proposal.update(decision=decision, decide_time=now).where(where & live).execute()
     )
     proposal = Proposal.get_or_none(where)
     if proposal is None:
         raise NotFound(
             f"you staged no proposal with idempotency_key {key!r}", reason=PROPOSAL_NOT_FOUND
         )
+    undecided = (ProposalDecision.PENDING, ProposalDecision.EXPIRED)
+    if not decided_now and proposal.decision in undecided:
+        raise expiry.refuse_ack(key)  # pending, yet not decided now: it expired
     return proposal, decided_now
 
 
@@ -368,6 +397,7 @@ def _accept(owner: str, proposal: Proposal) -> PatchResponse:
     draft.revision += 1
     draft.state = DraftState.ACTIVE
     draft.update_time = utcnow()
+    draft.etag = new_etag()
     response = _response(draft, proposal.key, "proposal accepted", result, rows)
     _advance(draft, _form_bytes(response, ("accept",)))
     save_form(draft.id, current, result)
@@ -378,6 +408,7 @@ def _reject(owner: str, proposal: Proposal) -> PatchResponse:
     """Discard the proposal; a dormant draft it created goes with it."""
     draft = locked_draft(owner, proposal.draft_id)
     if draft is not None and not (proposal.created_draft and draft.state == DraftState.DORMANT):
+        renew_etag(draft)  # its form lists one proposal fewer
         form = load_forms([draft.id])[draft.id]
         rows = rows_for(owner, [form])
         return _response(

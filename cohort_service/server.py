@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
 
-from cohort_service import seed
+from cohort_service import expiry, seed
 from cohort_service.models import database
+from cohort_service.purges import purges
 from cohort_service.servicer_catalog import CohortCatalogServicer
 from cohort_service.servicer_drafts import CohortDraftServicer
 from cohort_service.v1 import (
@@ -16,14 +18,18 @@ from cohort_service.v1 import (
     draft_service_pb2,
     draft_service_pb2_grpc,
 )
+from shared.config import Settings
+from shared.purge import Purge
 from shared.service import Command, ServiceDefinition
 
 
-def add_servicers(server: grpc.Server) -> None:
+def add_servicers(server: grpc.Server, settings: Settings) -> Sequence[Purge]:
+    expiry.PROPOSALS.set(settings.proposal_ttl)
     catalog_service_pb2_grpc.add_CohortCatalogServiceServicer_to_server(
         CohortCatalogServicer(), server
     )
     draft_service_pb2_grpc.add_CohortDraftServiceServicer_to_server(CohortDraftServicer(), server)
+    return purges(settings)
 
 
 SERVICE = ServiceDefinition(
@@ -37,6 +43,7 @@ SERVICE = ServiceDefinition(
         catalog_service_pb2.DESCRIPTOR.services_by_name["CohortCatalogService"].full_name,
         draft_service_pb2.DESCRIPTOR.services_by_name["CohortDraftService"].full_name,
     ),
+    lifetimes=("idempotency_ttl", "proposal_ttl", "purge_interval"),
     commands={
         "seed": Command(
             help="load catalog data (departments, simulations, profiles, flags) from a JSON file",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cohort_service import catalog, mapping
 from cohort_service.models import Department, Profile, Simulation
 from cohort_service.v1 import catalog_pb2, catalog_service_pb2, catalog_service_pb2_grpc
+from cohort_service.writes import WRITE
 from shared.pagination import decode_page_token, encode_page_token, page_size
 
 
@@ -17,6 +18,7 @@ def _page(model, request):
 
 
 class CohortCatalogServicer(catalog_service_pb2_grpc.CohortCatalogServiceServicer):
+    @WRITE(validate_only=True)
     def CreateDepartment(self, request, context) -> catalog_pb2.Department:
         return mapping.catalog_entry(
             catalog_pb2.Department, catalog.create_entry(Department, request.name)
@@ -29,6 +31,7 @@ class CohortCatalogServicer(catalog_service_pb2_grpc.CohortCatalogServiceService
             next_page_token=token,
         )
 
+    @WRITE(validate_only=True)
     def CreateSimulation(self, request, context) -> catalog_pb2.Simulation:
         return mapping.catalog_entry(
             catalog_pb2.Simulation, catalog.create_entry(Simulation, request.name)
@@ -41,6 +44,7 @@ class CohortCatalogServicer(catalog_service_pb2_grpc.CohortCatalogServiceService
             next_page_token=token,
         )
 
+    @WRITE(validate_only=True)
     def CreateProfile(self, request, context) -> catalog_pb2.Profile:
         return mapping.catalog_entry(
             catalog_pb2.Profile, catalog.create_entry(Profile, request.name)
@@ -53,6 +57,7 @@ class CohortCatalogServicer(catalog_service_pb2_grpc.CohortCatalogServiceService
             next_page_token=token,
         )
 
+    @WRITE(validate_only=True)
     def CreateFlag(self, request, context) -> catalog_pb2.Flag:
         options = [(option.value, option.label) for option in request.options]
         return mapping.flag(*catalog.create_flag(request.key, request.type, options))

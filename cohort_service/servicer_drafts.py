@@ -7,6 +7,7 @@ from google.protobuf import empty_pb2
 from cohort_service import drafts, patches
 from cohort_service.v1 import draft_pb2, draft_service_pb2, draft_service_pb2_grpc
 from cohort_service.validation import parse_uuid
+from cohort_service.writes import WRITE
 from shared.auth import current_principal
 from shared.errors import Violations
 from shared.pagination import decode_page_token, encode_page_token, page_size
@@ -20,6 +21,7 @@ def _draft_id(raw: str):
 
 
 class CohortDraftServicer(draft_service_pb2_grpc.CohortDraftServiceServicer):
+    @WRITE(validate_only=True)
     def PatchCohortDraft(self, request, context) -> draft_service_pb2.PatchCohortDraftResponse:
         owner = current_principal().subject
         if patches.is_ack(request):
@@ -40,6 +42,7 @@ class CohortDraftServicer(draft_service_pb2_grpc.CohortDraftServiceServicer):
             drafts=states, next_page_token=encode_page_token(cursor) if cursor else ""
         )
 
+    @WRITE(validate_only=True)
     def DeleteCohortDraft(self, request, context) -> empty_pb2.Empty:
         drafts.delete_draft(current_principal().subject, _draft_id(request.draft_id))
         return empty_pb2.Empty()

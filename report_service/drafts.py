@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from report_service import fields, mapping, store
+from report_service import expiry, fields, mapping, revisions, store
 from report_service.drivers import DriverRegistry
 from report_service.fields import Fields
 from report_service.ids import draft_id
 from report_service.models import ID_MAX_LENGTH, Report
 from report_service.v1 import report_pb2
 from shared.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
+from shared.etags import check_etag
 from shared.failpoints import failpoint
 
 DRAFT_ID_TAKEN = "DRAFT_ID_TAKEN"
@@ -40,6 +41,7 @@ def _new_draft_row(original: Report, principal: str, now: datetime) -> Report:
     row = Report(**original.__data__)
     row.id, row.owner_id, row.editing = new_id, principal, original.id
     row.created_at = row.updated_at = now
+    row.original_etag = original.etag
     return row
 
 
@@ -85,9 +87,10 @@ def _draft_id_taken(row: Report) -> FailedPrecondition:
 def edit_report(
     drivers: DriverRegistry, original: Report, principal: str, now: datetime
 ) -> report_pb2.Report:
-    """principal's draft of original as it is, created first if principal has none."""
+    """principal's draft of original as it is, created first if principal has none (or an
+    expired one)."""
     # Locked: a concurrent discard must not remove the draft between its row and its datasets.
-    existing = store.find_draft(original.id, principal, lock=True)
+    existing = _live_draft(drivers, original, principal)
     if existing is None:
         try:
             return write_draft(drivers, original, principal, None, {}, now)
@@ -97,15 +100,22 @@ def edit_report(
             existing = store.find_draft(original.id, principal, lock=True)
             if existing is None or race.reason != DRAFT_CREATED_CONCURRENTLY:
                 raise
-    return store.report_message(existing)
+    return store.report_message(existing, original.etag)
 
 
 def put_draft(
-    drivers: DriverRegistry, original: Report, principal: str, overrides: Fields, now: datetime
+    drivers: DriverRegistry,
+    original: Report,
+    principal: str,
+    overrides: Fields,
+    now: datetime,
+    etag: str = "",
 ) -> tuple[report_pb2.Report, bool]:
     """principal's draft of original replaced by overrides, created first if principal has none;
-    and whether it was created."""
-    existing = store.find_draft(original.id, principal, lock=True)
+    and whether it was created. A set etag must be the existing draft's (an expired draft is
+    none)."""
+    existing = _live_draft(drivers, original, principal)
+    check_etag("etag", etag, existing.etag if existing else None, "your draft")
     if existing is None:
         try:
             return write_draft(drivers, original, principal, None, overrides, now), True
@@ -118,6 +128,16 @@ def put_draft(
     return write_draft(drivers, original, principal, existing, overrides, now), False
 
 
+def _live_draft(drivers: DriverRegistry, original: Report, principal: str) -> Report | None:
+    """principal's draft of original, locked; None if there is none. An expired one is
+    discarded here (its driver's before_discard_draft runs), in the caller's transaction."""
+    existing = store.find_draft(original.id, principal, lock=True)
+    if existing is not None and expiry.is_expired(existing):
+        discard_draft(drivers, existing)
+        return None
+    return existing
+
+
 def write_draft(
     drivers: DriverRegistry,
     original: Report,
@@ -128,14 +148,16 @@ def write_draft(
 ) -> report_pb2.Report:
     """Create principal's draft of original (existing None), or replace existing.
 
-    The draft becomes original's fields overlaid with overrides, keeping existing's name;
-    the driver's before_create_draft may change it before it is saved.
+    The draft becomes original's fields overlaid with overrides, keeping existing's name
+    unless overrides has one, and is based on original as it is now (original_etag); the
+    driver's before_create_draft may change it before it is saved.
     """
     datasets = store.datasets_of([original.id])[original.id]
     values = {**mapping.fields_from_row(original, datasets), **overrides}
-    if existing is not None:
+    if existing is not None and "name" not in overrides:
         values["name"] = existing.name
     row = existing if existing is not None else _new_draft_row(original, principal, now)
+    row.original_etag = original.etag
     # Only a type with the hook pays for its two messages: building them and reading the
     # driver's answer back was ~15% of an Edit/Put (bench.micro, no driver installed).
     if drivers.has_hook(original.type, "before_create_draft"):
@@ -144,14 +166,14 @@ def write_draft(
         values = drivers.before_create_draft(
             original.type,
             mapping.report_to_proto(original, datasets),
-            mapping.report_to_proto(preview, values["datasets"]),
+            mapping.report_to_proto(preview, values["datasets"], original.etag),
         )
     if existing is None:
         store.set_columns(row, values, now)
         _insert_draft(row, values)
     else:
         store.update_report(row, values, now)
-    return mapping.report_to_proto(row, values["datasets"])
+    return mapping.report_to_proto(row, values["datasets"], original.etag)
 
 
 # ---------------------------------------------------------------------------
@@ -172,13 +194,19 @@ def delete_original(drivers: DriverRegistry, original: Report) -> None:
             datasets = store.datasets_of([draft.id for draft in drafts])
             for draft in drafts:
                 drivers.before_discard_draft(
-                    original.type, mapping.report_to_proto(draft, datasets[draft.id])
+                    original.type,
+                    mapping.report_to_proto(draft, datasets[draft.id], original.etag),
                 )
     store.delete_reports([original.id])
 
 
 def commit_draft(
-    drivers: DriverRegistry, original: Report, draft: Report, principal: str, now: datetime
+    drivers: DriverRegistry,
+    original: Report,
+    draft: Report,
+    principal: str,
+    now: datetime,
+    revisions_kept: int,
 ) -> report_pb2.Report:
     """Publish draft to original (locked by the caller) and delete it; see CommitReportDraft."""
     datasets = store.datasets_of([original.id, draft.id])
@@ -189,7 +217,7 @@ def commit_draft(
         changes = drivers.after_commit_draft(
             original.type,
             mapping.report_to_proto(original, datasets[original.id]),
-            mapping.report_to_proto(draft, datasets[draft.id]),
+            mapping.report_to_proto(draft, datasets[draft.id], original.etag),
             changes,
         )
     original.defn_updated_at = now
@@ -203,5 +231,8 @@ def commit_draft(
     failpoint("report.commit.after_draft_delete")
     store.delete_user_settings(original.id)
     store.record_activity(original.id, REPORT_UPDATED, principal, now, changes)
+    revisions.record(
+        original.id, revisions.Reason.REASON_DRAFT_COMMITTED, principal, now, revisions_kept
+    )
     failpoint("report.commit.before_commit")
     return mapping.report_to_proto(original, changes.get("datasets", datasets[original.id]))

@@ -11,10 +11,11 @@ Every hook is optional, and runs inside the RPC's database transaction. Reports 
 passed as `report_service.v1.report_pb2.Report` copies:
 
     before_create_draft(original: Report, draft: Report) -> None
-        Runs when EditReport creates a draft, and on each PutReportDraft, before the draft
-        is saved. It may change the draft's editable fields in place (name, defn,
-        template_id, datasource_id, query_id, settings, enable_filter, datasets, snapshot);
-        changes to any other field are ignored.
+        Runs when EditReport creates a draft, and on each PutReportDraft and each
+        RebaseReportDraft that writes the draft, before the draft is saved. It may change
+        the draft's editable fields in place (name, defn, template_id, datasource_id,
+        query_id, settings, enable_filter, datasets, snapshot); changes to any other field
+        are ignored.
 
     before_discard_draft(draft: Report) -> None
         Runs before DiscardReportDraft deletes the draft, and before DeleteReport deletes

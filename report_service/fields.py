@@ -35,6 +35,9 @@ OUTPUT_ONLY = (
     "updated_at",
     "defn_updated_at",
     "links",
+    "etag",  # read by UpdateReport as its precondition, never written from a request
+    "original_etag",
+    "outdated",
 )
 
 

@@ -9,10 +9,10 @@ from typing import Any, NamedTuple
 
 from google.protobuf import json_format, struct_pb2
 
-from report_service import fields
+from report_service import expiry, fields
 from report_service.fields import Fields
 from report_service.ids import path_segment
-from report_service.models import Activity, Report
+from report_service.models import Activity, Report, ReportRevision
 from report_service.v1 import report_pb2
 from shared.columns import timestamp
 
@@ -61,8 +61,8 @@ class StoredReport(NamedTuple):
     id: str
     type: str
     name: str
-    defn: str
-    settings: str
+    defn: Any  # the JSON text; a revision's, parsed already (models.JSONTextField)
+    settings: Any
     template_id: str | None
     datasource_id: str | None
     query_id: str | None
@@ -75,6 +75,8 @@ class StoredReport(NamedTuple):
     created_at: Any
     updated_at: Any
     defn_updated_at: Any
+    etag: str
+    original_etag: str | None
 
 
 # ---------------------------------------------------------------------------
@@ -162,8 +164,11 @@ def links(row: Report | StoredReport) -> report_pb2.ReportLinks:
 
 
 def report_to_proto(
-    row: Report | StoredReport, datasets: Sequence[Mapping[str, str]]
+    row: Report | StoredReport,
+    datasets: Sequence[Mapping[str, str]],
+    original_etag: str | None = None,
 ) -> report_pb2.Report:
+    """row as a message; a draft's needs original_etag, its original's etag now (outdated)."""
     values = fields_from_row(row, datasets)
     report = report_pb2.Report(
         id=row.id,
@@ -180,11 +185,43 @@ def report_to_proto(
         updated_at=timestamp(row.updated_at),
         defn_updated_at=timestamp(row.defn_updated_at),
         links=links(row),
+        etag=row.etag,
+        original_etag=row.original_etag or "",
+        outdated=_outdated(row, original_etag),
     )
     for name in fields.OPTIONAL_IDS:
         if values[name] is not None:
             setattr(report, name, values[name])
+    expires = expiry.expire_time(row)
+    if expires is not None:
+        report.expire_time.CopyFrom(timestamp(expires))
     return report
+
+
+def _outdated(row: Report | StoredReport, original_etag: str | None) -> bool:
+    if row.editing_id is None:
+        return False
+    if original_etag is None:  # a caller's mistake: every draft message says whether it is
+        raise ValueError(f"the message of draft {row.id!r} needs its original's etag")
+    return not row.original_etag or row.original_etag != original_etag
+
+
+def revision_to_proto(
+    row: ReportRevision, datasets: Sequence[Mapping[str, str]]
+) -> report_pb2.ReportRevision:
+    # A revision has the columns of its report (revisions._COPIED) but these three.
+    own = {"id": row.report_id, "editing_id": None, "original_etag": None}
+    snapshot = StoredReport(
+        **{name: own[name] if name in own else getattr(row, name) for name in StoredReport._fields}
+    )
+    return report_pb2.ReportRevision(
+        revision_id=row.revision_id,
+        report_id=row.report_id,
+        create_time=timestamp(row.create_time),
+        actor_id=row.actor_id,
+        reason=report_pb2.ReportRevision.Reason.ValueType(row.reason),
+        snapshot=report_to_proto(snapshot, datasets),
+    )
 
 
 def activity_to_proto(row: Activity) -> report_pb2.Activity:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import peewee
+
+from shared import idempotency
+from shared.clock import utcnow as utcnow  # the services' one clock (shared.clock)
 
 database = peewee.DatabaseProxy()
 
 ID_MAX_LENGTH = 512
-
-
-def utcnow() -> datetime:
-    """Now as a naive UTC datetime: the one form both SQLite and PostgreSQL store alike."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class JSONTextField(peewee.TextField):
@@ -60,6 +57,10 @@ class Report(BaseModel):
     created_at = peewee.DateTimeField()
     updated_at = peewee.DateTimeField()
     defn_updated_at = peewee.DateTimeField()
+    # New on every write of the row (shared.etags); a draft's original_etag is its original's
+    # etag when the draft was made or rebased (NULL for originals, and drafts made before 0003).
+    etag = peewee.CharField(max_length=64)
+    original_etag = peewee.CharField(max_length=64, null=True)
 
     class Meta:
         table_name = "report"
@@ -68,6 +69,8 @@ class Report(BaseModel):
             (("editing", "owner_id"), True),
             # ListReports: originals (editing_id IS NULL) in id order.
             (("editing", "id"), False),
+            # The purge of expired drafts, oldest first (migration 0004: drafts only).
+            (("updated_at",), False),
         )
 
 
@@ -104,3 +107,50 @@ class UserReportSettings(BaseModel):
     class Meta:
         table_name = "user_report_settings"
         indexes = ((("report", "user_id"), True),)
+
+
+class RequestRecord(idempotency.RequestRecord):
+    """The first response to a principal's request_id (shared.idempotency)."""
+
+    class Meta:
+        database = database
+        table_name = "request_record"
+
+
+class ReportRevision(BaseModel):
+    """An original as one change left it: the report's columns and its datasets, copied."""
+
+    report = peewee.ForeignKeyField(Report, backref="+", on_delete="CASCADE", index=False)
+    revision_id = peewee.CharField(max_length=64)
+    create_time = peewee.DateTimeField()
+    actor_id = peewee.TextField()
+    reason = peewee.SmallIntegerField()  # report_pb2.ReportRevision.Reason
+    # The report's columns as the change left them (see report_service.revisions).
+    type = peewee.CharField(max_length=100)
+    name = peewee.CharField(max_length=200)
+    defn = JSONTextField()
+    template_id = peewee.CharField(max_length=ID_MAX_LENGTH, null=True)
+    datasource_id = peewee.CharField(max_length=ID_MAX_LENGTH, null=True)
+    query_id = peewee.CharField(max_length=ID_MAX_LENGTH, null=True)
+    settings = JSONTextField()
+    enable_filter = peewee.BooleanField()
+    snapshot_enabled = peewee.BooleanField()
+    snapshot_schedule = peewee.CharField(max_length=200)
+    snapshot_retain_count = peewee.IntegerField()
+    owner_id = peewee.TextField()
+    created_at = peewee.DateTimeField()
+    updated_at = peewee.DateTimeField()
+    defn_updated_at = peewee.DateTimeField()
+    etag = peewee.CharField(max_length=64)
+    # JSON array of [position, dataset_id, alias], as the datasets were.
+    datasets = peewee.TextField()
+
+    class Meta:
+        table_name = "report_revision"
+        indexes = (
+            # ListReportRevisions and pruning: one report's revisions, newest (highest id) first.
+            (("report", "id"), False),
+            (("report", "revision_id"), True),
+            # A draft's base: the revision with the etag the draft was made from.
+            (("report", "etag"), False),
+        )

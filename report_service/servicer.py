@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from report_service import drafts, fields, mapping, store, validation
+from report_service import drafts, fields, mapping, rebase, revisions, store, validation
 from report_service.drivers import DriverRegistry
 from report_service.models import Report, database, utcnow
+from report_service.requests import WRITE
 from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
 from shared.auth import current_principal
 from shared.budget import check_size, items_within, page_within
 from shared.db import read_transaction
 from shared.errors import InvalidArgument, Violations
+from shared.etags import check_etag
 from shared.pagination import decode_page_token, encode_page_token, page_size
 
 # A page token's first element says which list issued it, so that one list's token is
 # refused by another instead of being misread.
 _REPORTS_PAGE = "reports"
 _ACTIVITIES_PAGE = "activities"
+_REVISIONS_PAGE = "revisions"
 
 
 def _checked_id(field: str, value: str) -> str:
@@ -56,13 +59,17 @@ def _page(estimates: list[tuple], size: int, kind: str, load: Callable[[list], l
 
 
 class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
-    def __init__(self, drivers: DriverRegistry) -> None:
+    def __init__(
+        self, drivers: DriverRegistry, revisions_kept: int = revisions.REVISIONS_KEPT.default
+    ) -> None:
         self._drivers = drivers
+        self._revisions_kept = revisions_kept
 
     # -----------------------------------------------------------------------
     # Reports
     # -----------------------------------------------------------------------
 
+    @WRITE(request_id=True, validate_only=True)
     def CreateReport(self, request, context) -> report_pb2.Report:
         report = request.report
         validation.refuse_long_lists(report, "report")
@@ -73,11 +80,11 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         values = mapping.fields_from_message(report, fields.EDITABLE)
         validation.check_fields(violations, "report", values)
         violations.raise_if_any()
-        now = utcnow()
+        now, principal = utcnow(), current_principal().subject
         row = Report(
             id=report.id,
             type=report.type,
-            owner_id=current_principal().subject,
+            owner_id=principal,
             editing=None,
             created_at=now,
             defn_updated_at=now,
@@ -85,6 +92,8 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         store.set_columns(row, values, now)
         with database.atomic():
             store.insert_report(row, values)
+            reason = revisions.Reason.REASON_CREATED
+            revisions.record(row.id, reason, principal, now, self._revisions_kept)
         return mapping.report_to_proto(row, values["datasets"])
 
     def GetReport(self, request, context) -> report_pb2.Report:
@@ -104,6 +113,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             reports, token = _page(store.originals_page(after, size + 1), size, _REPORTS_PAGE, load)
         return report_service_pb2.ListReportsResponse(reports=reports, next_page_token=token)
 
+    @WRITE(request_id=True, validate_only=True)
     def UpdateReport(self, request, context) -> report_pb2.Report:
         report = request.report
         validation.refuse_long_lists(report, "report")
@@ -114,22 +124,28 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         values = mapping.fields_from_message(report, paths)
         validation.check_fields(violations, "report", values)
         violations.raise_if_any()
+        principal = current_principal().subject
         with database.atomic():
-            row = store.locked_report(
-                report.id, current_principal().subject, original_lock=store.EXCLUSIVE
-            )
+            row = store.locked_report(report.id, principal, original_lock=store.EXCLUSIVE)
+            check_etag("report.etag", report.etag, row.etag, "the report")
             if values:
-                store.update_report(row, values, utcnow())
+                now = utcnow()
+                store.update_report(row, values, now)
+                if row.editing_id is None:
+                    reason = revisions.Reason.REASON_UPDATED
+                    revisions.record(row.id, reason, principal, now, self._revisions_kept)
             updated = store.report_message(row)
             validation.check_report_budget(updated, "report", values)  # rolls the update back
             return updated
 
+    @WRITE(request_id=True, validate_only=True)
     def DeleteReport(self, request, context) -> report_service_pb2.DeleteReportResponse:
         report_id = _checked_id("id", request.id)
         with database.atomic():
             row = store.locked_report(
                 report_id, current_principal().subject, original_lock=store.EXCLUSIVE
             )
+            check_etag("etag", request.etag, row.etag, "the report")
             if row.editing_id is None:
                 drafts.delete_original(self._drivers, row)
             else:
@@ -140,6 +156,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
     # Drafts: each takes the id of the original, and works on the caller's draft of it.
     # -----------------------------------------------------------------------
 
+    @WRITE(request_id=True, validate_only=True)
     def EditReport(self, request, context) -> report_pb2.Report:
         report_id = _checked_id("id", request.id)
         principal = current_principal().subject
@@ -156,6 +173,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             original = store.original_report(report_id, principal)
             return store.report_message(store.own_draft(original.id, principal))
 
+    @WRITE(request_id=True, validate_only=True)
     def PutReportDraft(self, request, context) -> report_service_pb2.PutReportDraftResponse:
         violations = Violations()
         validation.check_report_id(violations, "id", request.id)
@@ -168,19 +186,23 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         with database.atomic():
             original = store.original_report(request.id, principal, lock=store.SHARED)
             draft, created = drafts.put_draft(
-                self._drivers, original, principal, overrides, utcnow()
+                self._drivers, original, principal, overrides, utcnow(), request.etag
             )
             validation.check_report_budget(draft, "draft", overrides)
         return report_service_pb2.PutReportDraftResponse(report=draft, created=created)
 
+    @WRITE(request_id=True, validate_only=True)
     def DiscardReportDraft(self, request, context) -> report_service_pb2.DiscardReportDraftResponse:
         report_id = _checked_id("id", request.id)
         principal = current_principal().subject
         with database.atomic():
             original = store.original_report(report_id, principal, lock=store.SHARED)
-            drafts.discard_draft(self._drivers, store.own_draft(original.id, principal, lock=True))
+            draft = store.own_draft(original.id, principal, lock=True)
+            check_etag("etag", request.etag, draft.etag, "your draft")
+            drafts.discard_draft(self._drivers, draft)
         return report_service_pb2.DiscardReportDraftResponse()
 
+    @WRITE(request_id=True, validate_only=True)
     def CommitReportDraft(self, request, context) -> report_pb2.Report:
         report_id = _checked_id("id", request.id)
         principal = current_principal().subject
@@ -188,8 +210,11 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             # Locked first, so that the commit runs wholly before or after any other write of
             # the report or its drafts, and reads what they wrote: the last commit wins whole.
             original = store.original_report(report_id, principal, lock=store.EXCLUSIVE)
+            check_etag("etag", request.etag, original.etag, "the original")
             draft = store.own_draft(original.id, principal, lock=True)
-            committed = drafts.commit_draft(self._drivers, original, draft, principal, utcnow())
+            committed = drafts.commit_draft(
+                self._drivers, original, draft, principal, utcnow(), self._revisions_kept
+            )
             validation.check_report_budget(committed, "id", ())  # only a driver could grow it
             return committed
 
@@ -225,6 +250,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             row = store.user_settings(report_id, user_id)
         return mapping.user_settings_to_proto(report_id, user_id, row.settings if row else {})
 
+    @WRITE(request_id=True, validate_only=True)
     def UpdateUserReportSettings(self, request, context) -> report_pb2.UserReportSettings:
         report_id = _checked_id("report_id", request.report_id)
         user_id = current_principal().subject
@@ -234,3 +260,70 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             store.locked_report(report_id, user_id, original_lock=store.SHARED)
             store.put_user_settings(report_id, user_id, settings, utcnow())
         return mapping.user_settings_to_proto(report_id, user_id, settings)
+
+    # -----------------------------------------------------------------------
+    # A draft against its original: diff and rebase
+    # -----------------------------------------------------------------------
+
+    def DiffReportDraft(self, request, context) -> report_service_pb2.DiffReportDraftResponse:
+        report_id = _checked_id("id", request.id)
+        principal = current_principal().subject
+        with read_transaction(database):
+            original = store.original_report(report_id, principal)
+            return rebase.diff(original, store.own_draft(original.id, principal))
+
+    @WRITE(request_id=True, validate_only=True)
+    def RebaseReportDraft(self, request, context) -> report_service_pb2.RebaseReportDraftResponse:
+        report_id = _checked_id("id", request.id)
+        principal = current_principal().subject
+        with database.atomic():
+            original = store.original_report(report_id, principal, lock=store.SHARED)
+            draft = store.own_draft(original.id, principal, lock=True)
+            check_etag("etag", request.etag, draft.etag, "your draft")
+            rebased = rebase.rebase(self._drivers, original, draft, principal, utcnow())
+            validation.check_report_budget(rebased.draft, "id", ())  # only a driver could grow it
+            return rebased
+
+    # -----------------------------------------------------------------------
+    # Revisions of originals
+    # -----------------------------------------------------------------------
+
+    def ListReportRevisions(
+        self, request, context
+    ) -> report_service_pb2.ListReportRevisionsResponse:
+        report_id = _checked_id("report_id", request.report_id)
+        size = page_size(request.page_size)
+        before = _cursor(request.page_token, _REVISIONS_PAGE, int)
+        with read_transaction(database):
+            store.original_report(report_id, current_principal().subject)
+            found, token = _page(
+                revisions.page(report_id, before, size + 1),
+                size,
+                _REVISIONS_PAGE,
+                lambda ids: [revisions.message(row) for row in revisions.by_id(ids)],
+            )
+        return report_service_pb2.ListReportRevisionsResponse(
+            revisions=found, next_page_token=token
+        )
+
+    def GetReportRevision(self, request, context) -> report_pb2.ReportRevision:
+        report_id = _checked_id("report_id", request.report_id)
+        revision_id = revisions.check_revision_id("revision_id", request.revision_id)
+        with read_transaction(database):
+            store.original_report(report_id, current_principal().subject)
+            return revisions.message(revisions.find(report_id, revision_id))
+
+    @WRITE(request_id=True, validate_only=True)
+    def RollbackReport(self, request, context) -> report_pb2.Report:
+        report_id = _checked_id("id", request.id)
+        revision_id = revisions.check_revision_id("revision_id", request.revision_id)
+        principal = current_principal().subject
+        with database.atomic():
+            original = store.original_report(report_id, principal, lock=store.EXCLUSIVE)
+            check_etag("etag", request.etag, original.etag, "the original")
+            revision = revisions.find(report_id, revision_id)
+            rolled_back = revisions.rollback(
+                original, revision, principal, utcnow(), self._revisions_kept
+            )
+            validation.check_report_budget(rolled_back, "revision_id", ())
+            return rolled_back

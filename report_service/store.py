@@ -17,13 +17,14 @@ from typing import Any
 import peewee
 from peewee import fn
 
-from report_service import mapping
+from report_service import expiry, mapping
 from report_service.fields import Fields
 from report_service.models import Activity, Report, ReportDataset, UserReportSettings, database
 from report_service.v1 import report_pb2
 from shared.budget import STRUCT_BYTES_PER_JSON_CHAR, UTF8_BYTES_PER_CHAR, items_within
 from shared.compiled import CompiledQuery
 from shared.errors import AlreadyExists, FailedPrecondition, NotFound
+from shared.etags import new_etag
 
 REPORT_NOT_FOUND = "REPORT_NOT_FOUND"
 DRAFT_NOT_FOUND = "DRAFT_NOT_FOUND"
@@ -84,7 +85,7 @@ _DATASETS_OF = CompiledQuery(
 STORED_REPORT_COLUMNS = tuple(Report._meta.columns[name] for name in mapping.StoredReport._fields)
 
 
-def _datasets_column(report_id):
+def datasets_column(report_id):
     """The report's datasets as one JSON array of [position, dataset_id, alias] (or NULL)."""
     triple = (ReportDataset.position, ReportDataset.dataset_id, ReportDataset.alias)
     if isinstance(database.obj, peewee.PostgresqlDatabase):
@@ -94,14 +95,22 @@ def _datasets_column(report_id):
     return ReportDataset.select(aggregate).where(ReportDataset.report == report_id)
 
 
+_ORIGINAL = Report.alias("original")
+
+
+def _original_etag_column():
+    """The etag of the report's original (NULL for an original): whether a draft is outdated."""
+    return _ORIGINAL.select(_ORIGINAL.etag).where(_ORIGINAL.id == Report.editing)
+
+
 # GetReport in one statement, so that it needs no transaction: a lone SELECT is one snapshot
 # (BEGIN and COMMIT were ~12 % of it). The datasets come aggregated in one column: a join
 # would repeat defn and settings once per dataset (1,000 datasets of a 1 MB defn: ~1 GB).
 _REPORT_WITH_DATASETS = CompiledQuery(
     database,
-    lambda i: Report.select(*STORED_REPORT_COLUMNS, _datasets_column(Report.id)).where(
-        Report.id == i
-    ),
+    lambda i: Report.select(
+        *STORED_REPORT_COLUMNS, _original_etag_column(), datasets_column(Report.id)
+    ).where(Report.id == i),
 )
 
 
@@ -117,10 +126,12 @@ def _select_report(report_id: str, *, lock: str | None = None) -> Report | None:
 def _checked_visible(row, report_id: str, principal: str):
     """row if principal may see it (an original, or principal's own draft); else NOT_FOUND.
 
-    Another principal's draft is NOT_FOUND too: its existence is not revealed.
+    Another principal's draft is NOT_FOUND too: its existence is not revealed; principal's own
+    expired draft is NOT_FOUND with reason DRAFT_EXPIRED (report_service.expiry).
     """
     if row is None or (row.editing_id is not None and row.owner_id != principal):
         raise _not_found(report_id)
+    expiry.check_live(row)
     return row
 
 
@@ -151,13 +162,19 @@ def locked_report(report_id: str, principal: str, *, original_lock: str) -> Repo
 def visible_report_message(report_id: str, principal: str) -> report_pb2.Report:
     """visible_report(report_id, principal) as a message, with its datasets; one statement."""
     row = _REPORT_WITH_DATASETS.raw(report_id).fetchone()
-    stored = mapping.StoredReport._make(row[:-1]) if row else None
+    stored = mapping.StoredReport._make(row[:-2]) if row else None
     stored = _checked_visible(stored, report_id, principal)
-    triples = row[-1] or []  # psycopg2 parses json; SQLite returns the text
+    return mapping.report_to_proto(stored, parse_datasets(row[-1]), row[-2])
+
+
+def parse_datasets(triples) -> Datasets:
+    """Datasets from a JSON array of [position, dataset_id, alias] (datasets_column), in order.
+
+    psycopg2 parses json; SQLite returns the text.
+    """
     if isinstance(triples, str):
         triples = json.loads(triples)
-    datasets = [{"dataset_id": d, "alias": a} for _, d, a in sorted(triples, key=itemgetter(0))]
-    return mapping.report_to_proto(stored, datasets)
+    return [{"dataset_id": d, "alias": a} for _, d, a in sorted(triples or [], key=itemgetter(0))]
 
 
 def original_report(report_id: str, principal: str, *, lock: str | None = None) -> Report:
@@ -184,9 +201,11 @@ def find_draft(original_id: str, principal: str, *, lock: bool = False) -> Repor
 
 
 def own_draft(original_id: str, principal: str, *, lock: bool = False) -> Report:
-    """principal's draft of original_id, or NOT_FOUND."""
+    """principal's draft of original_id, or NOT_FOUND (DRAFT_EXPIRED if it expired)."""
     draft = find_draft(original_id, principal, lock=lock)
-    if draft is None:
+    if draft is not None:
+        expiry.check_live(draft)
+    else:
         raise NotFound(
             f"you have no draft of report {original_id!r}",
             reason=DRAFT_NOT_FOUND,
@@ -217,14 +236,14 @@ def drafts_in_pages(original_id: str) -> Iterator[list[Report]]:
 # Estimates of a message's size from the lengths of its texts in the database, as upper bounds
 # (an estimate must not come out low): texts as UTF-8, JSON as a Struct (shared.budget), and
 # a fixed allowance for tags, times and numbers. The id is counted twice: it is in the links.
-_FIXED_BYTES = 512
+FIXED_BYTES = 512
 
 
-def _json_bytes(column):
+def json_bytes(column):
     return fn.COALESCE(fn.LENGTH(column), 0) * STRUCT_BYTES_PER_JSON_CHAR
 
 
-def _text_bytes(*columns):
+def text_bytes(*columns):
     lengths = [fn.COALESCE(fn.LENGTH(column), 0) for column in columns]
     return functools.reduce(operator.add, lengths) * UTF8_BYTES_PER_CHAR
 
@@ -239,8 +258,13 @@ def _report_bytes():
     ).where(ReportDataset.report == Report.id)
     texts = (Report.id, Report.id, Report.type, Report.name, Report.owner_id, Report.editing)
     ids = (Report.template_id, Report.datasource_id, Report.query_id, Report.snapshot_schedule)
-    json_bytes = _json_bytes(Report.defn) + _json_bytes(Report.settings)
-    return json_bytes + _text_bytes(*texts, *ids) + dataset_bytes + _FIXED_BYTES
+    objects = json_bytes(Report.defn) + json_bytes(Report.settings)
+    return (
+        objects
+        + text_bytes(*texts, *ids, Report.etag, Report.original_etag)
+        + dataset_bytes
+        + FIXED_BYTES
+    )
 
 
 def originals_page(after_id: str | None, limit: int) -> list[tuple[str, int]]:
@@ -271,9 +295,12 @@ def datasets_of(report_ids: Collection[str]) -> dict[str, Datasets]:
     return result
 
 
-def report_message(row: Report) -> report_pb2.Report:
-    """row as a message, with its datasets (one query)."""
-    return mapping.report_to_proto(row, datasets_of([row.id])[row.id])
+def report_message(row: Report, original_etag: str | None = None) -> report_pb2.Report:
+    """row as a message, with its datasets (one query); for a draft, original_etag is its
+    original's etag (read when not given: one more query)."""
+    if row.editing_id is not None and original_etag is None:
+        original_etag = Report.select(Report.etag).where(Report.id == row.editing_id).scalar()
+    return mapping.report_to_proto(row, datasets_of([row.id])[row.id], original_etag)
 
 
 def user_settings(report_id: str, user_id: str) -> UserReportSettings | None:
@@ -287,8 +314,8 @@ def user_settings(report_id: str, user_id: str) -> UserReportSettings | None:
 def activities_page(report_id: str, before_id: int | None, limit: int) -> list[tuple[int, int]]:
     """(id, estimated bytes as a message) of report_id's activities before before_id, newest
     first."""
-    texts = _text_bytes(Activity.report, Activity.type, Activity.actor_id)
-    estimate = _json_bytes(Activity.details) + texts + _FIXED_BYTES
+    texts = text_bytes(Activity.report, Activity.type, Activity.actor_id)
+    estimate = json_bytes(Activity.details) + texts + FIXED_BYTES
     query = Activity.select(Activity.id, estimate).where(Activity.report == report_id)
     if before_id is not None:
         query = query.where(Activity.id < before_id)
@@ -340,20 +367,27 @@ def insert_report(row: Report, values: Fields) -> None:
 
 
 def set_columns(row: Report, values: Fields, now: datetime) -> None:
-    """Set row's columns from values in memory; defn_updated_at moves only when defn changes."""
+    """Set row's columns from values in memory, and a new etag; defn_updated_at moves only
+    when defn changes."""
     if "defn" in values and values["defn"] != row.defn:
         row.defn_updated_at = now
     for column, value in mapping.column_values(values).items():
         setattr(row, column, value)
     row.updated_at = now
+    row.etag = new_etag()
+
+
+# What every write of a row writes besides its values; original_etag moves with a draft's base.
+_ALWAYS_WRITTEN = ("updated_at", "defn_updated_at", "etag", "original_etag")
 
 
 def update_report(row: Report, values: Fields, now: datetime) -> None:
-    """Write values (and updated_at, defn_updated_at) to the stored row; datasets if given."""
+    """Write values (and updated_at, defn_updated_at, a new etag) to the stored row; datasets
+    if given."""
     set_columns(row, values, now)
     columns = {
         column: getattr(row, column)
-        for column in (*mapping.column_values(values), "updated_at", "defn_updated_at")
+        for column in (*mapping.column_values(values), *_ALWAYS_WRITTEN)
     }
     Report.update(columns).where(Report.id == row.id).execute()
     if "datasets" in values:

@@ -17,7 +17,15 @@ from google.protobuf import descriptor_pool
 
 from shared import failpoints
 from shared.auth import PRINCIPAL_RULE, mint_token, valid_principal
-from shared.config import LOG_FORMATS, ConfigError, Settings, load_log_format, load_settings
+from shared.config import (
+    DAY,
+    LIFETIMES,
+    LOG_FORMATS,
+    ConfigError,
+    Settings,
+    load_log_format,
+    load_settings,
+)
 from shared.db import describe_database
 from shared.logs import log_handler
 from shared.probe import check_health
@@ -48,7 +56,13 @@ def _settings(definition: ServiceDefinition, args: argparse.Namespace, **kw: Any
     # The format first: a mistake in the other settings is then reported in it.
     configure_logging(load_log_format(definition.env_prefix, vars(args)))
     return load_settings(
-        definition.name, definition.env_prefix, definition.default_port, vars(args), **kw
+        definition.name,
+        definition.env_prefix,
+        definition.default_port,
+        vars(args),
+        lifetimes=definition.lifetimes,
+        options=definition.options,
+        **kw,
     )
 
 
@@ -142,6 +156,12 @@ def _command(definition: ServiceDefinition, name: str, args: argparse.Namespace)
         close_store(database)
 
 
+def _duration_text(seconds: float) -> str:
+    if seconds and seconds % DAY == 0:
+        return f"{seconds / DAY:g}d"
+    return f"{seconds / 3600:g}h" if seconds and seconds % 3600 == 0 else f"{seconds:g}s"
+
+
 def build_parser(definition: ServiceDefinition) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=definition.name)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -182,6 +202,18 @@ def build_parser(definition: ServiceDefinition) -> argparse.ArgumentParser:
         help=f"serve Prometheus /metrics on --host at this port, 0 for any "
         f"(env {prefix}_METRICS_PORT; off when unset)",
     )
+    for name in definition.lifetimes:
+        flag = name.replace("_", "-")
+        serve_cmd.add_argument(
+            f"--{flag}",
+            help=f"{LIFETIMES[name].help} (env {prefix}_{name.upper()}, "
+            f"{_duration_text(getattr(Settings, name))}); seconds, or 90s, 15m, 24h, 30d",
+        )
+    for option in definition.options:
+        serve_cmd.add_argument(
+            option.flag,
+            help=f"{option.help} (env {prefix}_{option.name.upper()}, {option.default})",
+        )
     serve_cmd.set_defaults(handler=_serve)
 
     migrate_cmd = commands.add_parser("migrate", help="apply pending migrations and exit")

@@ -9,13 +9,15 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import secrets
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 LOG_FORMATS = ("text", "json")
+DAY = 86_400.0
 
 
 class ConfigError(Exception):
@@ -56,6 +58,56 @@ class Settings:
     log_format: str = "text"  # LOG_FORMATS: how the process writes its log lines
     metrics_port: int | None = None  # /metrics (shared.metrics); None: no metrics at all
     tracing: bool = False  # OTLP spans (shared.tracing); the SDK reads its own OTEL_* variables
+    # Lifetimes, in seconds (LIFETIMES); each service reads those it declares.
+    idempotency_ttl: float = DAY  # *_IDEMPOTENCY_TTL: request ids and idempotency keys
+    draft_ttl: float = 30 * DAY  # REPORT_DRAFT_TTL: untouched report drafts; 0: never
+    proposal_ttl: float = 7 * DAY  # COHORT_PROPOSAL_TTL: pending soft proposals; 0: never
+    purge_interval: float = 60.0  # *_PURGE_INTERVAL: seconds between purges (shared.purge)
+    # *_CLOCK_OFFSET: seconds the service's clock runs ahead (shared.clock). Tests only: it
+    # moves every time the service stores or compares, never token validation.
+    clock_offset: float = 0.0
+
+    # The service's own settings (ServiceDefinition.options) by name; absent ones are defaults.
+    options: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """A duration setting: how it is described, its least value, and what 0 means."""
+
+    help: str
+    minimum: float = 0.0
+
+
+# The lifetimes a service may declare (ServiceDefinition.lifetimes), by Settings field.
+LIFETIMES = {
+    "idempotency_ttl": Lifetime(
+        "how long request ids and idempotency keys are remembered (at least 24h)", DAY
+    ),
+    "draft_ttl": Lifetime("how long an untouched report draft lives; 0: forever"),
+    "proposal_ttl": Lifetime("how long a soft proposal may stay pending; 0: forever"),
+    "purge_interval": Lifetime("seconds between purges of what expired; 0: no purging"),
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """A whole-number setting of one service: `--NAME` on serve, `<PREFIX>_<NAME>` in the
+    environment (`revisions_kept`: `--revisions-kept`, `REPORT_REVISIONS_KEPT`)."""
+
+    name: str
+    help: str
+    default: int
+    minimum: int
+    maximum: int
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.name.replace('_', '-')}"
+
+    def of(self, options: Mapping[str, int]) -> int:
+        """This option's value among options (Settings.options), or its default."""
+        return options.get(self.name, self.default)
 
 
 def default_database_url(service: str) -> str:
@@ -102,6 +154,39 @@ def _integer(value: object, source: str, minimum: int, maximum: int) -> int:
     if not minimum <= number <= maximum:
         raise ConfigError(f"{source} must be between {minimum} and {maximum}, got {number}")
     return number
+
+
+# A number of seconds, or a number with one unit. Written here: the grammar is four units,
+# and the duration libraries parse larger ones (ISO 8601 `P30D`, prose) than a setting needs.
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY}
+
+
+def duration(value: object, source: str, minimum: float = 0.0) -> float:
+    """Seconds from `90`, `90s`, `15m`, `24h` or `30d`; ConfigError naming source otherwise."""
+    match = _DURATION.fullmatch(str(value).strip().lower())
+    if match is None:
+        raise ConfigError(
+            f"{source} must be a duration such as 3600, 90s, 15m, 24h or 30d, got {value!r}"
+        )
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds < minimum:
+        raise ConfigError(f"{source} must be at least {_text(minimum)}, got {value!r}")
+    return seconds
+
+
+def _text(seconds: float) -> str:
+    return f"{seconds / 3600:g}h" if seconds >= 3600 else f"{seconds:g}s"
+
+
+def _offset(value: object, source: str) -> float:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source} must be a number of seconds, got {value!r}") from None
+    if not abs(seconds) < 100 * 365 * DAY:  # NaN too
+        raise ConfigError(f"{source} must be within a hundred years, got {value!r}")
+    return seconds
 
 
 def _boolean(value: object, source: str) -> bool:
@@ -191,10 +276,14 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     *,
     require_auth: bool = True,
+    lifetimes: tuple[str, ...] = ("purge_interval",),
+    options: Sequence[Option] = (),
 ) -> Settings:
     """Settings for one service from parsed flags (None = not given) and the environment.
 
     require_auth=False is for commands that serve no calls (migrate, seed, token).
+    lifetimes: the LIFETIMES the service reads; the others keep their defaults; options are
+    the service's own whole-number settings (ServiceDefinition.options).
     """
     environ = os.environ if environ is None else environ
     pick = _picker(flags, environ, env_prefix)
@@ -205,6 +294,7 @@ def load_settings(
     workers, workers_source = pick("workers")
     grace, grace_source = pick("grace_period")
     metrics_port, metrics_source = pick("metrics_port")
+    clock, clock_source = pick("clock_offset")
 
     database_url = str(database_url or default_database_url(service))
     if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
@@ -238,7 +328,26 @@ def load_settings(
             _integer(metrics_port, metrics_source, 0, 65535) if metrics_port is not None else None
         ),
         tracing=tracing_enabled(environ),
+        clock_offset=_offset(clock, clock_source) if clock is not None else 0.0,
+        **{
+            name: duration(value, source, LIFETIMES[name].minimum)
+            for name in lifetimes
+            for value, source in [pick(name)]
+            if value is not None
+        },
+        options=_options(options, pick),
     )
+
+
+def _options(
+    options: Sequence[Option], pick: Callable[[str], tuple[object | None, str]]
+) -> dict[str, int]:
+    values = {}
+    for option in options:
+        value, source = pick(option.name)
+        if value is not None:
+            values[option.name] = _integer(value, source, option.minimum, option.maximum)
+    return values
 
 
 def tracing_enabled(environ: Mapping[str, str]) -> bool:

@@ -27,6 +27,7 @@ FAILPOINTS = (
     "report.commit.after_datasets",
     "report.commit.after_draft_delete",
     "report.commit.before_commit",
+    "report.rollback.after_update",
     "cohort.patch.after_claim",
     "cohort.patch.after_save",
     "cohort.patch.before_commit",

@@ -11,7 +11,7 @@ import logging
 import multiprocessing
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from playhouse.pool import PooledDatabase
 
 from shared.auth import TokenVerifier
+from shared.clock import set_offset as set_clock_offset
 from shared.config import ConfigError, Settings
 from shared.db import POSTGRES_POOL_SIZE, apply_migrations, open_database
 from shared.drain import SHUTDOWN_NOTICE, Drain, HealthServicer, drain_and_stop
@@ -29,6 +30,7 @@ from shared.interceptor import PlatformInterceptor
 from shared.lanes import Lanes, Limits
 from shared.metrics import WorkerWatch, serve_metrics, workers_metrics
 from shared.metrics import enable as enable_metrics
+from shared.purge import Purge, Purger
 from shared.reflection import enable_reflection
 from shared.service import ServiceDefinition
 from shared.tracing import enable as enable_tracing
@@ -59,6 +61,7 @@ class RunningServer:
     port: int
     health: health.HealthServicer
     database: peewee.Database
+    purger: Purger  # its run_once purges now (tests; it also runs every --purge-interval)
 
 
 def open_store(
@@ -103,8 +106,9 @@ def create_server(
     settings: Settings,
     lanes: Lanes,
     drain: Drain | None = None,
-) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """A bound, not yet started server with the production interceptor; port 0 picks one.
+) -> tuple[grpc.Server, int, health.HealthServicer, Sequence[Purge]]:
+    """A bound, not yet started server with the production interceptor; port 0 picks one;
+    and the service's purges (shared.purge), for the caller to run.
 
     Every call runs on a lane's threads (the interceptor says which); grpc's default pool is
     the calls lane, which no call reaches without passing the interceptor.
@@ -119,7 +123,7 @@ def create_server(
         reuse_port=settings.workers > 1,
         maximum_concurrent_rpcs=lanes.limits.backstop,
     )
-    definition.add_servicers(server)
+    purges = definition.add_servicers(server, settings)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection((*definition.service_names, health.SERVICE_NAME), server)
@@ -133,7 +137,7 @@ def create_server(
             f"host's; choose another with --port or {prefix}_PORT (0 picks a free port), "
             f"or --host or {prefix}_HOST"
         ) from None
-    return server, port, health_servicer
+    return server, port, health_servicer, purges
 
 
 @contextlib.contextmanager
@@ -150,17 +154,21 @@ def run_server(
     notice: the least time the drain keeps the listener open (see shared.drain).
     limits: what the process admits at once (shared.lanes); tests lower them.
     """
+    set_clock_offset(settings.clock_offset)  # before anything stores a time
     database = open_store(definition, settings, migrate=migrate)
     drain = Drain()
     lanes = Lanes(limits, definition.name, track=drain.track)
     try:
-        server, port, health_servicer = create_server(definition, settings, lanes, drain)
+        server, port, health_servicer, purges = create_server(definition, settings, lanes, drain)
+        purger = Purger(database, purges, settings.purge_interval)
         server.start()
         for name in ("", *definition.service_names):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        purger.start()
         try:
-            yield RunningServer(server, port, health_servicer, database)
+            yield RunningServer(server, port, health_servicer, database, purger)
         finally:
+            purger.stop()
             drain_and_stop(
                 server,
                 health_servicer,
@@ -172,6 +180,7 @@ def run_server(
     finally:
         lanes.shutdown()
         close_store(database)
+        set_clock_offset(0.0)
 
 
 def catch_signals() -> threading.Event:

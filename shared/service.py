@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import peewee
+
+from shared.config import Option, Settings
+from shared.purge import Purge
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,11 @@ class ServiceDefinition:
     default_port: int
     database: peewee.DatabaseProxy
     migrations: Path
-    add_servicers: Callable[[grpc.Server], None]
+    # Registers the servicers on a server, configured by the settings; returns the purges the
+    # server runs in the background (shared.purge).
+    add_servicers: Callable[[grpc.Server, Settings], Sequence[Purge]]
     service_names: tuple[str, ...]  # full names, for health and reflection
     commands: Mapping[str, Command] = field(default_factory=dict)
+    # The shared.config.LIFETIMES it reads from flags and environment (`--draft-ttl`, ...).
+    lifetimes: tuple[str, ...] = ("idempotency_ttl", "purge_interval")
+    options: tuple[Option, ...] = ()  # the service's own whole-number settings, on `serve`

@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 
 from shared.auth import mint_token
 from shared.config import AuthSettings, Settings
+from shared.purge import Purger
 from shared.server import run_server
 from shared.service import ServiceDefinition
 
@@ -36,6 +37,7 @@ class RunningService:
     address: str
     database: peewee.Database
     settings: Settings
+    purger: Purger  # run_once() purges now, as the service's background thread would
 
 
 def test_settings(definition: ServiceDefinition, database_url: str, **overrides) -> Settings:
@@ -48,6 +50,9 @@ def test_settings(definition: ServiceDefinition, database_url: str, **overrides)
         workers=1,
         grace_period=1.0,
         auth=TEST_AUTH,
+        # No background purges unless a test asks for them: a purge between two snapshots or
+        # inside a query count would be noise (tests of purging set it, or call run_once).
+        purge_interval=0.0,
     )
     return dataclasses.replace(settings, **overrides)
 
@@ -61,7 +66,24 @@ def serve(
     with run_server(definition, settings) as running:
         address = f"127.0.0.1:{running.port}"
         with grpc.insecure_channel(address) as channel:
-            yield RunningService(channel, address, running.database, settings)
+            yield RunningService(channel, address, running.database, settings, running.purger)
+
+
+DAY = 86_400.0
+
+
+def days_ahead(
+    definition: ServiceDefinition, database_url: str
+) -> Callable[..., contextlib.AbstractContextManager[RunningService]]:
+    """serving(days, **overrides): definition served on database_url with its clock `days`
+    ahead (the test-only clock_offset setting), so that it believes the days have passed."""
+
+    @contextlib.contextmanager
+    def serving(days: float = 0.0, **overrides) -> Iterator[RunningService]:
+        with serve(definition, database_url, clock_offset=days * DAY, **overrides) as running:
+            yield running
+
+    return serving
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from shared.v1 import auth_pb2 as shared_dot_v1_dot_auth__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'cohort_service/v1/catalog_service.proto\x12\x11\x63ohort_service.v1\x1a\x1f\x63ohort_service/v1/catalog.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x14shared/v1/auth.proto\"-\n\x17\x43reateDepartmentRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"K\n\x16ListDepartmentsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"f\n\x17ListDepartmentsResponse\x12\x32\n\x0b\x64\x65partments\x18\x01 \x03(\x0b\x32\x1d.cohort_service.v1.Department\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x17\x43reateSimulationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"K\n\x16ListSimulationsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"f\n\x17ListSimulationsResponse\x12\x32\n\x0bsimulations\x18\x01 \x03(\x0b\x32\x1d.cohort_service.v1.Simulation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"*\n\x14\x43reateProfileRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"H\n\x13ListProfilesRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"]\n\x14ListProfilesResponse\x12,\n\x08profiles\x18\x01 \x03(\x0b\x32\x1a.cohort_service.v1.Profile\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8d\x01\n\x11\x43reateFlagRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x04type\x18\x02 \x01(\x0e\x32\x1b.cohort_service.v1.FlagTypeB\x04\xe2\x41\x01\x02\x12\x34\n\x07options\x18\x03 \x03(\x0b\x32\x1d.cohort_service.v1.FlagOptionB\x04\xe2\x41\x01\x02\"E\n\x10ListFlagsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"T\n\x11ListFlagsResponse\x12&\n\x05\x66lags\x18\x01 \x03(\x0b\x32\x17.cohort_service.v1.Flag\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xfc\x08\n\x14\x43ohortCatalogService\x12\x90\x01\n\x10\x43reateDepartment\x12*.cohort_service.v1.CreateDepartmentRequest\x1a\x1d.cohort_service.v1.Department\"1\xca\xf3\x18\x0f\n\rcatalog:write\x82\xd3\xe4\x93\x02\x18\"\x13/cohort/departments:\x01*\x12\x96\x01\n\x0fListDepartments\x12).cohort_service.v1.ListDepartmentsRequest\x1a*.cohort_service.v1.ListDepartmentsResponse\",\xca\xf3\x18\r\n\x0b\x63ohort:read\x82\xd3\xe4\x93\x02\x15\x12\x13/cohort/departments\x12\x90\x01\n\x10\x43reateSimulation\x12*.cohort_service.v1.CreateSimulationRequest\x1a\x1d.cohort_service.v1.Simulation\"1\xca\xf3\x18\x0f\n\rcatalog:write\x82\xd3\xe4\x93\x02\x18\"\x13/cohort/simulations:\x01*\x12\x96\x01\n\x0fListSimulations\x12).cohort_service.v1.ListSimulationsRequest\x1a*.cohort_service.v1.ListSimulationsResponse\",\xca\xf3\x18\r\n\x0b\x63ohort:read\x82\xd3\xe4\x93\x02\x15\x12\x13/cohort/simulations\x12\x84\x01\n\rCreateProfile\x12\'.cohort_service.v1.CreateProfileRequest\x1a\x1a.cohort_service.v1.Profile\".\xca\xf3\x18\x0f\n\rcatalog:write\x82\xd3\xe4\x93\x02\x15\"\x10/cohort/profiles:\x01*\x12\x8a\x01\n\x0cListProfiles\x12&.cohort_service.v1.ListProfilesRequest\x1a\'.cohort_service.v1.ListProfilesResponse\")\xca\xf3\x18\r\n\x0b\x63ohort:read\x82\xd3\xe4\x93\x02\x12\x12\x10/cohort/profiles\x12x\n\nCreateFlag\x12$.cohort_service.v1.CreateFlagRequest\x1a\x17.cohort_service.v1.Flag\"+\xca\xf3\x18\x0f\n\rcatalog:write\x82\xd3\xe4\x93\x02\x12\"\r/cohort/flags:\x01*\x12~\n\tListFlags\x12#.cohort_service.v1.ListFlagsRequest\x1a$.cohort_service.v1.ListFlagsResponse\"&\xca\xf3\x18\r\n\x0b\x63ohort:read\x82\xd3\xe4\x93\x02\x0f\x12\r/cohort/flagsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'cohort_service/v1/catalog_service.proto\x12\x11\x63ohort_service.v1\x1a\x1f\x63ohort_service/v1/catalog.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x14shared/v1/auth.proto\"J\n\x17\x43reateDepartmentRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rvalidate_only\x18\x14 \x01(\x08\x42\x04\xe2\x41\x01\x01\"K\n\x16ListDepartmentsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"f\n\x17ListDepartmentsResponse\x12\x32\n\x0b\x64\x65partments\x18\x01 \x03(\x0b\x32\x1d.cohort_service.v1.Department\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"J\n\x17\x43reateSimulationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rvalidate_only\x18\x14 \x01(\x08\x42\x04\xe2\x41\x01\x01\"K\n\x16ListSimulationsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"f\n\x17ListSimulationsResponse\x12\x32\n\x0bsimulations\x18\x01 \x03(\x0b\x32\x1d.cohort_service.v1.Simulation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x14\x43reateProfileRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rvalidate_only\x18\x14 \x01(\x08\x42\x04\xe2\x41\x01\x01\"H\n\x13ListProfilesRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"]\n\x14ListProfilesResponse\x12,\n\x08profiles\x18\x01 \x03(\x0b\x32\x1a.cohort_service.v1.Profile\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xaa\x01\n\x11\x43reateFlagRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x04type\x18\x02 \x01(\x0e\x32\x1b.cohort_service.v1.FlagTypeB\x04\xe2\x41\x01\x02\x12\x34\n\x07options\x18\x03 \x03(\x0b\x32\x1d.cohort_service.v1.FlagOptionB\x04\xe2\x41\x01\x02\x12\x1b\n\rvalidate_only\x18\x14 \x01(\x08\x42\x04\xe2\x41\x01\x01\"E\n\x10ListFlagsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"T\n\x11ListFlagsResponse\x12&\n\x05\x66lags\x18\x01 \x03(\x0b\x32\x17.cohort_service.v1.Flag\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xfc\x08\n\x14\x43ohortCatalogService\x12\x90\x01\n\x10\x43reateDepartment\x12*.cohort_service.v1.CreateDepartmentRequest\x1a\x1d.cohort_service.v1.Department\"1\xca\xf3\x18\x0f\n\rcatalog:write\x82\xd3\xe4\x93\x02\x18\"\x13/cohort/departments:\x01*\x12\x96\x01\n\x0fListDepartments\x12).cohort_service.v1.ListDepartmentsRequest\x1a*.cohort_service.v1.ListDepartmentsResponse\",\xca\xf3\x18\r\n\x0b\x63ohort:read\x82\xd3\xe4\x93\x02\x15\x12\x13/cohort/departments\x12\x90\x01\n\x10\x43reateSimulation\x12*.cohort_service.v1.CreateSimulationRequest\x1a\x1d.cohort_service.v1.Simulation\"1\xca\xf3\x18\x0f\n\rcatalog:write\x82\xd3\xe4\x93\x02\x18\"\x13/cohort/simulations:\x01*\x12\x96\x01\n\x0fListSimulations\x12).cohort_service.v1.ListSimulationsRequest\x1a*.cohort_service.v1.ListSimulationsResponse\",\xca\xf3\x18\r\n\x0b\x63ohort:read\x82\xd3\xe4\x93\x02\x15\x12\x13/cohort/simulations\x12\x84\x01\n\rCreateProfile\x12\'.cohort_service.v1.CreateProfileRequest\x1a\x1a.cohort_service.v1.Profile\".\xca\xf3\x18\x0f\n\rcatalog:write\x82\xd3\xe4\x93\x02\x15\"\x10/cohort/profiles:\x01*\x12\x8a\x01\n\x0cListProfiles\x12&.cohort_service.v1.ListProfilesRequest\x1a\'.cohort_service.v1.ListProfilesResponse\")\xca\xf3\x18\r\n\x0b\x63ohort:read\x82\xd3\xe4\x93\x02\x12\x12\x10/cohort/profiles\x12x\n\nCreateFlag\x12$.cohort_service.v1.CreateFlagRequest\x1a\x17.cohort_service.v1.Flag\"+\xca\xf3\x18\x0f\n\rcatalog:write\x82\xd3\xe4\x93\x02\x12\"\r/cohort/flags:\x01*\x12~\n\tListFlags\x12#.cohort_service.v1.ListFlagsRequest\x1a$.cohort_service.v1.ListFlagsResponse\"&\xca\xf3\x18\r\n\x0b\x63ohort:read\x82\xd3\xe4\x93\x02\x0f\x12\r/cohort/flagsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,18 +37,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CREATEDEPARTMENTREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_CREATEDEPARTMENTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEDEPARTMENTREQUEST'].fields_by_name['validate_only']._loaded_options = None
+  _globals['_CREATEDEPARTMENTREQUEST'].fields_by_name['validate_only']._serialized_options = b'\342A\001\001'
   _globals['_LISTDEPARTMENTSREQUEST'].fields_by_name['page_size']._loaded_options = None
   _globals['_LISTDEPARTMENTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
   _globals['_LISTDEPARTMENTSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTDEPARTMENTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_CREATESIMULATIONREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_CREATESIMULATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_CREATESIMULATIONREQUEST'].fields_by_name['validate_only']._loaded_options = None
+  _globals['_CREATESIMULATIONREQUEST'].fields_by_name['validate_only']._serialized_options = b'\342A\001\001'
   _globals['_LISTSIMULATIONSREQUEST'].fields_by_name['page_size']._loaded_options = None
   _globals['_LISTSIMULATIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
   _globals['_LISTSIMULATIONSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTSIMULATIONSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_CREATEPROFILEREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_CREATEPROFILEREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEPROFILEREQUEST'].fields_by_name['validate_only']._loaded_options = None
+  _globals['_CREATEPROFILEREQUEST'].fields_by_name['validate_only']._serialized_options = b'\342A\001\001'
   _globals['_LISTPROFILESREQUEST'].fields_by_name['page_size']._loaded_options = None
   _globals['_LISTPROFILESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
   _globals['_LISTPROFILESREQUEST'].fields_by_name['page_token']._loaded_options = None
@@ -59,6 +65,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEFLAGREQUEST'].fields_by_name['type']._serialized_options = b'\342A\001\002'
   _globals['_CREATEFLAGREQUEST'].fields_by_name['options']._loaded_options = None
   _globals['_CREATEFLAGREQUEST'].fields_by_name['options']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEFLAGREQUEST'].fields_by_name['validate_only']._loaded_options = None
+  _globals['_CREATEFLAGREQUEST'].fields_by_name['validate_only']._serialized_options = b'\342A\001\001'
   _globals['_LISTFLAGSREQUEST'].fields_by_name['page_size']._loaded_options = None
   _globals['_LISTFLAGSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
   _globals['_LISTFLAGSREQUEST'].fields_by_name['page_token']._loaded_options = None
@@ -80,29 +88,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COHORTCATALOGSERVICE'].methods_by_name['ListFlags']._loaded_options = None
   _globals['_COHORTCATALOGSERVICE'].methods_by_name['ListFlags']._serialized_options = b'\312\363\030\r\n\013cohort:read\202\323\344\223\002\017\022\r/cohort/flags'
   _globals['_CREATEDEPARTMENTREQUEST']._serialized_start=180
-  _globals['_CREATEDEPARTMENTREQUEST']._serialized_end=225
-  _globals['_LISTDEPARTMENTSREQUEST']._serialized_start=227
-  _globals['_LISTDEPARTMENTSREQUEST']._serialized_end=302
-  _globals['_LISTDEPARTMENTSRESPONSE']._serialized_start=304
-  _globals['_LISTDEPARTMENTSRESPONSE']._serialized_end=406
-  _globals['_CREATESIMULATIONREQUEST']._serialized_start=408
-  _globals['_CREATESIMULATIONREQUEST']._serialized_end=453
-  _globals['_LISTSIMULATIONSREQUEST']._serialized_start=455
-  _globals['_LISTSIMULATIONSREQUEST']._serialized_end=530
-  _globals['_LISTSIMULATIONSRESPONSE']._serialized_start=532
-  _globals['_LISTSIMULATIONSRESPONSE']._serialized_end=634
-  _globals['_CREATEPROFILEREQUEST']._serialized_start=636
-  _globals['_CREATEPROFILEREQUEST']._serialized_end=678
-  _globals['_LISTPROFILESREQUEST']._serialized_start=680
-  _globals['_LISTPROFILESREQUEST']._serialized_end=752
-  _globals['_LISTPROFILESRESPONSE']._serialized_start=754
-  _globals['_LISTPROFILESRESPONSE']._serialized_end=847
-  _globals['_CREATEFLAGREQUEST']._serialized_start=850
-  _globals['_CREATEFLAGREQUEST']._serialized_end=991
-  _globals['_LISTFLAGSREQUEST']._serialized_start=993
-  _globals['_LISTFLAGSREQUEST']._serialized_end=1062
-  _globals['_LISTFLAGSRESPONSE']._serialized_start=1064
-  _globals['_LISTFLAGSRESPONSE']._serialized_end=1148
-  _globals['_COHORTCATALOGSERVICE']._serialized_start=1151
-  _globals['_COHORTCATALOGSERVICE']._serialized_end=2299
+  _globals['_CREATEDEPARTMENTREQUEST']._serialized_end=254
+  _globals['_LISTDEPARTMENTSREQUEST']._serialized_start=256
+  _globals['_LISTDEPARTMENTSREQUEST']._serialized_end=331
+  _globals['_LISTDEPARTMENTSRESPONSE']._serialized_start=333
+  _globals['_LISTDEPARTMENTSRESPONSE']._serialized_end=435
+  _globals['_CREATESIMULATIONREQUEST']._serialized_start=437
+  _globals['_CREATESIMULATIONREQUEST']._serialized_end=511
+  _globals['_LISTSIMULATIONSREQUEST']._serialized_start=513
+  _globals['_LISTSIMULATIONSREQUEST']._serialized_end=588
+  _globals['_LISTSIMULATIONSRESPONSE']._serialized_start=590
+  _globals['_LISTSIMULATIONSRESPONSE']._serialized_end=692
+  _globals['_CREATEPROFILEREQUEST']._serialized_start=694
+  _globals['_CREATEPROFILEREQUEST']._serialized_end=765
+  _globals['_LISTPROFILESREQUEST']._serialized_start=767
+  _globals['_LISTPROFILESREQUEST']._serialized_end=839
+  _globals['_LISTPROFILESRESPONSE']._serialized_start=841
+  _globals['_LISTPROFILESRESPONSE']._serialized_end=934
+  _globals['_CREATEFLAGREQUEST']._serialized_start=937
+  _globals['_CREATEFLAGREQUEST']._serialized_end=1107
+  _globals['_LISTFLAGSREQUEST']._serialized_start=1109
+  _globals['_LISTFLAGSREQUEST']._serialized_end=1178
+  _globals['_LISTFLAGSRESPONSE']._serialized_start=1180
+  _globals['_LISTFLAGSRESPONSE']._serialized_end=1264
+  _globals['_COHORTCATALOGSERVICE']._serialized_start=1267
+  _globals['_COHORTCATALOGSERVICE']._serialized_end=2415
 # @@protoc_insertion_point(module_scope)

@@ -26,16 +26,25 @@ class CreateDepartmentRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """name is the new department's name: 1-200 characters once trimmed."""
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes and the same answer, error or
+    response, that the call would give now, with nothing changed (the id in the response is not
+    reserved).
+    Optional.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -106,16 +115,25 @@ class CreateSimulationRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """name is the new simulation's name: 1-200 characters once trimmed."""
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes and the same answer, error or
+    response, that the call would give now, with nothing changed (the id in the response is not
+    reserved).
+    Optional.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -186,16 +204,25 @@ class CreateProfileRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """name is the new profile's name: 1-200 characters once trimmed."""
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes and the same answer, error or
+    response, that the call would give now, with nothing changed (the id in the response is not
+    reserved).
+    Optional.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -268,12 +295,20 @@ class CreateFlagRequest(_message.Message):
     KEY_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """key is the new flag's unique machine name: 1-64 characters of
     lower-case letters, digits and `_`, starting with a letter.
     """
     type: _catalog_pb2.FlagType.ValueType
     """type is the flag's type; FLAG_TYPE_UNSPECIFIED is INVALID_ARGUMENT."""
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes and the same answer, error or
+    response, that the call would give now, with nothing changed (the id in the response is not
+    reserved).
+    Optional.
+    """
     @_builtins.property
     def options(self) -> _containers.RepeatedCompositeFieldContainer[_catalog_pb2.FlagOption]:
         """options are the flag's values, 1-100 of them, each with a value
@@ -288,10 +323,11 @@ class CreateFlagRequest(_message.Message):
         key: _builtins.str = ...,
         type: _catalog_pb2.FlagType.ValueType = ...,
         options: _abc.Iterable[_catalog_pb2.FlagOption] | None = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "options", b"options", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "options", b"options", "type", b"type", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -436,6 +436,7 @@ class DraftProposal(_message.Message):
 
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """idempotency_key is the key to acknowledge the proposal with
     (`PatchCohortDraftRequest.idempotency_key` plus `accept`).
@@ -444,15 +445,24 @@ class DraftProposal(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """create_time is when the proposal was staged."""
 
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """expire_time is when the proposal expires unless acknowledged first:
+        COHORT_PROPOSAL_TTL (default 7 days) after create_time. An expired
+        proposal is rejected by the service (see CohortDraftService). Unset when
+        COHORT_PROPOSAL_TTL is 0 (proposals never expire).
+        """
+
     def __init__(
         self,
         *,
         idempotency_key: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "idempotency_key", b"idempotency_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "idempotency_key", b"idempotency_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -482,6 +492,7 @@ class DraftFormState(_message.Message):
     PENDING_IDS_FIELD_NUMBER: _builtins.int
     PROPOSALS_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
     draft_id: _builtins.str
     """draft_id is the draft's UUID."""
     state: Global___DraftState.ValueType
@@ -498,6 +509,18 @@ class DraftFormState(_message.Message):
     active: _builtins.bool
     """active is the value of the selected `cohort_active` option (`true` or
     `false`); unset when the draft selects neither.
+    """
+    etag: _builtins.str
+    """etag is this version of the draft (AIP-154): set by the service, a new
+    value on every change of the draft: an applied patch, a soft patch
+    staged on it, and an accepted or rejected proposal (unlike revision,
+    which counts applied changes only). It is opaque (compare it whole, as
+    a string) and weak (`W/...`): two reads with one etag hold the same
+    draft, while names shown from the catalog may differ. A soft patch's
+    preview carries the draft's etag after staging. Send it back as
+    PatchCohortDraftRequest.etag to refuse a patch or an ack if the draft
+    changed since you read it. Output only (as AIP-154 asks of a resource's
+    etag, the field carries no field_behavior).
     """
     @_builtins.property
     def name(self) -> Global___DraftTextItem:
@@ -549,7 +572,7 @@ class DraftFormState(_message.Message):
     @_builtins.property
     def proposals(self) -> _containers.RepeatedCompositeFieldContainer[Global___DraftProposal]:
         """proposals are the soft patches staged on this draft and not yet
-        accepted or rejected, oldest first.
+        accepted, rejected or expired, oldest first.
         """
 
     @_builtins.property
@@ -577,10 +600,11 @@ class DraftFormState(_message.Message):
         pending_ids: _abc.Iterable[_builtins.str] | None = ...,
         proposals: _abc.Iterable[Global___DraftProposal] | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        etag: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "active", b"active", "description", b"description", "name", b"name", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "active", b"active", "departments", b"departments", "description", b"description", "draft_id", b"draft_id", "flags", b"flags", "name", b"name", "pending_ids", b"pending_ids", "profile_personas", b"profile_personas", "profiles", b"profiles", "proposals", b"proposals", "revision", b"revision", "simulation_availability", b"simulation_availability", "simulation_positions", b"simulation_positions", "simulations", b"simulations", "state", b"state", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "active", b"active", "departments", b"departments", "description", b"description", "draft_id", b"draft_id", "etag", b"etag", "flags", b"flags", "name", b"name", "pending_ids", b"pending_ids", "profile_personas", b"profile_personas", "profiles", b"profiles", "proposals", b"proposals", "revision", b"revision", "simulation_availability", b"simulation_availability", "simulation_positions", b"simulation_positions", "simulations", b"simulations", "state", b"state", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__active: _TypeAlias = _typing.Literal["active"]  # noqa: Y015
     _WhichOneofArgType__active: _TypeAlias = _typing.Literal["_active", b"_active"]  # noqa: Y015

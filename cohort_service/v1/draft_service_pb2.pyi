@@ -74,6 +74,8 @@ class PatchCohortDraftRequest(_message.Message):
     SOFT_FIELD_NUMBER: _builtins.int
     ACCEPT_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
     draft_id: _builtins.str
     """draft_id is the UUID of the caller's draft to patch. Optional: when it
     and input_draft_id are both empty, a patch creates a new draft owned by
@@ -114,7 +116,8 @@ class PatchCohortDraftRequest(_message.Message):
     removes the `cohort_active` selection.
     """
     idempotency_key: _builtins.str
-    """idempotency_key names this operation, at most 200 characters. Optional:
+    """idempotency_key names this operation, at most 200 characters
+    (AIP-155's request_id under the seed's name). Optional:
     empty means the server picks a UUID, returned in the response. The same
     caller repeating a key with the same request gets the first response
     again and nothing is applied twice, also when the repeats are
@@ -137,8 +140,31 @@ class PatchCohortDraftRequest(_message.Message):
     is now and applies it (the draft becomes ACTIVE); false discards it, and
     deletes the draft if the proposal created it and it is still dormant.
     Optional. Repeating an ack returns its first response; the opposite ack
-    afterwards is FAILED_PRECONDITION. An ack with any slot, soft or
-    update_mask is INVALID_ARGUMENT.
+    afterwards is FAILED_PRECONDITION, and so is an ack of a proposal
+    pending longer than COHORT_PROPOSAL_TTL (reason `PROPOSAL_EXPIRED`). An
+    ack with any slot, soft or update_mask is INVALID_ARGUMENT.
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check a patch, soft patch or ack makes (the draft's
+    ownership, validation, name resolution, the size budget, the
+    proposal's state) and the same answer, error or response, that the
+    call would give now. Nothing is changed: no draft, value resource or
+    proposal is written, no proposal is decided, and the idempotency_key is
+    not spent (the ids in the response are not reserved; a server-picked
+    key is not remembered). A key already used for this same request
+    returns its first response, as a retry would. Optional.
+    """
+    etag: _builtins.str
+    """etag, when set, must be the current etag of the draft the request
+    changes (DraftFormState.etag): the draft a patch or soft patch names, or
+    the draft of the proposal an ack decides. Otherwise the call is refused
+    with ABORTED, reason `ETAG_MISMATCH`, and changes nothing (the
+    idempotency_key is not spent). Checked after the idempotency_key: a
+    repeated request gets its first response, whatever the draft's etag is
+    now; so is a repeated ack. A patch without a draft id (one that creates
+    a draft) cannot carry one: INVALID_ARGUMENT. Optional: empty checks
+    nothing.
     """
     @_builtins.property
     def flag_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -284,10 +310,12 @@ class PatchCohortDraftRequest(_message.Message):
         soft: _builtins.bool | None = ...,
         accept: _builtins.bool | None = ...,
         update_mask: _field_mask_pb2.FieldMask | None = ...,
+        validate_only: _builtins.bool = ...,
+        etag: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_accept", b"_accept", "_active", b"_active", "_description", b"_description", "_description_id", b"_description_id", "_name", b"_name", "_name_id", b"_name_id", "_soft", b"_soft", "accept", b"accept", "active", b"active", "description", b"description", "description_id", b"description_id", "name", b"name", "name_id", b"name_id", "soft", b"soft", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_accept", b"_accept", "_active", b"_active", "_description", b"_description", "_description_id", b"_description_id", "_name", b"_name", "_name_id", b"_name_id", "_soft", b"_soft", "accept", b"accept", "active", b"active", "department_ids", b"department_ids", "departments", b"departments", "description", b"description", "description_id", b"description_id", "draft_id", b"draft_id", "flag_ids", b"flag_ids", "idempotency_key", b"idempotency_key", "input_draft_id", b"input_draft_id", "name", b"name", "name_id", b"name_id", "pending_ids", b"pending_ids", "profile_ids", b"profile_ids", "profile_persona_ids", b"profile_persona_ids", "profile_personas", b"profile_personas", "profiles", b"profiles", "simulation_availability", b"simulation_availability", "simulation_availability_ids", b"simulation_availability_ids", "simulation_ids", b"simulation_ids", "simulation_position_ids", b"simulation_position_ids", "simulation_positions", b"simulation_positions", "simulations", b"simulations", "soft", b"soft", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_accept", b"_accept", "_active", b"_active", "_description", b"_description", "_description_id", b"_description_id", "_name", b"_name", "_name_id", b"_name_id", "_soft", b"_soft", "accept", b"accept", "active", b"active", "department_ids", b"department_ids", "departments", b"departments", "description", b"description", "description_id", b"description_id", "draft_id", b"draft_id", "etag", b"etag", "flag_ids", b"flag_ids", "idempotency_key", b"idempotency_key", "input_draft_id", b"input_draft_id", "name", b"name", "name_id", b"name_id", "pending_ids", b"pending_ids", "profile_ids", b"profile_ids", "profile_persona_ids", b"profile_persona_ids", "profile_personas", b"profile_personas", "profiles", b"profiles", "simulation_availability", b"simulation_availability", "simulation_availability_ids", b"simulation_availability_ids", "simulation_ids", b"simulation_ids", "simulation_position_ids", b"simulation_position_ids", "simulation_positions", b"simulation_positions", "simulations", b"simulations", "soft", b"soft", "update_mask", b"update_mask", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__accept: _TypeAlias = _typing.Literal["accept"]  # noqa: Y015
     _WhichOneofArgType__accept: _TypeAlias = _typing.Literal["_accept", b"_accept"]  # noqa: Y015
@@ -456,16 +484,24 @@ class DeleteCohortDraftRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DRAFT_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     draft_id: _builtins.str
     """draft_id is the UUID of the caller's draft to delete."""
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes and the same answer, error or
+    response, that the call would give now, with nothing changed.
+    Optional.
+    """
     def __init__(
         self,
         *,
         draft_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft_id", b"draft_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft_id", b"draft_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -37,6 +37,17 @@ class CohortDraftServiceStub:
     simulation positions, availability windows, profile personas, private to
     the principal who created them). Patches, acks and deletes of one draft
     take effect one after the other, each wholly before or after the other.
+
+    Expiry: a soft patch's proposal left pending for COHORT_PROPOSAL_TTL
+    (default 7 days; 0: proposals never expire) expires at its expire_time:
+    from then on it is no longer listed in `proposals`, a dormant draft it
+    created is gone (NOT_FOUND, and hidden from ListCohortDrafts), and an ack
+    of it is FAILED_PRECONDITION with reason `PROPOSAL_EXPIRED`. The service
+    then rejects it and deletes that dormant draft in the background; its
+    answers do not wait for that.
+
+    Retention: idempotency keys, and decided proposals (for repeated acks),
+    are kept for COHORT_IDEMPOTENCY_TTL (at least 24 hours) and then purged.
     """
 
     def __init__(self, channel):
@@ -77,6 +88,17 @@ class CohortDraftServiceServicer:
     simulation positions, availability windows, profile personas, private to
     the principal who created them). Patches, acks and deletes of one draft
     take effect one after the other, each wholly before or after the other.
+
+    Expiry: a soft patch's proposal left pending for COHORT_PROPOSAL_TTL
+    (default 7 days; 0: proposals never expire) expires at its expire_time:
+    from then on it is no longer listed in `proposals`, a dormant draft it
+    created is gone (NOT_FOUND, and hidden from ListCohortDrafts), and an ack
+    of it is FAILED_PRECONDITION with reason `PROPOSAL_EXPIRED`. The service
+    then rejects it and deletes that dormant draft in the background; its
+    answers do not wait for that.
+
+    Retention: idempotency keys, and decided proposals (for repeated acks),
+    are kept for COHORT_IDEMPOTENCY_TTL (at least 24 hours) and then purged.
     """
 
     def PatchCohortDraft(self, request, context):
@@ -94,9 +116,11 @@ class CohortDraftServiceServicer:
         unknown draft or another principal's, and (reason
         `PROPOSAL_NOT_FOUND`) for an ack whose key stages no proposal of the
         caller's; FAILED_PRECONDITION (reason `PROPOSAL_ALREADY_DECIDED`) for an
-        ack opposite to the decision already taken, and (reason
+        ack opposite to the decision already taken, (reason `PROPOSAL_EXPIRED`)
+        for an ack of a proposal that expired (see Expiry above), and (reason
         `PROPOSAL_NO_LONGER_VALID`, with a BadRequest) when an accepted
-        proposal no longer fits the draft it would change.
+        proposal no longer fits the draft it would change; ABORTED (reason
+        `ETAG_MISMATCH`) when etag is set and is not the draft's.
 
         Size budget, well under a client's default 4 MiB message limit: a
         draft's form (its DraftFormState, pending proposals included)
@@ -192,6 +216,17 @@ class CohortDraftService:
     simulation positions, availability windows, profile personas, private to
     the principal who created them). Patches, acks and deletes of one draft
     take effect one after the other, each wholly before or after the other.
+
+    Expiry: a soft patch's proposal left pending for COHORT_PROPOSAL_TTL
+    (default 7 days; 0: proposals never expire) expires at its expire_time:
+    from then on it is no longer listed in `proposals`, a dormant draft it
+    created is gone (NOT_FOUND, and hidden from ListCohortDrafts), and an ack
+    of it is FAILED_PRECONDITION with reason `PROPOSAL_EXPIRED`. The service
+    then rejects it and deletes that dormant draft in the background; its
+    answers do not wait for that.
+
+    Retention: idempotency keys, and decided proposals (for repeated acks),
+    are kept for COHORT_IDEMPOTENCY_TTL (at least 24 hours) and then purged.
     """
 
     @staticmethod

@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ereport_service/v1/report.proto\x12\x11report_service.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x05\n\x06Report\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x04type\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x05\x12\x12\n\x04name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12+\n\x04\x64\x65\x66n\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x1e\n\x0btemplate_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12 \n\rdatasource_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01H\x01\x88\x01\x01\x12\x1b\n\x08query_id\x18\x07 \x01(\tB\x04\xe2\x41\x01\x01H\x02\x88\x01\x01\x12/\n\x08settings\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x1b\n\renable_filter\x18\t \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x38\n\x08\x64\x61tasets\x18\n \x03(\x0b\x32 .report_service.v1.ReportDatasetB\x04\xe2\x41\x01\x01\x12;\n\x08snapshot\x18\x0b \x01(\x0b\x32#.report_service.v1.SnapshotSettingsB\x04\xe2\x41\x01\x01\x12\x16\n\x08owner_id\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nediting_id\x18\r \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x39\n\x0f\x64\x65\x66n_updated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x33\n\x05links\x18\x11 \x01(\x0b\x32\x1e.report_service.v1.ReportLinksB\x04\xe2\x41\x01\x03\x42\x0e\n\x0c_template_idB\x10\n\x0e_datasource_idB\x0b\n\t_query_id\">\n\rReportDataset\x12\x18\n\ndataset_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x61lias\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"]\n\x10SnapshotSettings\x12\x15\n\x07\x65nabled\x18\x01 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x16\n\x08schedule\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1a\n\x0cretain_count\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\"\xb2\x01\n\x0bReportLinks\x12\x31\n\x04self\x18\x01 \x01(\x0b\x32\x1d.report_service.v1.ReportLinkB\x04\xe2\x41\x01\x03\x12\x35\n\x08original\x18\x02 \x01(\x0b\x32\x1d.report_service.v1.ReportLinkB\x04\xe2\x41\x01\x03\x12\x39\n\x0c\x63ommit_draft\x18\x03 \x01(\x0b\x32\x1d.report_service.v1.ReportLinkB\x04\xe2\x41\x01\x03\" \n\nReportLink\x12\x12\n\x04href\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\"\xfe\x01\n\x10ReportDraftInput\x12+\n\x04\x64\x65\x66n\x18\x01 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x1e\n\x0btemplate_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12 \n\rdatasource_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01H\x01\x88\x01\x01\x12\x1b\n\x08query_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01H\x02\x88\x01\x01\x12/\n\x08settings\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x42\x0e\n\x0c_template_idB\x10\n\x0e_datasource_idB\x0b\n\t_query_id\"\xc7\x01\n\x08\x41\x63tivity\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\treport_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04type\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x61\x63tor_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12.\n\x07\x64\x65tails\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03\"u\n\x12UserReportSettings\x12\x17\n\treport_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12/\n\x08settings\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ereport_service/v1/report.proto\x12\x11report_service.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x06\n\x06Report\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x04type\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x05\x12\x12\n\x04name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12+\n\x04\x64\x65\x66n\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x1e\n\x0btemplate_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12 \n\rdatasource_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01H\x01\x88\x01\x01\x12\x1b\n\x08query_id\x18\x07 \x01(\tB\x04\xe2\x41\x01\x01H\x02\x88\x01\x01\x12/\n\x08settings\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x1b\n\renable_filter\x18\t \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x38\n\x08\x64\x61tasets\x18\n \x03(\x0b\x32 .report_service.v1.ReportDatasetB\x04\xe2\x41\x01\x01\x12;\n\x08snapshot\x18\x0b \x01(\x0b\x32#.report_service.v1.SnapshotSettingsB\x04\xe2\x41\x01\x01\x12\x16\n\x08owner_id\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nediting_id\x18\r \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x39\n\x0f\x64\x65\x66n_updated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x33\n\x05links\x18\x11 \x01(\x0b\x32\x1e.report_service.v1.ReportLinksB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x1e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x0c\n\x04\x65tag\x18\x14 \x01(\t\x12\x1b\n\roriginal_etag\x18\x15 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08outdated\x18\x16 \x01(\x08\x42\x04\xe2\x41\x01\x03\x42\x0e\n\x0c_template_idB\x10\n\x0e_datasource_idB\x0b\n\t_query_id\">\n\rReportDataset\x12\x18\n\ndataset_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x61lias\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"]\n\x10SnapshotSettings\x12\x15\n\x07\x65nabled\x18\x01 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x16\n\x08schedule\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1a\n\x0cretain_count\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\"\xb2\x01\n\x0bReportLinks\x12\x31\n\x04self\x18\x01 \x01(\x0b\x32\x1d.report_service.v1.ReportLinkB\x04\xe2\x41\x01\x03\x12\x35\n\x08original\x18\x02 \x01(\x0b\x32\x1d.report_service.v1.ReportLinkB\x04\xe2\x41\x01\x03\x12\x39\n\x0c\x63ommit_draft\x18\x03 \x01(\x0b\x32\x1d.report_service.v1.ReportLinkB\x04\xe2\x41\x01\x03\" \n\nReportLink\x12\x12\n\x04href\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\"\xfe\x01\n\x10ReportDraftInput\x12+\n\x04\x64\x65\x66n\x18\x01 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x1e\n\x0btemplate_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12 \n\rdatasource_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01H\x01\x88\x01\x01\x12\x1b\n\x08query_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01H\x02\x88\x01\x01\x12/\n\x08settings\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x42\x0e\n\x0c_template_idB\x10\n\x0e_datasource_idB\x0b\n\t_query_id\"\xc7\x01\n\x08\x41\x63tivity\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\treport_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04type\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x61\x63tor_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12.\n\x07\x64\x65tails\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03\"u\n\x12UserReportSettings\x12\x17\n\treport_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12/\n\x08settings\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\"\xa0\x03\n\x0eReportRevision\x12\x19\n\x0brevision_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\treport_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x61\x63tor_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12>\n\x06reason\x18\x05 \x01(\x0e\x32(.report_service.v1.ReportRevision.ReasonB\x04\xe2\x41\x01\x03\x12\x31\n\x08snapshot\x18\x06 \x01(\x0b\x32\x19.report_service.v1.ReportB\x04\xe2\x41\x01\x03\"\x97\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n\x0eREASON_CREATED\x10\x01\x12\x12\n\x0eREASON_UPDATED\x10\x02\x12\x1a\n\x16REASON_DRAFT_COMMITTED\x10\x03\x12\x16\n\x12REASON_ROLLED_BACK\x10\x04\x12\x19\n\x15REASON_FIRST_RECORDED\x10\x05\"\xe1\x01\n\x11ReportFieldChange\x12\x13\n\x05\x66ield\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\x0eoriginal_value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueB\x04\xe2\x41\x01\x03\x12\x31\n\x0b\x64raft_value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueB\x04\xe2\x41\x01\x03\x12\x30\n\nbase_value\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueB\x04\xe2\x41\x01\x03\x12\x1c\n\x0evalues_omitted\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -68,6 +68,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORT'].fields_by_name['defn_updated_at']._serialized_options = b'\342A\001\003'
   _globals['_REPORT'].fields_by_name['links']._loaded_options = None
   _globals['_REPORT'].fields_by_name['links']._serialized_options = b'\342A\001\003'
+  _globals['_REPORT'].fields_by_name['expire_time']._loaded_options = None
+  _globals['_REPORT'].fields_by_name['expire_time']._serialized_options = b'\342A\001\003'
+  _globals['_REPORT'].fields_by_name['original_etag']._loaded_options = None
+  _globals['_REPORT'].fields_by_name['original_etag']._serialized_options = b'\342A\001\003'
+  _globals['_REPORT'].fields_by_name['outdated']._loaded_options = None
+  _globals['_REPORT'].fields_by_name['outdated']._serialized_options = b'\342A\001\003'
   _globals['_REPORTDATASET'].fields_by_name['dataset_id']._loaded_options = None
   _globals['_REPORTDATASET'].fields_by_name['dataset_id']._serialized_options = b'\342A\001\002'
   _globals['_REPORTDATASET'].fields_by_name['alias']._loaded_options = None
@@ -114,20 +120,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USERREPORTSETTINGS'].fields_by_name['user_id']._serialized_options = b'\342A\001\003'
   _globals['_USERREPORTSETTINGS'].fields_by_name['settings']._loaded_options = None
   _globals['_USERREPORTSETTINGS'].fields_by_name['settings']._serialized_options = b'\342A\001\001'
+  _globals['_REPORTREVISION'].fields_by_name['revision_id']._loaded_options = None
+  _globals['_REPORTREVISION'].fields_by_name['revision_id']._serialized_options = b'\342A\001\003'
+  _globals['_REPORTREVISION'].fields_by_name['report_id']._loaded_options = None
+  _globals['_REPORTREVISION'].fields_by_name['report_id']._serialized_options = b'\342A\001\003'
+  _globals['_REPORTREVISION'].fields_by_name['create_time']._loaded_options = None
+  _globals['_REPORTREVISION'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_REPORTREVISION'].fields_by_name['actor_id']._loaded_options = None
+  _globals['_REPORTREVISION'].fields_by_name['actor_id']._serialized_options = b'\342A\001\003'
+  _globals['_REPORTREVISION'].fields_by_name['reason']._loaded_options = None
+  _globals['_REPORTREVISION'].fields_by_name['reason']._serialized_options = b'\342A\001\003'
+  _globals['_REPORTREVISION'].fields_by_name['snapshot']._loaded_options = None
+  _globals['_REPORTREVISION'].fields_by_name['snapshot']._serialized_options = b'\342A\001\003'
+  _globals['_REPORTFIELDCHANGE'].fields_by_name['field']._loaded_options = None
+  _globals['_REPORTFIELDCHANGE'].fields_by_name['field']._serialized_options = b'\342A\001\003'
+  _globals['_REPORTFIELDCHANGE'].fields_by_name['original_value']._loaded_options = None
+  _globals['_REPORTFIELDCHANGE'].fields_by_name['original_value']._serialized_options = b'\342A\001\003'
+  _globals['_REPORTFIELDCHANGE'].fields_by_name['draft_value']._loaded_options = None
+  _globals['_REPORTFIELDCHANGE'].fields_by_name['draft_value']._serialized_options = b'\342A\001\003'
+  _globals['_REPORTFIELDCHANGE'].fields_by_name['base_value']._loaded_options = None
+  _globals['_REPORTFIELDCHANGE'].fields_by_name['base_value']._serialized_options = b'\342A\001\003'
+  _globals['_REPORTFIELDCHANGE'].fields_by_name['values_omitted']._loaded_options = None
+  _globals['_REPORTFIELDCHANGE'].fields_by_name['values_omitted']._serialized_options = b'\342A\001\003'
   _globals['_REPORT']._serialized_start=150
-  _globals['_REPORT']._serialized_end=871
-  _globals['_REPORTDATASET']._serialized_start=873
-  _globals['_REPORTDATASET']._serialized_end=935
-  _globals['_SNAPSHOTSETTINGS']._serialized_start=937
-  _globals['_SNAPSHOTSETTINGS']._serialized_end=1030
-  _globals['_REPORTLINKS']._serialized_start=1033
-  _globals['_REPORTLINKS']._serialized_end=1211
-  _globals['_REPORTLINK']._serialized_start=1213
-  _globals['_REPORTLINK']._serialized_end=1245
-  _globals['_REPORTDRAFTINPUT']._serialized_start=1248
-  _globals['_REPORTDRAFTINPUT']._serialized_end=1502
-  _globals['_ACTIVITY']._serialized_start=1505
-  _globals['_ACTIVITY']._serialized_end=1704
-  _globals['_USERREPORTSETTINGS']._serialized_start=1706
-  _globals['_USERREPORTSETTINGS']._serialized_end=1823
+  _globals['_REPORT']._serialized_end=993
+  _globals['_REPORTDATASET']._serialized_start=995
+  _globals['_REPORTDATASET']._serialized_end=1057
+  _globals['_SNAPSHOTSETTINGS']._serialized_start=1059
+  _globals['_SNAPSHOTSETTINGS']._serialized_end=1152
+  _globals['_REPORTLINKS']._serialized_start=1155
+  _globals['_REPORTLINKS']._serialized_end=1333
+  _globals['_REPORTLINK']._serialized_start=1335
+  _globals['_REPORTLINK']._serialized_end=1367
+  _globals['_REPORTDRAFTINPUT']._serialized_start=1370
+  _globals['_REPORTDRAFTINPUT']._serialized_end=1624
+  _globals['_ACTIVITY']._serialized_start=1627
+  _globals['_ACTIVITY']._serialized_end=1826
+  _globals['_USERREPORTSETTINGS']._serialized_start=1828
+  _globals['_USERREPORTSETTINGS']._serialized_end=1945
+  _globals['_REPORTREVISION']._serialized_start=1948
+  _globals['_REPORTREVISION']._serialized_end=2364
+  _globals['_REPORTREVISION_REASON']._serialized_start=2213
+  _globals['_REPORTREVISION_REASON']._serialized_end=2364
+  _globals['_REPORTFIELDCHANGE']._serialized_start=2367
+  _globals['_REPORTFIELDCHANGE']._serialized_end=2592
 # @@protoc_insertion_point(module_scope)

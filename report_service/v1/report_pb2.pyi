@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -51,6 +52,10 @@ class Report(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     DEFN_UPDATED_AT_FIELD_NUMBER: _builtins.int
     LINKS_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    ORIGINAL_ETAG_FIELD_NUMBER: _builtins.int
+    OUTDATED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the report's identifier, chosen by the caller of CreateReport
     (for example `team:sales-dashboard`). Required and immutable.
@@ -111,6 +116,41 @@ class Report(_message.Message):
     """editing_id is, for a draft, the id of the original it edits; empty for
     an original. Output only.
     """
+    etag: _builtins.str
+    """etag is this version of the report (AIP-154): set by the service, a new
+    value on every change of the report (of an original by CreateReport,
+    UpdateReport, CommitReportDraft and RollbackReport; of a draft by
+    EditReport, PutReportDraft, UpdateReport and RebaseReportDraft). It is
+    opaque (compare it whole, as a string; it is not a counter) and weak
+    (`W/...`): two reads with one etag hold the same stored fields, while
+    what is computed when read (outdated, links) may differ.
+
+    Send it back to make a write conditional: UpdateReportRequest's
+    report.etag, DeleteReportRequest.etag, PutReportDraftRequest.etag,
+    DiscardReportDraftRequest.etag and RebaseReportDraftRequest.etag take
+    the etag of the report or draft they change; CommitReportDraftRequest.etag
+    and RollbackReportRequest.etag the original's. A write whose etag is not
+    the current one is refused with ABORTED, reason `ETAG_MISMATCH`
+    (metadata `field`), and changes nothing: read the report again and
+    decide on what it is now. An empty etag checks nothing. Output only,
+    except that UpdateReport reads report.etag as its precondition (so, as
+    AIP-154 asks, the field carries no field_behavior); CreateReport
+    ignores it.
+    """
+    original_etag: _builtins.str
+    """original_etag is, for a draft, the etag its original had when the draft
+    was made (EditReport creating it, PutReportDraft) or last rebased
+    (RebaseReportDraft); empty for an original, and for a draft made before
+    the service kept etags. Committing with CommitReportDraftRequest.etag
+    set to it means "fail if anyone changed the original since I started".
+    Output only.
+    """
+    outdated: _builtins.bool
+    """outdated is, for a draft, true when its original has changed since
+    original_etag (always, when original_etag is empty); DiffReportDraft
+    shows how, RebaseReportDraft brings the draft onto the original as it is
+    now. False for an original. Output only.
+    """
     @_builtins.property
     def defn(self) -> _struct_pb2.Struct:
         """defn is the report definition (visuals, layout, ...), a JSON object the
@@ -158,6 +198,17 @@ class Report(_message.Message):
         original and of its commit action. Output only.
         """
 
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """expire_time is, for a draft, when it expires: REPORT_DRAFT_TTL (default
+        30 days) after its last change (updated_at), so each change of the
+        draft moves it on. From then on the draft is gone for every RPC
+        (NOT_FOUND, reason `DRAFT_EXPIRED`, while the service keeps its record)
+        and the service purges it, running its driver's `before_discard_draft`;
+        the original is unaffected. Unset for an original, and for every draft
+        when REPORT_DRAFT_TTL is 0 (drafts never expire). Output only.
+        """
+
     def __init__(
         self,
         *,
@@ -178,10 +229,14 @@ class Report(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         defn_updated_at: _timestamp_pb2.Timestamp | None = ...,
         links: Global___ReportLinks | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        etag: _builtins.str = ...,
+        original_etag: _builtins.str = ...,
+        outdated: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_datasource_id", b"_datasource_id", "_query_id", b"_query_id", "_template_id", b"_template_id", "created_at", b"created_at", "datasource_id", b"datasource_id", "defn", b"defn", "defn_updated_at", b"defn_updated_at", "links", b"links", "query_id", b"query_id", "settings", b"settings", "snapshot", b"snapshot", "template_id", b"template_id", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_datasource_id", b"_datasource_id", "_query_id", b"_query_id", "_template_id", b"_template_id", "created_at", b"created_at", "datasource_id", b"datasource_id", "defn", b"defn", "defn_updated_at", b"defn_updated_at", "expire_time", b"expire_time", "links", b"links", "query_id", b"query_id", "settings", b"settings", "snapshot", b"snapshot", "template_id", b"template_id", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_datasource_id", b"_datasource_id", "_query_id", b"_query_id", "_template_id", b"_template_id", "created_at", b"created_at", "datasets", b"datasets", "datasource_id", b"datasource_id", "defn", b"defn", "defn_updated_at", b"defn_updated_at", "editing_id", b"editing_id", "enable_filter", b"enable_filter", "id", b"id", "links", b"links", "name", b"name", "owner_id", b"owner_id", "query_id", b"query_id", "settings", b"settings", "snapshot", b"snapshot", "template_id", b"template_id", "type", b"type", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_datasource_id", b"_datasource_id", "_query_id", b"_query_id", "_template_id", b"_template_id", "created_at", b"created_at", "datasets", b"datasets", "datasource_id", b"datasource_id", "defn", b"defn", "defn_updated_at", b"defn_updated_at", "editing_id", b"editing_id", "enable_filter", b"enable_filter", "etag", b"etag", "expire_time", b"expire_time", "id", b"id", "links", b"links", "name", b"name", "original_etag", b"original_etag", "outdated", b"outdated", "owner_id", b"owner_id", "query_id", b"query_id", "settings", b"settings", "snapshot", b"snapshot", "template_id", b"template_id", "type", b"type", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__datasource_id: _TypeAlias = _typing.Literal["datasource_id"]  # noqa: Y015
     _WhichOneofArgType__datasource_id: _TypeAlias = _typing.Literal["_datasource_id", b"_datasource_id"]  # noqa: Y015
@@ -414,7 +469,7 @@ class Activity(_message.Message):
     """
     type: _builtins.str
     """type is what happened; `reportUpdated` is recorded by each draft
-    commit. Output only.
+    commit, `reportRolledBack` by each RollbackReport. Output only.
     """
     actor_id: _builtins.str
     """actor_id is the principal who caused the activity. Output only."""
@@ -427,8 +482,9 @@ class Activity(_message.Message):
         """details describe the activity. For `reportUpdated`, each key is a
         Report field the commit changed (`name`, `defn`, `template_id`,
         `datasource_id`, `query_id`, `settings`, `enable_filter`, `datasets`)
-        and its value the field's new value (null for an unset id). Output
-        only.
+        and its value the field's new value (null for an unset id). For
+        `reportRolledBack`, `revision_id` is the revision restored and `changes`
+        the fields it changed, keyed as for `reportUpdated`. Output only.
         """
 
     def __init__(
@@ -484,3 +540,164 @@ class UserReportSettings(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UserReportSettings: _TypeAlias = UserReportSettings  # noqa: Y015
+
+@_typing.final
+class ReportRevision(_message.Message):
+    """ReportRevision is an original as one change left it (AIP-162). Every
+    change of an original records one in the change's own transaction:
+    CreateReport, UpdateReport of the original (one that changes something),
+    CommitReportDraft and RollbackReport. The service keeps the newest
+    `--revisions-kept` revisions of each report (REPORT_REVISIONS_KEPT,
+    default 100), pruning older ones in the same transaction; DeleteReport
+    deletes them with the report. Drafts have none.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Reason:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[ReportRevision._Reason.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        REASON_UNSPECIFIED: ReportRevision._Reason.ValueType  # 0
+        """REASON_UNSPECIFIED is never returned."""
+        REASON_CREATED: ReportRevision._Reason.ValueType  # 1
+        """REASON_CREATED is CreateReport."""
+        REASON_UPDATED: ReportRevision._Reason.ValueType  # 2
+        """REASON_UPDATED is UpdateReport of the original."""
+        REASON_DRAFT_COMMITTED: ReportRevision._Reason.ValueType  # 3
+        """REASON_DRAFT_COMMITTED is CommitReportDraft."""
+        REASON_ROLLED_BACK: ReportRevision._Reason.ValueType  # 4
+        """REASON_ROLLED_BACK is RollbackReport."""
+        REASON_FIRST_RECORDED: ReportRevision._Reason.ValueType  # 5
+        """REASON_FIRST_RECORDED is the report as it was when the service began
+        keeping revisions (a report created before): recorded by the upgrade,
+        with an empty actor_id.
+        """
+
+    class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper):
+        """Reason is the kind of change that recorded a revision."""
+
+    REASON_UNSPECIFIED: ReportRevision.Reason.ValueType  # 0
+    """REASON_UNSPECIFIED is never returned."""
+    REASON_CREATED: ReportRevision.Reason.ValueType  # 1
+    """REASON_CREATED is CreateReport."""
+    REASON_UPDATED: ReportRevision.Reason.ValueType  # 2
+    """REASON_UPDATED is UpdateReport of the original."""
+    REASON_DRAFT_COMMITTED: ReportRevision.Reason.ValueType  # 3
+    """REASON_DRAFT_COMMITTED is CommitReportDraft."""
+    REASON_ROLLED_BACK: ReportRevision.Reason.ValueType  # 4
+    """REASON_ROLLED_BACK is RollbackReport."""
+    REASON_FIRST_RECORDED: ReportRevision.Reason.ValueType  # 5
+    """REASON_FIRST_RECORDED is the report as it was when the service began
+    keeping revisions (a report created before): recorded by the upgrade,
+    with an empty actor_id.
+    """
+
+    REVISION_ID_FIELD_NUMBER: _builtins.int
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    revision_id: _builtins.str
+    """revision_id identifies the revision among its report's, a random string
+    (for example `3f9c0a7be21d4c58`). Output only.
+    """
+    report_id: _builtins.str
+    """report_id is the id of the original the revision is of. Output only."""
+    actor_id: _builtins.str
+    """actor_id is the principal who made the change. Output only."""
+    reason: Global___ReportRevision.Reason.ValueType
+    """reason is the kind of change. Output only."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """create_time is when the change was made. Output only."""
+
+    @_builtins.property
+    def snapshot(self) -> Global___Report:
+        """snapshot is the original as the change left it, every field as
+        GetReport returned it then, its etag included (so a draft's
+        original_etag names the revision it was made from). Output only.
+        """
+
+    def __init__(
+        self,
+        *,
+        revision_id: _builtins.str = ...,
+        report_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        actor_id: _builtins.str = ...,
+        reason: Global___ReportRevision.Reason.ValueType = ...,
+        snapshot: Global___Report | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "snapshot", b"snapshot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "create_time", b"create_time", "reason", b"reason", "report_id", b"report_id", "revision_id", b"revision_id", "snapshot", b"snapshot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportRevision: _TypeAlias = ReportRevision  # noqa: Y015
+
+@_typing.final
+class ReportFieldChange(_message.Message):
+    """ReportFieldChange is one committed field on which a draft and its
+    original differ (DiffReportDraft).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELD_FIELD_NUMBER: _builtins.int
+    ORIGINAL_VALUE_FIELD_NUMBER: _builtins.int
+    DRAFT_VALUE_FIELD_NUMBER: _builtins.int
+    BASE_VALUE_FIELD_NUMBER: _builtins.int
+    VALUES_OMITTED_FIELD_NUMBER: _builtins.int
+    field: _builtins.str
+    """field is the field's name, as in a `reportUpdated` activity's details:
+    `name`, `defn`, `template_id`, `datasource_id`, `query_id`, `settings`,
+    `enable_filter` or `datasets` (all the datasets are one field). Output
+    only.
+    """
+    values_omitted: _builtins.bool
+    """values_omitted is true when the three values are left unset to keep the
+    response within its size budget (see DiffReportDraft): read them from
+    the response's draft and original, and the base from GetReportRevision.
+    Output only.
+    """
+    @_builtins.property
+    def original_value(self) -> _struct_pb2.Value:
+        """original_value is the field's value in the original as it is now, as in
+        the activity details (an object for defn and settings, a list of
+        {dataset_id, alias} for datasets, null for an unset id). Output only.
+        """
+
+    @_builtins.property
+    def draft_value(self) -> _struct_pb2.Value:
+        """draft_value is the field's value in the draft. Output only."""
+
+    @_builtins.property
+    def base_value(self) -> _struct_pb2.Value:
+        """base_value is the field's value in the original as it was when the draft
+        was made or last rebased (the revision named by the draft's
+        original_etag): equal to draft_value when only the original changed the
+        field, to original_value when only the draft did. Unset when that
+        revision is no longer kept (or the draft predates etags). Output only.
+        """
+
+    def __init__(
+        self,
+        *,
+        field: _builtins.str = ...,
+        original_value: _struct_pb2.Value | None = ...,
+        draft_value: _struct_pb2.Value | None = ...,
+        base_value: _struct_pb2.Value | None = ...,
+        values_omitted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["base_value", b"base_value", "draft_value", b"draft_value", "original_value", b"original_value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_value", b"base_value", "draft_value", b"draft_value", "field", b"field", "original_value", b"original_value", "values_omitted", b"values_omitted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportFieldChange: _TypeAlias = ReportFieldChange  # noqa: Y015

@@ -28,6 +28,31 @@ class CreateReportRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REPORT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
+    """
     @_builtins.property
     def report(self) -> _report_pb2.Report:
         """report is the report to create; its id, type and name are required,
@@ -38,10 +63,12 @@ class CreateReportRequest(_message.Message):
         self,
         *,
         report: _report_pb2.Report | None = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -137,6 +164,31 @@ class UpdateReportRequest(_message.Message):
 
     REPORT_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
+    """
     @_builtins.property
     def report(self) -> _report_pb2.Report:
         """report carries the id of the report to change (an original or one of
@@ -161,10 +213,12 @@ class UpdateReportRequest(_message.Message):
         *,
         report: _report_pb2.Report | None = ...,
         update_mask: _field_mask_pb2.FieldMask | None = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report", "request_id", b"request_id", "update_mask", b"update_mask", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -177,18 +231,52 @@ class DeleteReportRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the id of an original or of one of the caller's drafts, a report id
     (see Report.id for the grammar). Required.
+    """
+    etag: _builtins.str
+    """etag, when set, must be the report (original or draft) id names's current etag (Report.etag), or
+    the call is refused with ABORTED, reason `ETAG_MISMATCH`, and changes
+    nothing. Optional: empty checks nothing.
+    """
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
     """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "id", b"id", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -218,18 +306,45 @@ class EditReportRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the id of the original to draft, a report id (see Report.id
     for the grammar). Required.
+    """
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
     """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -267,9 +382,41 @@ class PutReportDraftRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     DRAFT_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the id of the original to draft, a report id (see Report.id
     for the grammar). Required.
+    """
+    etag: _builtins.str
+    """etag, when set, must be the caller's draft's current etag (Report.etag), or
+    the call is refused with ABORTED, reason `ETAG_MISMATCH`, and changes
+    nothing; with no draft to replace it is
+    ABORTED too. Optional: empty checks nothing.
+    """
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
     """
     @_builtins.property
     def draft(self) -> _report_pb2.ReportDraftInput:
@@ -282,10 +429,13 @@ class PutReportDraftRequest(_message.Message):
         *,
         id: _builtins.str = ...,
         draft: _report_pb2.ReportDraftInput | None = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft", "id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft", "etag", b"etag", "id", b"id", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -328,18 +478,52 @@ class DiscardReportDraftRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the id of the original whose draft to discard, a report id (see
     Report.id for the grammar). Required.
+    """
+    etag: _builtins.str
+    """etag, when set, must be the caller's draft's current etag (Report.etag), or
+    the call is refused with ABORTED, reason `ETAG_MISMATCH`, and changes
+    nothing. Optional: empty checks nothing.
+    """
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
     """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "id", b"id", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -371,18 +555,54 @@ class CommitReportDraftRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the id of the original whose draft to commit, a report id (see
     Report.id for the grammar). Required.
+    """
+    etag: _builtins.str
+    """etag, when set, must be the original's (not the draft's)'s current etag (Report.etag), or
+    the call is refused with ABORTED, reason `ETAG_MISMATCH`, and changes
+    nothing. Give the draft's original_etag to commit
+    only if nobody changed the original since the draft was made or
+    rebased. Optional: empty checks nothing.
+    """
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
     """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "id", b"id", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -486,9 +706,34 @@ class UpdateUserReportSettingsRequest(_message.Message):
 
     REPORT_ID_FIELD_NUMBER: _builtins.int
     SETTINGS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     report_id: _builtins.str
     """report_id is the id of the report, a report id (see Report.id
     for the grammar). Required.
+    """
+    request_id: _builtins.str
+    """request_id names this call so that retrying it is safe (AIP-155): a
+    UUID in its 36-character form (any case; version 4 recommended).
+    Optional. The caller repeating the request with the same request_id
+    gets the first call's response again, and the call takes effect once,
+    also when the repeats are concurrent and after what it changed is gone
+    (a committed draft, a deleted report). Reusing it for another request
+    (another RPC, or other fields) is INVALID_ARGUMENT with reason
+    `REQUEST_ID_REUSED`; a request_id that is not a UUID is
+    INVALID_ARGUMENT. Only a call that succeeded is remembered (one that
+    failed changed nothing and may be retried with the same id); ids are
+    per caller (another principal's use of the same UUID is unrelated) and
+    are remembered for at least 24 hours (REPORT_IDEMPOTENCY_TTL).
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs the whole call and then rolls it back
+    (AIP-163): every check it makes (permission, the report and draft
+    lookups, validation, the size budget, driver hooks, which run inside
+    the rolled-back transaction) and the same answer, error or response,
+    that the call would give now; nothing is changed and no request_id is
+    remembered. Optional. With the request_id of an earlier identical
+    call it returns that call's response, as a retry would.
     """
     @_builtins.property
     def settings(self) -> _struct_pb2.Struct:
@@ -501,11 +746,318 @@ class UpdateUserReportSettingsRequest(_message.Message):
         *,
         report_id: _builtins.str = ...,
         settings: _struct_pb2.Struct | None = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["report_id", b"report_id", "settings", b"settings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["report_id", b"report_id", "request_id", b"request_id", "settings", b"settings", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdateUserReportSettingsRequest: _TypeAlias = UpdateUserReportSettingsRequest  # noqa: Y015
+
+@_typing.final
+class DiffReportDraftRequest(_message.Message):
+    """DiffReportDraftRequest is the request of DiffReportDraft."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """id is the id of the original whose draft to compare, a report id (see
+    Report.id for the grammar). Required.
+    """
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiffReportDraftRequest: _TypeAlias = DiffReportDraftRequest  # noqa: Y015
+
+@_typing.final
+class DiffReportDraftResponse(_message.Message):
+    """DiffReportDraftResponse is the response of DiffReportDraft."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAFT_FIELD_NUMBER: _builtins.int
+    ORIGINAL_FIELD_NUMBER: _builtins.int
+    OUTDATED_FIELD_NUMBER: _builtins.int
+    CHANGES_FIELD_NUMBER: _builtins.int
+    BASE_REVISION_ID_FIELD_NUMBER: _builtins.int
+    outdated: _builtins.bool
+    """outdated is true when the original changed since the draft was made or
+    last rebased (draft.outdated).
+    """
+    base_revision_id: _builtins.str
+    """base_revision_id is the revision the base values come from; empty when
+    it is no longer kept (base_value is then unset).
+    """
+    @_builtins.property
+    def draft(self) -> _report_pb2.Report:
+        """draft is the caller's draft."""
+
+    @_builtins.property
+    def original(self) -> _report_pb2.Report:
+        """original is the original as it is now."""
+
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[_report_pb2.ReportFieldChange]:
+        """changes are the committed fields on which draft and original differ, in
+        Report's field order; empty when committing would change none.
+        """
+
+    def __init__(
+        self,
+        *,
+        draft: _report_pb2.Report | None = ...,
+        original: _report_pb2.Report | None = ...,
+        outdated: _builtins.bool = ...,
+        changes: _abc.Iterable[_report_pb2.ReportFieldChange] | None = ...,
+        base_revision_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft", "original", b"original"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_revision_id", b"base_revision_id", "changes", b"changes", "draft", b"draft", "original", b"original", "outdated", b"outdated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiffReportDraftResponse: _TypeAlias = DiffReportDraftResponse  # noqa: Y015
+
+@_typing.final
+class RebaseReportDraftRequest(_message.Message):
+    """RebaseReportDraftRequest is the request of RebaseReportDraft."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """id is the id of the original whose draft to rebase, a report id (see
+    Report.id for the grammar). Required.
+    """
+    etag: _builtins.str
+    """etag, when set, must be the caller's draft's current etag (Report.etag), or
+    the call is refused with ABORTED, reason `ETAG_MISMATCH`, and changes
+    nothing. Optional: empty checks nothing.
+    """
+    request_id: _builtins.str
+    """request_id makes retrying the call safe (AIP-155): a UUID; a retry by
+    the same principal with the same request_id and the same request gets
+    the first call's response instead of running again, and the same
+    request_id with a different request is INVALID_ARGUMENT (reason
+    `REQUEST_ID_REUSED`). Optional.
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs every check of the real call
+    (permission, ownership, etag, validation, the revision lookup and the
+    driver's hook) inside a transaction that is rolled back, and returns the
+    response the call would give, changing nothing (AIP-163). The etags in
+    that response are ones no report will have. Optional.
+    """
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "id", b"id", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RebaseReportDraftRequest: _TypeAlias = RebaseReportDraftRequest  # noqa: Y015
+
+@_typing.final
+class RebaseReportDraftResponse(_message.Message):
+    """RebaseReportDraftResponse is the response of RebaseReportDraft."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAFT_FIELD_NUMBER: _builtins.int
+    CONFLICTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def draft(self) -> _report_pb2.Report:
+        """draft is the caller's draft as rebased."""
+
+    @_builtins.property
+    def conflicts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """conflicts are the fields changed in both the draft and the original,
+        differently (or, without a base, every field on which they differed),
+        in Report's field order: the draft kept its own value of each.
+        """
+
+    def __init__(
+        self,
+        *,
+        draft: _report_pb2.Report | None = ...,
+        conflicts: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conflicts", b"conflicts", "draft", b"draft"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RebaseReportDraftResponse: _TypeAlias = RebaseReportDraftResponse  # noqa: Y015
+
+@_typing.final
+class ListReportRevisionsRequest(_message.Message):
+    """ListReportRevisionsRequest is the request of ListReportRevisions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    report_id: _builtins.str
+    """report_id is the id of the original whose revisions to list, a report
+    id (see Report.id for the grammar). Required.
+    """
+    page_size: _builtins.int
+    """page_size is the most revisions to return. Optional: 0 means 50, and
+    values above 1,000 are read as 1,000.
+    """
+    page_token: _builtins.str
+    """page_token is the next_page_token of the previous page. Optional:
+    empty for the first page.
+    """
+    def __init__(
+        self,
+        *,
+        report_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "report_id", b"report_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReportRevisionsRequest: _TypeAlias = ListReportRevisionsRequest  # noqa: Y015
+
+@_typing.final
+class ListReportRevisionsResponse(_message.Message):
+    """ListReportRevisionsResponse is the response of ListReportRevisions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVISIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """next_page_token fetches the next page; empty on the last page."""
+    @_builtins.property
+    def revisions(self) -> _containers.RepeatedCompositeFieldContainer[_report_pb2.ReportRevision]:
+        """revisions are the page's revisions, newest first."""
+
+    def __init__(
+        self,
+        *,
+        revisions: _abc.Iterable[_report_pb2.ReportRevision] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "revisions", b"revisions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReportRevisionsResponse: _TypeAlias = ListReportRevisionsResponse  # noqa: Y015
+
+@_typing.final
+class GetReportRevisionRequest(_message.Message):
+    """GetReportRevisionRequest is the request of GetReportRevision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    REVISION_ID_FIELD_NUMBER: _builtins.int
+    report_id: _builtins.str
+    """report_id is the id of the original, a report id (see Report.id for the
+    grammar). Required.
+    """
+    revision_id: _builtins.str
+    """revision_id is the revision's id (ReportRevision.revision_id), 1-64
+    characters. Required.
+    """
+    def __init__(
+        self,
+        *,
+        report_id: _builtins.str = ...,
+        revision_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["report_id", b"report_id", "revision_id", b"revision_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReportRevisionRequest: _TypeAlias = GetReportRevisionRequest  # noqa: Y015
+
+@_typing.final
+class RollbackReportRequest(_message.Message):
+    """RollbackReportRequest is the request of RollbackReport."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REVISION_ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """id is the id of the original to roll back, a report id (see Report.id
+    for the grammar). Required.
+    """
+    revision_id: _builtins.str
+    """revision_id is the id of the kept revision whose content to restore,
+    1-64 characters. Required.
+    """
+    etag: _builtins.str
+    """etag, when set, must be the original's's current etag (Report.etag), or
+    the call is refused with ABORTED, reason `ETAG_MISMATCH`, and changes
+    nothing. Optional: empty checks nothing.
+    """
+    request_id: _builtins.str
+    """request_id makes retrying the call safe (AIP-155): a UUID; a retry by
+    the same principal with the same request_id and the same request gets
+    the first call's response instead of running again, and the same
+    request_id with a different request is INVALID_ARGUMENT (reason
+    `REQUEST_ID_REUSED`). Optional.
+    """
+    validate_only: _builtins.bool
+    """validate_only, when true, runs every check of the real call
+    (permission, ownership, etag, validation, the revision lookup) inside a
+    transaction that is rolled back, and returns the response the call would
+    give, changing nothing (AIP-163). The etags in that response are ones
+    no report will have. Optional.
+    """
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        revision_id: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "id", b"id", "request_id", b"request_id", "revision_id", b"revision_id", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollbackReportRequest: _TypeAlias = RollbackReportRequest  # noqa: Y015

@@ -40,7 +40,21 @@ class ReportServiceStub:
     see, update, commit or discard it, and another principal's draft is
     NOT_FOUND (its existence is not revealed). Several principals may draft
     the same original at once; each commit replaces the original's
-    committed fields, so the last commit wins.
+    committed fields, so the last commit wins, unless it carries the etag of
+    the original it started from (see below).
+
+    Etags (AIP-154): every report and draft carries an etag, new on each
+    change. The writes that change an existing report or draft take it as an
+    optional precondition and refuse a stale one with ABORTED, reason
+    `ETAG_MISMATCH`, changing nothing (see Report.etag). A draft remembers
+    its original's etag (Report.original_etag) and says when the original has
+    moved on (Report.outdated): DiffReportDraft lists what differs,
+    RebaseReportDraft merges the original's changes into the draft.
+
+    Revisions (AIP-162): every change of an original is kept as a
+    ReportRevision (the newest `--revisions-kept`, default 100);
+    ListReportRevisions and GetReportRevision read them, RollbackReport
+    restores one.
 
     Concurrency: writes of one report and its drafts take effect one after
     the other, each wholly before or after the other; a write whose report
@@ -52,6 +66,32 @@ class ReportServiceStub:
     `after_commit_draft`). A driver that raises fails the call with
     FAILED_PRECONDITION (reason `DRIVER_FAILED`, its message) and nothing is
     changed.
+
+    Retries (AIP-155): every write takes an optional request_id, a UUID the
+    caller picks per operation. A retry with the same request_id and the same
+    request returns the first call's response without doing anything again,
+    also after what the call changed is gone (a committed draft, a deleted
+    report) and when the repeats arrive concurrently (one takes effect, all
+    answer the same). A request_id reused for a different request is
+    INVALID_ARGUMENT with reason `REQUEST_ID_REUSED` (field `request_id`).
+    Ids are per caller and are remembered for REPORT_IDEMPOTENCY_TTL (at
+    least 24 hours; then purged). A remembered response is within the size
+    budget below, as every response is.
+
+    Validating without applying (AIP-163): every write takes validate_only.
+    The call runs every check and driver hook it would run, inside a
+    transaction that is rolled back, and answers what it would answer now;
+    nothing is changed, no request_id is remembered, and no activity is
+    recorded.
+
+    Expiry: a draft untouched for REPORT_DRAFT_TTL (default 30 days; 0: drafts
+    never expire) expires at its expire_time, which each change of the draft
+    (UpdateReport, PutReportDraft) moves on. From then on the draft is gone
+    for every RPC: NOT_FOUND with reason `DRAFT_EXPIRED` while its record is
+    kept (until the service purges it, which runs the driver's
+    `before_discard_draft`), `DRAFT_NOT_FOUND` or `REPORT_NOT_FOUND` after;
+    EditReport and PutReportDraft then make a new draft. The original is
+    unaffected.
 
     Errors: every call that fails changes nothing. INVALID_ARGUMENT carries
     a BadRequest naming every bad field at once by its path
@@ -142,6 +182,31 @@ class ReportServiceStub:
                 request_serializer=report__service_dot_v1_dot_report__service__pb2.UpdateUserReportSettingsRequest.SerializeToString,
                 response_deserializer=report__service_dot_v1_dot_report__pb2.UserReportSettings.FromString,
                 _registered_method=True)
+        self.DiffReportDraft = channel.unary_unary(
+                '/report_service.v1.ReportService/DiffReportDraft',
+                request_serializer=report__service_dot_v1_dot_report__service__pb2.DiffReportDraftRequest.SerializeToString,
+                response_deserializer=report__service_dot_v1_dot_report__service__pb2.DiffReportDraftResponse.FromString,
+                _registered_method=True)
+        self.RebaseReportDraft = channel.unary_unary(
+                '/report_service.v1.ReportService/RebaseReportDraft',
+                request_serializer=report__service_dot_v1_dot_report__service__pb2.RebaseReportDraftRequest.SerializeToString,
+                response_deserializer=report__service_dot_v1_dot_report__service__pb2.RebaseReportDraftResponse.FromString,
+                _registered_method=True)
+        self.ListReportRevisions = channel.unary_unary(
+                '/report_service.v1.ReportService/ListReportRevisions',
+                request_serializer=report__service_dot_v1_dot_report__service__pb2.ListReportRevisionsRequest.SerializeToString,
+                response_deserializer=report__service_dot_v1_dot_report__service__pb2.ListReportRevisionsResponse.FromString,
+                _registered_method=True)
+        self.GetReportRevision = channel.unary_unary(
+                '/report_service.v1.ReportService/GetReportRevision',
+                request_serializer=report__service_dot_v1_dot_report__service__pb2.GetReportRevisionRequest.SerializeToString,
+                response_deserializer=report__service_dot_v1_dot_report__pb2.ReportRevision.FromString,
+                _registered_method=True)
+        self.RollbackReport = channel.unary_unary(
+                '/report_service.v1.ReportService/RollbackReport',
+                request_serializer=report__service_dot_v1_dot_report__service__pb2.RollbackReportRequest.SerializeToString,
+                response_deserializer=report__service_dot_v1_dot_report__pb2.Report.FromString,
+                _registered_method=True)
 
 
 class ReportServiceServicer:
@@ -158,7 +223,21 @@ class ReportServiceServicer:
     see, update, commit or discard it, and another principal's draft is
     NOT_FOUND (its existence is not revealed). Several principals may draft
     the same original at once; each commit replaces the original's
-    committed fields, so the last commit wins.
+    committed fields, so the last commit wins, unless it carries the etag of
+    the original it started from (see below).
+
+    Etags (AIP-154): every report and draft carries an etag, new on each
+    change. The writes that change an existing report or draft take it as an
+    optional precondition and refuse a stale one with ABORTED, reason
+    `ETAG_MISMATCH`, changing nothing (see Report.etag). A draft remembers
+    its original's etag (Report.original_etag) and says when the original has
+    moved on (Report.outdated): DiffReportDraft lists what differs,
+    RebaseReportDraft merges the original's changes into the draft.
+
+    Revisions (AIP-162): every change of an original is kept as a
+    ReportRevision (the newest `--revisions-kept`, default 100);
+    ListReportRevisions and GetReportRevision read them, RollbackReport
+    restores one.
 
     Concurrency: writes of one report and its drafts take effect one after
     the other, each wholly before or after the other; a write whose report
@@ -170,6 +249,32 @@ class ReportServiceServicer:
     `after_commit_draft`). A driver that raises fails the call with
     FAILED_PRECONDITION (reason `DRIVER_FAILED`, its message) and nothing is
     changed.
+
+    Retries (AIP-155): every write takes an optional request_id, a UUID the
+    caller picks per operation. A retry with the same request_id and the same
+    request returns the first call's response without doing anything again,
+    also after what the call changed is gone (a committed draft, a deleted
+    report) and when the repeats arrive concurrently (one takes effect, all
+    answer the same). A request_id reused for a different request is
+    INVALID_ARGUMENT with reason `REQUEST_ID_REUSED` (field `request_id`).
+    Ids are per caller and are remembered for REPORT_IDEMPOTENCY_TTL (at
+    least 24 hours; then purged). A remembered response is within the size
+    budget below, as every response is.
+
+    Validating without applying (AIP-163): every write takes validate_only.
+    The call runs every check and driver hook it would run, inside a
+    transaction that is rolled back, and answers what it would answer now;
+    nothing is changed, no request_id is remembered, and no activity is
+    recorded.
+
+    Expiry: a draft untouched for REPORT_DRAFT_TTL (default 30 days; 0: drafts
+    never expire) expires at its expire_time, which each change of the draft
+    (UpdateReport, PutReportDraft) moves on. From then on the draft is gone
+    for every RPC: NOT_FOUND with reason `DRAFT_EXPIRED` while its record is
+    kept (until the service purges it, which runs the driver's
+    `before_discard_draft`), `DRAFT_NOT_FOUND` or `REPORT_NOT_FOUND` after;
+    EditReport and PutReportDraft then make a new draft. The original is
+    unaffected.
 
     Errors: every call that fails changes nothing. INVALID_ARGUMENT carries
     a BadRequest naming every bad field at once by its path
@@ -197,7 +302,8 @@ class ReportServiceServicer:
         on whether such a draft exists), and ALREADY_EXISTS (reason
         `REPORT_ALREADY_EXISTS`) if an original already has the id.
         Returns INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) for a report
-        over the size budget.
+        over the size budget, and (reason `REQUEST_ID_REUSED`) when request_id
+        was used for another request.
         (Returns the report itself, as AIP-133 does, so the standard response
         name does not apply.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -210,8 +316,9 @@ class ReportServiceServicer:
     def GetReport(self, request, context):
         """GetReport returns an original, or one of the caller's own drafts.
         Returns INVALID_ARGUMENT if id is outside the grammar (see Report.id),
-        and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or
-        it is another principal's draft.
+        and NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such report
+        or it is another principal's draft, or `DRAFT_EXPIRED` if it is the
+        caller's expired draft.
         (Returns the report itself, as AIP-131 does.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -238,8 +345,12 @@ class ReportServiceServicer:
         INVALID_ARGUMENT if report.id is malformed, a path of update_mask is
         unknown, immutable or output only, or an updated field is out of range,
         or (reason `SIZE_BUDGET_EXCEEDED`) the report would be over the size
-        budget; NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
-        is another principal's draft.
+        budget, or (reason `REQUEST_ID_REUSED`) request_id was used for another
+        request; NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such
+        report or it is another principal's draft, or `DRAFT_EXPIRED` if it is
+        the caller's expired draft; ABORTED (reason `ETAG_MISMATCH`) if
+        report.etag is set and is not the report's. An update of an original
+        records a ReportRevision (reason UPDATED).
         (Returns the report itself, as AIP-134 does.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -253,10 +364,15 @@ class ReportServiceServicer:
         draft's driver `before_discard_draft` runs first), its activities and
         its users' view settings. Given the id of one of the caller's own
         drafts, it discards that draft, as DiscardReportDraft does. Returns
-        INVALID_ARGUMENT if id is malformed, NOT_FOUND (reason
-        `REPORT_NOT_FOUND`) if there is no such report or it is another
-        principal's draft, and FAILED_PRECONDITION (reason `DRIVER_FAILED`) if
-        a driver refuses.
+        INVALID_ARGUMENT if id is malformed or (reason `REQUEST_ID_REUSED`)
+        request_id was used for another request; NOT_FOUND with reason
+        `REPORT_NOT_FOUND` if there is no such report or it is another
+        principal's draft, or `DRAFT_EXPIRED` if it is the caller's expired
+        draft; FAILED_PRECONDITION (reason `DRIVER_FAILED`) if a driver
+        refuses; and ABORTED (reason `ETAG_MISMATCH`) if etag is set and is not
+        the report's. The caller's expired drafts of an original are deleted
+        with it (their `before_discard_draft` runs too), and so are its
+        revisions.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -269,8 +385,10 @@ class ReportServiceServicer:
         references and snapshot settings), is owned by the caller and points at
         the original with editing_id; the driver's `before_create_draft` may
         change it first. An existing draft is returned as it is, also when a
-        concurrent EditReport of the caller's created it first. Returns
-        INVALID_ARGUMENT if id is malformed; NOT_FOUND (reason
+        concurrent EditReport of the caller's created it first; an expired one
+        is discarded first (its driver's `before_discard_draft` runs) and a new
+        one made. Returns INVALID_ARGUMENT if id is malformed or (reason
+        `REQUEST_ID_REUSED`) request_id was used for another request; NOT_FOUND (reason
         `REPORT_NOT_FOUND`) if there is no such original; FAILED_PRECONDITION
         with reason `REPORT_IS_DRAFT` if id is a draft's, `DRAFT_ID_TAKEN` if
         the draft id is used by a report created before draft ids were
@@ -288,8 +406,9 @@ class ReportServiceServicer:
     def GetReportDraft(self, request, context):
         """GetReportDraft returns the caller's draft of the original id. Returns
         INVALID_ARGUMENT if id is malformed; NOT_FOUND with reason
-        `REPORT_NOT_FOUND` if there is no such original, or `DRAFT_NOT_FOUND`
-        if the caller has no draft of it; FAILED_PRECONDITION (reason
+        `REPORT_NOT_FOUND` if there is no such original, `DRAFT_NOT_FOUND` if
+        the caller has no draft of it, or `DRAFT_EXPIRED` if the caller's draft
+        of it expired (see expire_time); FAILED_PRECONDITION (reason
         `REPORT_IS_DRAFT`) if id is a draft's.
         (Returns the draft itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -306,13 +425,17 @@ class ReportServiceServicer:
         enable_filter, dataset references and snapshot settings are copied from
         the original. The name is not taken from the request: a new draft has
         the original's name, a replaced one keeps its own. The driver's
-        `before_create_draft` runs each time (it may change the draft). Returns
-        the same errors as EditReport, and INVALID_ARGUMENT for a draft field
+        `before_create_draft` runs each time (it may change the draft). An
+        expired draft is not replaced but discarded (its driver's
+        `before_discard_draft` runs) and a new one made (created is true).
+        Returns the same errors as EditReport, and INVALID_ARGUMENT for a draft field
         out of range or (reason `SIZE_BUDGET_EXCEEDED`) a draft over the size
         budget. A draft that a concurrent call of the caller's created first is
         replaced, as if this call had come second (created is false); ABORTED
         (reason `DRAFT_CREATED_CONCURRENTLY`) only if that draft was also
-        discarded meanwhile (retry).
+        discarded meanwhile (retry). The draft's original_etag becomes the
+        original's etag. ABORTED (reason `ETAG_MISMATCH`) if etag is set and is
+        not the draft's, or the caller has no draft.
         Over HTTP (the edge's transcoder) it answers 200 whether it created the
         draft or not, never the seed's `201 Created` with a `Location` header: a
         transcoded RPC has one success status. `created` tells them apart.
@@ -324,10 +447,13 @@ class ReportServiceServicer:
     def DiscardReportDraft(self, request, context):
         """DiscardReportDraft deletes the caller's draft of the original id after
         the driver's `before_discard_draft` has run; the original is
-        unaffected. Returns INVALID_ARGUMENT if id is malformed; NOT_FOUND with
-        reason `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
+        unaffected. Returns INVALID_ARGUMENT if id is malformed or (reason
+        `REQUEST_ID_REUSED`) request_id was used for another request; NOT_FOUND
+        with reason `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
+        GetReportDraft does;
         FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
-        or `DRIVER_FAILED` if the driver refuses.
+        or `DRIVER_FAILED` if the driver refuses; ABORTED (reason
+        `ETAG_MISMATCH`) if etag is set and is not the draft's.
         Over HTTP (the edge's transcoder) it answers 200 with `{}`, not the
         seed's `204 No Content`: a transcoded RPC always has a JSON body.
         """
@@ -346,12 +472,18 @@ class ReportServiceServicer:
         draft is deleted; every user's view settings of the report are deleted;
         and a `reportUpdated` activity records the caller, the time and the
         changed fields. Any failure rolls every step back. Returns
-        INVALID_ARGUMENT if id is malformed; NOT_FOUND with reason
-        `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
+        INVALID_ARGUMENT if id is malformed or (reason `REQUEST_ID_REUSED`)
+        request_id was used for another request; NOT_FOUND with reason
+        `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
+        GetReportDraft does;
         FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
         or `DRIVER_FAILED` if the driver refuses or returns invalid changes;
         INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) if the driver's
-        changes would put the original over the size budget.
+        changes would put the original over the size budget; ABORTED (reason
+        `ETAG_MISMATCH`) if etag is set and is not the original's (give the
+        draft's original_etag to refuse committing over someone else's commit).
+        The commit records a ReportRevision (reason DRAFT_COMMITTED); the
+        original's other drafts become outdated.
         (Returns the original itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -365,8 +497,9 @@ class ReportServiceServicer:
         one page at a time; a page ends early at 2 MiB (the size budget). A
         draft has none. Returns INVALID_ARGUMENT for a
         malformed report_id, a negative page_size or a page_token this RPC did
-        not issue, and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such
-        report or it is another principal's draft.
+        not issue, and NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no
+        such report or it is another principal's draft, or `DRAFT_EXPIRED` if
+        it is the caller's expired draft.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -376,8 +509,9 @@ class ReportServiceServicer:
         """GetUserReportSettings returns the caller's own view settings of a
         report (an original or the caller's draft); settings is empty when the
         caller has none. Returns INVALID_ARGUMENT for a malformed report_id and
-        NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
-        is another principal's draft.
+        NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such report or
+        it is another principal's draft, or `DRAFT_EXPIRED` if it is the
+        caller's expired draft.
         (Returns the settings resource itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -391,10 +525,102 @@ class ReportServiceServicer:
         report (an original or the caller's draft). Committing a draft of the
         report deletes every user's settings of it. Returns the same errors as
         GetUserReportSettings, and INVALID_ARGUMENT (reason
-        `SIZE_BUDGET_EXCEEDED`, field `settings`) for settings over 1 MiB.
+        `SIZE_BUDGET_EXCEEDED`, field `settings`) for settings over 1 MiB, and
+        INVALID_ARGUMENT (reason `REQUEST_ID_REUSED`) when request_id was used
+        for another request.
         Needs only `report:read`: the settings are the caller's own, not the
         report's.
         (Returns the settings resource itself.)
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DiffReportDraft(self, request, context):
+        """DiffReportDraft compares the caller's draft of the original id with the
+        original as it is now, field by committed field, and with the original
+        as it was when the draft was made or last rebased (its base: the
+        revision named by the draft's original_etag). Changes lists each field
+        on which draft and original differ, which is what committing the draft
+        would change. Returns the same errors as GetReportDraft.
+
+        Size budget: the response holds both reports (each within the resource
+        budget) and at most 1 MiB of change values; a change whose values would
+        pass that comes with values_omitted and its values unset.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RebaseReportDraft(self, request, context):
+        """RebaseReportDraft brings the caller's draft of the original id onto the
+        original as it is now, field by committed field (the datasets are one
+        field), against the draft's base (the original as it was when the draft
+        was made or last rebased): a field changed only in the original takes
+        the original's value; one changed only in the draft keeps the draft's;
+        one changed in both, differently, keeps the draft's and is listed in
+        conflicts. When the base revision is no longer kept (more than
+        `--revisions-kept` changes ago, or the draft predates etags), every
+        field on which draft and original differ keeps the draft's value and is
+        a conflict. The snapshot settings become the original's, as
+        PutReportDraft copies them; the driver's `before_create_draft` runs as
+        on PutReportDraft; original_etag becomes the original's etag, so the
+        draft is no longer outdated. A draft that is not outdated is returned
+        unchanged. Returns the errors of DiscardReportDraft, and ABORTED (reason
+        `ETAG_MISMATCH`) if etag is set and is not the draft's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReportRevisions(self, request, context):
+        """ListReportRevisions returns the kept revisions of an original, newest
+        first, one page at a time; a page ends early at 2 MiB (the size
+        budget), with a next_page_token. Returns INVALID_ARGUMENT for a
+        malformed report_id, a negative page_size or a page_token this RPC did
+        not issue; NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such
+        report or it is another principal's draft; FAILED_PRECONDITION (reason
+        `REPORT_IS_DRAFT`) for the caller's own draft (drafts have no
+        revisions).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetReportRevision(self, request, context):
+        """GetReportRevision returns one kept revision of an original. Returns the
+        errors of ListReportRevisions (but for the paging ones), INVALID_ARGUMENT
+        for an empty or over-long revision_id, and NOT_FOUND (reason
+        `REVISION_NOT_FOUND`) if the report has no such revision (or no longer
+        keeps it).
+        (Returns the revision itself, as AIP-162 does.)
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackReport(self, request, context):
+        """RollbackReport gives an original the content of one of its kept
+        revisions (AIP-162), in one transaction: every committed field (name,
+        defn, template_id, datasource_id, query_id, settings, enable_filter) and
+        the datasets are the revision's (snapshot settings stay the original's,
+        as a commit leaves them); updated_at becomes now, defn_updated_at too if
+        defn changes; the original gets a new etag, so its drafts become
+        outdated; every user's view settings of the report are deleted, as on a
+        commit; a `reportRolledBack` activity records the caller and, in its
+        details, `revision_id` and `changes` (each changed field and its new
+        value, as `reportUpdated` records them); and a new revision (reason
+        ROLLED_BACK) records the result. Drivers take no part. Returns
+        INVALID_ARGUMENT if id is malformed or revision_id empty or over-long;
+        NOT_FOUND with reason `REPORT_NOT_FOUND` (no such report, or another
+        principal's draft) or `REVISION_NOT_FOUND`; FAILED_PRECONDITION (reason
+        `REPORT_IS_DRAFT`) if id is one of the caller's drafts; ABORTED (reason
+        `ETAG_MISMATCH`) if etag is set and is not the original's.
+        (Returns the original itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """
@@ -470,6 +696,31 @@ def add_ReportServiceServicer_to_server(servicer, server):
                     request_deserializer=report__service_dot_v1_dot_report__service__pb2.UpdateUserReportSettingsRequest.FromString,
                     response_serializer=report__service_dot_v1_dot_report__pb2.UserReportSettings.SerializeToString,
             ),
+            'DiffReportDraft': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiffReportDraft,
+                    request_deserializer=report__service_dot_v1_dot_report__service__pb2.DiffReportDraftRequest.FromString,
+                    response_serializer=report__service_dot_v1_dot_report__service__pb2.DiffReportDraftResponse.SerializeToString,
+            ),
+            'RebaseReportDraft': grpc.unary_unary_rpc_method_handler(
+                    servicer.RebaseReportDraft,
+                    request_deserializer=report__service_dot_v1_dot_report__service__pb2.RebaseReportDraftRequest.FromString,
+                    response_serializer=report__service_dot_v1_dot_report__service__pb2.RebaseReportDraftResponse.SerializeToString,
+            ),
+            'ListReportRevisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReportRevisions,
+                    request_deserializer=report__service_dot_v1_dot_report__service__pb2.ListReportRevisionsRequest.FromString,
+                    response_serializer=report__service_dot_v1_dot_report__service__pb2.ListReportRevisionsResponse.SerializeToString,
+            ),
+            'GetReportRevision': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReportRevision,
+                    request_deserializer=report__service_dot_v1_dot_report__service__pb2.GetReportRevisionRequest.FromString,
+                    response_serializer=report__service_dot_v1_dot_report__pb2.ReportRevision.SerializeToString,
+            ),
+            'RollbackReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackReport,
+                    request_deserializer=report__service_dot_v1_dot_report__service__pb2.RollbackReportRequest.FromString,
+                    response_serializer=report__service_dot_v1_dot_report__pb2.Report.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'report_service.v1.ReportService', rpc_method_handlers)
@@ -492,7 +743,21 @@ class ReportService:
     see, update, commit or discard it, and another principal's draft is
     NOT_FOUND (its existence is not revealed). Several principals may draft
     the same original at once; each commit replaces the original's
-    committed fields, so the last commit wins.
+    committed fields, so the last commit wins, unless it carries the etag of
+    the original it started from (see below).
+
+    Etags (AIP-154): every report and draft carries an etag, new on each
+    change. The writes that change an existing report or draft take it as an
+    optional precondition and refuse a stale one with ABORTED, reason
+    `ETAG_MISMATCH`, changing nothing (see Report.etag). A draft remembers
+    its original's etag (Report.original_etag) and says when the original has
+    moved on (Report.outdated): DiffReportDraft lists what differs,
+    RebaseReportDraft merges the original's changes into the draft.
+
+    Revisions (AIP-162): every change of an original is kept as a
+    ReportRevision (the newest `--revisions-kept`, default 100);
+    ListReportRevisions and GetReportRevision read them, RollbackReport
+    restores one.
 
     Concurrency: writes of one report and its drafts take effect one after
     the other, each wholly before or after the other; a write whose report
@@ -504,6 +769,32 @@ class ReportService:
     `after_commit_draft`). A driver that raises fails the call with
     FAILED_PRECONDITION (reason `DRIVER_FAILED`, its message) and nothing is
     changed.
+
+    Retries (AIP-155): every write takes an optional request_id, a UUID the
+    caller picks per operation. A retry with the same request_id and the same
+    request returns the first call's response without doing anything again,
+    also after what the call changed is gone (a committed draft, a deleted
+    report) and when the repeats arrive concurrently (one takes effect, all
+    answer the same). A request_id reused for a different request is
+    INVALID_ARGUMENT with reason `REQUEST_ID_REUSED` (field `request_id`).
+    Ids are per caller and are remembered for REPORT_IDEMPOTENCY_TTL (at
+    least 24 hours; then purged). A remembered response is within the size
+    budget below, as every response is.
+
+    Validating without applying (AIP-163): every write takes validate_only.
+    The call runs every check and driver hook it would run, inside a
+    transaction that is rolled back, and answers what it would answer now;
+    nothing is changed, no request_id is remembered, and no activity is
+    recorded.
+
+    Expiry: a draft untouched for REPORT_DRAFT_TTL (default 30 days; 0: drafts
+    never expire) expires at its expire_time, which each change of the draft
+    (UpdateReport, PutReportDraft) moves on. From then on the draft is gone
+    for every RPC: NOT_FOUND with reason `DRAFT_EXPIRED` while its record is
+    kept (until the service purges it, which runs the driver's
+    `before_discard_draft`), `DRAFT_NOT_FOUND` or `REPORT_NOT_FOUND` after;
+    EditReport and PutReportDraft then make a new draft. The original is
+    unaffected.
 
     Errors: every call that fails changes nothing. INVALID_ARGUMENT carries
     a BadRequest naming every bad field at once by its path
@@ -864,6 +1155,141 @@ class ReportService:
             '/report_service.v1.ReportService/UpdateUserReportSettings',
             report__service_dot_v1_dot_report__service__pb2.UpdateUserReportSettingsRequest.SerializeToString,
             report__service_dot_v1_dot_report__pb2.UserReportSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiffReportDraft(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/report_service.v1.ReportService/DiffReportDraft',
+            report__service_dot_v1_dot_report__service__pb2.DiffReportDraftRequest.SerializeToString,
+            report__service_dot_v1_dot_report__service__pb2.DiffReportDraftResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RebaseReportDraft(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/report_service.v1.ReportService/RebaseReportDraft',
+            report__service_dot_v1_dot_report__service__pb2.RebaseReportDraftRequest.SerializeToString,
+            report__service_dot_v1_dot_report__service__pb2.RebaseReportDraftResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReportRevisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/report_service.v1.ReportService/ListReportRevisions',
+            report__service_dot_v1_dot_report__service__pb2.ListReportRevisionsRequest.SerializeToString,
+            report__service_dot_v1_dot_report__service__pb2.ListReportRevisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReportRevision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/report_service.v1.ReportService/GetReportRevision',
+            report__service_dot_v1_dot_report__service__pb2.GetReportRevisionRequest.SerializeToString,
+            report__service_dot_v1_dot_report__pb2.ReportRevision.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/report_service.v1.ReportService/RollbackReport',
+            report__service_dot_v1_dot_report__service__pb2.RollbackReportRequest.SerializeToString,
+            report__service_dot_v1_dot_report__pb2.Report.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,7 +41,21 @@ class ReportServiceStub:
     see, update, commit or discard it, and another principal's draft is
     NOT_FOUND (its existence is not revealed). Several principals may draft
     the same original at once; each commit replaces the original's
-    committed fields, so the last commit wins.
+    committed fields, so the last commit wins, unless it carries the etag of
+    the original it started from (see below).
+
+    Etags (AIP-154): every report and draft carries an etag, new on each
+    change. The writes that change an existing report or draft take it as an
+    optional precondition and refuse a stale one with ABORTED, reason
+    `ETAG_MISMATCH`, changing nothing (see Report.etag). A draft remembers
+    its original's etag (Report.original_etag) and says when the original has
+    moved on (Report.outdated): DiffReportDraft lists what differs,
+    RebaseReportDraft merges the original's changes into the draft.
+
+    Revisions (AIP-162): every change of an original is kept as a
+    ReportRevision (the newest `--revisions-kept`, default 100);
+    ListReportRevisions and GetReportRevision read them, RollbackReport
+    restores one.
 
     Concurrency: writes of one report and its drafts take effect one after
     the other, each wholly before or after the other; a write whose report
@@ -53,6 +67,32 @@ class ReportServiceStub:
     `after_commit_draft`). A driver that raises fails the call with
     FAILED_PRECONDITION (reason `DRIVER_FAILED`, its message) and nothing is
     changed.
+
+    Retries (AIP-155): every write takes an optional request_id, a UUID the
+    caller picks per operation. A retry with the same request_id and the same
+    request returns the first call's response without doing anything again,
+    also after what the call changed is gone (a committed draft, a deleted
+    report) and when the repeats arrive concurrently (one takes effect, all
+    answer the same). A request_id reused for a different request is
+    INVALID_ARGUMENT with reason `REQUEST_ID_REUSED` (field `request_id`).
+    Ids are per caller and are remembered for REPORT_IDEMPOTENCY_TTL (at
+    least 24 hours; then purged). A remembered response is within the size
+    budget below, as every response is.
+
+    Validating without applying (AIP-163): every write takes validate_only.
+    The call runs every check and driver hook it would run, inside a
+    transaction that is rolled back, and answers what it would answer now;
+    nothing is changed, no request_id is remembered, and no activity is
+    recorded.
+
+    Expiry: a draft untouched for REPORT_DRAFT_TTL (default 30 days; 0: drafts
+    never expire) expires at its expire_time, which each change of the draft
+    (UpdateReport, PutReportDraft) moves on. From then on the draft is gone
+    for every RPC: NOT_FOUND with reason `DRAFT_EXPIRED` while its record is
+    kept (until the service purges it, which runs the driver's
+    `before_discard_draft`), `DRAFT_NOT_FOUND` or `REPORT_NOT_FOUND` after;
+    EditReport and PutReportDraft then make a new draft. The original is
+    unaffected.
 
     Errors: every call that fails changes nothing. INVALID_ARGUMENT carries
     a BadRequest naming every bad field at once by its path
@@ -84,7 +124,8 @@ class ReportServiceStub:
     on whether such a draft exists), and ALREADY_EXISTS (reason
     `REPORT_ALREADY_EXISTS`) if an original already has the id.
     Returns INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) for a report
-    over the size budget.
+    over the size budget, and (reason `REQUEST_ID_REUSED`) when request_id
+    was used for another request.
     (Returns the report itself, as AIP-133 does, so the standard response
     name does not apply.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -93,8 +134,9 @@ class ReportServiceStub:
     GetReport: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetReportRequest, _report_pb2.Report]
     """GetReport returns an original, or one of the caller's own drafts.
     Returns INVALID_ARGUMENT if id is outside the grammar (see Report.id),
-    and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or
-    it is another principal's draft.
+    and NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such report
+    or it is another principal's draft, or `DRAFT_EXPIRED` if it is the
+    caller's expired draft.
     (Returns the report itself, as AIP-131 does.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -113,8 +155,12 @@ class ReportServiceStub:
     INVALID_ARGUMENT if report.id is malformed, a path of update_mask is
     unknown, immutable or output only, or an updated field is out of range,
     or (reason `SIZE_BUDGET_EXCEEDED`) the report would be over the size
-    budget; NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
-    is another principal's draft.
+    budget, or (reason `REQUEST_ID_REUSED`) request_id was used for another
+    request; NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such
+    report or it is another principal's draft, or `DRAFT_EXPIRED` if it is
+    the caller's expired draft; ABORTED (reason `ETAG_MISMATCH`) if
+    report.etag is set and is not the report's. An update of an original
+    records a ReportRevision (reason UPDATED).
     (Returns the report itself, as AIP-134 does.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -124,10 +170,15 @@ class ReportServiceStub:
     draft's driver `before_discard_draft` runs first), its activities and
     its users' view settings. Given the id of one of the caller's own
     drafts, it discards that draft, as DiscardReportDraft does. Returns
-    INVALID_ARGUMENT if id is malformed, NOT_FOUND (reason
-    `REPORT_NOT_FOUND`) if there is no such report or it is another
-    principal's draft, and FAILED_PRECONDITION (reason `DRIVER_FAILED`) if
-    a driver refuses.
+    INVALID_ARGUMENT if id is malformed or (reason `REQUEST_ID_REUSED`)
+    request_id was used for another request; NOT_FOUND with reason
+    `REPORT_NOT_FOUND` if there is no such report or it is another
+    principal's draft, or `DRAFT_EXPIRED` if it is the caller's expired
+    draft; FAILED_PRECONDITION (reason `DRIVER_FAILED`) if a driver
+    refuses; and ABORTED (reason `ETAG_MISMATCH`) if etag is set and is not
+    the report's. The caller's expired drafts of an original are deleted
+    with it (their `before_discard_draft` runs too), and so are its
+    revisions.
     """
     EditReport: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.EditReportRequest, _report_pb2.Report]
     """EditReport returns the caller's draft of the original id, creating it
@@ -136,8 +187,10 @@ class ReportServiceStub:
     references and snapshot settings), is owned by the caller and points at
     the original with editing_id; the driver's `before_create_draft` may
     change it first. An existing draft is returned as it is, also when a
-    concurrent EditReport of the caller's created it first. Returns
-    INVALID_ARGUMENT if id is malformed; NOT_FOUND (reason
+    concurrent EditReport of the caller's created it first; an expired one
+    is discarded first (its driver's `before_discard_draft` runs) and a new
+    one made. Returns INVALID_ARGUMENT if id is malformed or (reason
+    `REQUEST_ID_REUSED`) request_id was used for another request; NOT_FOUND (reason
     `REPORT_NOT_FOUND`) if there is no such original; FAILED_PRECONDITION
     with reason `REPORT_IS_DRAFT` if id is a draft's, `DRAFT_ID_TAKEN` if
     the draft id is used by a report created before draft ids were
@@ -151,8 +204,9 @@ class ReportServiceStub:
     GetReportDraft: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetReportDraftRequest, _report_pb2.Report]
     """GetReportDraft returns the caller's draft of the original id. Returns
     INVALID_ARGUMENT if id is malformed; NOT_FOUND with reason
-    `REPORT_NOT_FOUND` if there is no such original, or `DRAFT_NOT_FOUND`
-    if the caller has no draft of it; FAILED_PRECONDITION (reason
+    `REPORT_NOT_FOUND` if there is no such original, `DRAFT_NOT_FOUND` if
+    the caller has no draft of it, or `DRAFT_EXPIRED` if the caller's draft
+    of it expired (see expire_time); FAILED_PRECONDITION (reason
     `REPORT_IS_DRAFT`) if id is a draft's.
     (Returns the draft itself.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -165,13 +219,17 @@ class ReportServiceStub:
     enable_filter, dataset references and snapshot settings are copied from
     the original. The name is not taken from the request: a new draft has
     the original's name, a replaced one keeps its own. The driver's
-    `before_create_draft` runs each time (it may change the draft). Returns
-    the same errors as EditReport, and INVALID_ARGUMENT for a draft field
+    `before_create_draft` runs each time (it may change the draft). An
+    expired draft is not replaced but discarded (its driver's
+    `before_discard_draft` runs) and a new one made (created is true).
+    Returns the same errors as EditReport, and INVALID_ARGUMENT for a draft field
     out of range or (reason `SIZE_BUDGET_EXCEEDED`) a draft over the size
     budget. A draft that a concurrent call of the caller's created first is
     replaced, as if this call had come second (created is false); ABORTED
     (reason `DRAFT_CREATED_CONCURRENTLY`) only if that draft was also
-    discarded meanwhile (retry).
+    discarded meanwhile (retry). The draft's original_etag becomes the
+    original's etag. ABORTED (reason `ETAG_MISMATCH`) if etag is set and is
+    not the draft's, or the caller has no draft.
     Over HTTP (the edge's transcoder) it answers 200 whether it created the
     draft or not, never the seed's `201 Created` with a `Location` header: a
     transcoded RPC has one success status. `created` tells them apart.
@@ -179,10 +237,13 @@ class ReportServiceStub:
     DiscardReportDraft: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.DiscardReportDraftRequest, _report_service_pb2.DiscardReportDraftResponse]
     """DiscardReportDraft deletes the caller's draft of the original id after
     the driver's `before_discard_draft` has run; the original is
-    unaffected. Returns INVALID_ARGUMENT if id is malformed; NOT_FOUND with
-    reason `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
+    unaffected. Returns INVALID_ARGUMENT if id is malformed or (reason
+    `REQUEST_ID_REUSED`) request_id was used for another request; NOT_FOUND
+    with reason `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
+    GetReportDraft does;
     FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
-    or `DRIVER_FAILED` if the driver refuses.
+    or `DRIVER_FAILED` if the driver refuses; ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the draft's.
     Over HTTP (the edge's transcoder) it answers 200 with `{}`, not the
     seed's `204 No Content`: a transcoded RPC always has a JSON body.
     """
@@ -197,12 +258,18 @@ class ReportServiceStub:
     draft is deleted; every user's view settings of the report are deleted;
     and a `reportUpdated` activity records the caller, the time and the
     changed fields. Any failure rolls every step back. Returns
-    INVALID_ARGUMENT if id is malformed; NOT_FOUND with reason
-    `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
+    INVALID_ARGUMENT if id is malformed or (reason `REQUEST_ID_REUSED`)
+    request_id was used for another request; NOT_FOUND with reason
+    `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
+    GetReportDraft does;
     FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
     or `DRIVER_FAILED` if the driver refuses or returns invalid changes;
     INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) if the driver's
-    changes would put the original over the size budget.
+    changes would put the original over the size budget; ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the original's (give the
+    draft's original_etag to refuse committing over someone else's commit).
+    The commit records a ReportRevision (reason DRAFT_COMMITTED); the
+    original's other drafts become outdated.
     (Returns the original itself.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -212,15 +279,17 @@ class ReportServiceStub:
     one page at a time; a page ends early at 2 MiB (the size budget). A
     draft has none. Returns INVALID_ARGUMENT for a
     malformed report_id, a negative page_size or a page_token this RPC did
-    not issue, and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such
-    report or it is another principal's draft.
+    not issue, and NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no
+    such report or it is another principal's draft, or `DRAFT_EXPIRED` if
+    it is the caller's expired draft.
     """
     GetUserReportSettings: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetUserReportSettingsRequest, _report_pb2.UserReportSettings]
     """GetUserReportSettings returns the caller's own view settings of a
     report (an original or the caller's draft); settings is empty when the
     caller has none. Returns INVALID_ARGUMENT for a malformed report_id and
-    NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
-    is another principal's draft.
+    NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such report or
+    it is another principal's draft, or `DRAFT_EXPIRED` if it is the
+    caller's expired draft.
     (Returns the settings resource itself.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -230,10 +299,82 @@ class ReportServiceStub:
     report (an original or the caller's draft). Committing a draft of the
     report deletes every user's settings of it. Returns the same errors as
     GetUserReportSettings, and INVALID_ARGUMENT (reason
-    `SIZE_BUDGET_EXCEEDED`, field `settings`) for settings over 1 MiB.
+    `SIZE_BUDGET_EXCEEDED`, field `settings`) for settings over 1 MiB, and
+    INVALID_ARGUMENT (reason `REQUEST_ID_REUSED`) when request_id was used
+    for another request.
     Needs only `report:read`: the settings are the caller's own, not the
     report's.
     (Returns the settings resource itself.)
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    DiffReportDraft: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.DiffReportDraftRequest, _report_service_pb2.DiffReportDraftResponse]
+    """DiffReportDraft compares the caller's draft of the original id with the
+    original as it is now, field by committed field, and with the original
+    as it was when the draft was made or last rebased (its base: the
+    revision named by the draft's original_etag). Changes lists each field
+    on which draft and original differ, which is what committing the draft
+    would change. Returns the same errors as GetReportDraft.
+
+    Size budget: the response holds both reports (each within the resource
+    budget) and at most 1 MiB of change values; a change whose values would
+    pass that comes with values_omitted and its values unset.
+    """
+    RebaseReportDraft: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.RebaseReportDraftRequest, _report_service_pb2.RebaseReportDraftResponse]
+    """RebaseReportDraft brings the caller's draft of the original id onto the
+    original as it is now, field by committed field (the datasets are one
+    field), against the draft's base (the original as it was when the draft
+    was made or last rebased): a field changed only in the original takes
+    the original's value; one changed only in the draft keeps the draft's;
+    one changed in both, differently, keeps the draft's and is listed in
+    conflicts. When the base revision is no longer kept (more than
+    `--revisions-kept` changes ago, or the draft predates etags), every
+    field on which draft and original differ keeps the draft's value and is
+    a conflict. The snapshot settings become the original's, as
+    PutReportDraft copies them; the driver's `before_create_draft` runs as
+    on PutReportDraft; original_etag becomes the original's etag, so the
+    draft is no longer outdated. A draft that is not outdated is returned
+    unchanged. Returns the errors of DiscardReportDraft, and ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the draft's.
+    """
+    ListReportRevisions: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.ListReportRevisionsRequest, _report_service_pb2.ListReportRevisionsResponse]
+    """ListReportRevisions returns the kept revisions of an original, newest
+    first, one page at a time; a page ends early at 2 MiB (the size
+    budget), with a next_page_token. Returns INVALID_ARGUMENT for a
+    malformed report_id, a negative page_size or a page_token this RPC did
+    not issue; NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such
+    report or it is another principal's draft; FAILED_PRECONDITION (reason
+    `REPORT_IS_DRAFT`) for the caller's own draft (drafts have no
+    revisions).
+    """
+    GetReportRevision: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetReportRevisionRequest, _report_pb2.ReportRevision]
+    """GetReportRevision returns one kept revision of an original. Returns the
+    errors of ListReportRevisions (but for the paging ones), INVALID_ARGUMENT
+    for an empty or over-long revision_id, and NOT_FOUND (reason
+    `REVISION_NOT_FOUND`) if the report has no such revision (or no longer
+    keeps it).
+    (Returns the revision itself, as AIP-162 does.)
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    RollbackReport: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.RollbackReportRequest, _report_pb2.Report]
+    """RollbackReport gives an original the content of one of its kept
+    revisions (AIP-162), in one transaction: every committed field (name,
+    defn, template_id, datasource_id, query_id, settings, enable_filter) and
+    the datasets are the revision's (snapshot settings stay the original's,
+    as a commit leaves them); updated_at becomes now, defn_updated_at too if
+    defn changes; the original gets a new etag, so its drafts become
+    outdated; every user's view settings of the report are deleted, as on a
+    commit; a `reportRolledBack` activity records the caller and, in its
+    details, `revision_id` and `changes` (each changed field and its new
+    value, as `reportUpdated` records them); and a new revision (reason
+    ROLLED_BACK) records the result. Drivers take no part. Returns
+    INVALID_ARGUMENT if id is malformed or revision_id empty or over-long;
+    NOT_FOUND with reason `REPORT_NOT_FOUND` (no such report, or another
+    principal's draft) or `REVISION_NOT_FOUND`; FAILED_PRECONDITION (reason
+    `REPORT_IS_DRAFT`) if id is one of the caller's drafts; ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the original's.
+    (Returns the original itself.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
@@ -253,7 +394,21 @@ class ReportServiceAsyncStub(ReportServiceStub):
     see, update, commit or discard it, and another principal's draft is
     NOT_FOUND (its existence is not revealed). Several principals may draft
     the same original at once; each commit replaces the original's
-    committed fields, so the last commit wins.
+    committed fields, so the last commit wins, unless it carries the etag of
+    the original it started from (see below).
+
+    Etags (AIP-154): every report and draft carries an etag, new on each
+    change. The writes that change an existing report or draft take it as an
+    optional precondition and refuse a stale one with ABORTED, reason
+    `ETAG_MISMATCH`, changing nothing (see Report.etag). A draft remembers
+    its original's etag (Report.original_etag) and says when the original has
+    moved on (Report.outdated): DiffReportDraft lists what differs,
+    RebaseReportDraft merges the original's changes into the draft.
+
+    Revisions (AIP-162): every change of an original is kept as a
+    ReportRevision (the newest `--revisions-kept`, default 100);
+    ListReportRevisions and GetReportRevision read them, RollbackReport
+    restores one.
 
     Concurrency: writes of one report and its drafts take effect one after
     the other, each wholly before or after the other; a write whose report
@@ -265,6 +420,32 @@ class ReportServiceAsyncStub(ReportServiceStub):
     `after_commit_draft`). A driver that raises fails the call with
     FAILED_PRECONDITION (reason `DRIVER_FAILED`, its message) and nothing is
     changed.
+
+    Retries (AIP-155): every write takes an optional request_id, a UUID the
+    caller picks per operation. A retry with the same request_id and the same
+    request returns the first call's response without doing anything again,
+    also after what the call changed is gone (a committed draft, a deleted
+    report) and when the repeats arrive concurrently (one takes effect, all
+    answer the same). A request_id reused for a different request is
+    INVALID_ARGUMENT with reason `REQUEST_ID_REUSED` (field `request_id`).
+    Ids are per caller and are remembered for REPORT_IDEMPOTENCY_TTL (at
+    least 24 hours; then purged). A remembered response is within the size
+    budget below, as every response is.
+
+    Validating without applying (AIP-163): every write takes validate_only.
+    The call runs every check and driver hook it would run, inside a
+    transaction that is rolled back, and answers what it would answer now;
+    nothing is changed, no request_id is remembered, and no activity is
+    recorded.
+
+    Expiry: a draft untouched for REPORT_DRAFT_TTL (default 30 days; 0: drafts
+    never expire) expires at its expire_time, which each change of the draft
+    (UpdateReport, PutReportDraft) moves on. From then on the draft is gone
+    for every RPC: NOT_FOUND with reason `DRAFT_EXPIRED` while its record is
+    kept (until the service purges it, which runs the driver's
+    `before_discard_draft`), `DRAFT_NOT_FOUND` or `REPORT_NOT_FOUND` after;
+    EditReport and PutReportDraft then make a new draft. The original is
+    unaffected.
 
     Errors: every call that fails changes nothing. INVALID_ARGUMENT carries
     a BadRequest naming every bad field at once by its path
@@ -293,7 +474,8 @@ class ReportServiceAsyncStub(ReportServiceStub):
     on whether such a draft exists), and ALREADY_EXISTS (reason
     `REPORT_ALREADY_EXISTS`) if an original already has the id.
     Returns INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) for a report
-    over the size budget.
+    over the size budget, and (reason `REQUEST_ID_REUSED`) when request_id
+    was used for another request.
     (Returns the report itself, as AIP-133 does, so the standard response
     name does not apply.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -302,8 +484,9 @@ class ReportServiceAsyncStub(ReportServiceStub):
     GetReport: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetReportRequest, _report_pb2.Report]  # type: ignore[assignment]
     """GetReport returns an original, or one of the caller's own drafts.
     Returns INVALID_ARGUMENT if id is outside the grammar (see Report.id),
-    and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or
-    it is another principal's draft.
+    and NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such report
+    or it is another principal's draft, or `DRAFT_EXPIRED` if it is the
+    caller's expired draft.
     (Returns the report itself, as AIP-131 does.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -322,8 +505,12 @@ class ReportServiceAsyncStub(ReportServiceStub):
     INVALID_ARGUMENT if report.id is malformed, a path of update_mask is
     unknown, immutable or output only, or an updated field is out of range,
     or (reason `SIZE_BUDGET_EXCEEDED`) the report would be over the size
-    budget; NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
-    is another principal's draft.
+    budget, or (reason `REQUEST_ID_REUSED`) request_id was used for another
+    request; NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such
+    report or it is another principal's draft, or `DRAFT_EXPIRED` if it is
+    the caller's expired draft; ABORTED (reason `ETAG_MISMATCH`) if
+    report.etag is set and is not the report's. An update of an original
+    records a ReportRevision (reason UPDATED).
     (Returns the report itself, as AIP-134 does.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -333,10 +520,15 @@ class ReportServiceAsyncStub(ReportServiceStub):
     draft's driver `before_discard_draft` runs first), its activities and
     its users' view settings. Given the id of one of the caller's own
     drafts, it discards that draft, as DiscardReportDraft does. Returns
-    INVALID_ARGUMENT if id is malformed, NOT_FOUND (reason
-    `REPORT_NOT_FOUND`) if there is no such report or it is another
-    principal's draft, and FAILED_PRECONDITION (reason `DRIVER_FAILED`) if
-    a driver refuses.
+    INVALID_ARGUMENT if id is malformed or (reason `REQUEST_ID_REUSED`)
+    request_id was used for another request; NOT_FOUND with reason
+    `REPORT_NOT_FOUND` if there is no such report or it is another
+    principal's draft, or `DRAFT_EXPIRED` if it is the caller's expired
+    draft; FAILED_PRECONDITION (reason `DRIVER_FAILED`) if a driver
+    refuses; and ABORTED (reason `ETAG_MISMATCH`) if etag is set and is not
+    the report's. The caller's expired drafts of an original are deleted
+    with it (their `before_discard_draft` runs too), and so are its
+    revisions.
     """
     EditReport: _aio.UnaryUnaryMultiCallable[_report_service_pb2.EditReportRequest, _report_pb2.Report]  # type: ignore[assignment]
     """EditReport returns the caller's draft of the original id, creating it
@@ -345,8 +537,10 @@ class ReportServiceAsyncStub(ReportServiceStub):
     references and snapshot settings), is owned by the caller and points at
     the original with editing_id; the driver's `before_create_draft` may
     change it first. An existing draft is returned as it is, also when a
-    concurrent EditReport of the caller's created it first. Returns
-    INVALID_ARGUMENT if id is malformed; NOT_FOUND (reason
+    concurrent EditReport of the caller's created it first; an expired one
+    is discarded first (its driver's `before_discard_draft` runs) and a new
+    one made. Returns INVALID_ARGUMENT if id is malformed or (reason
+    `REQUEST_ID_REUSED`) request_id was used for another request; NOT_FOUND (reason
     `REPORT_NOT_FOUND`) if there is no such original; FAILED_PRECONDITION
     with reason `REPORT_IS_DRAFT` if id is a draft's, `DRAFT_ID_TAKEN` if
     the draft id is used by a report created before draft ids were
@@ -360,8 +554,9 @@ class ReportServiceAsyncStub(ReportServiceStub):
     GetReportDraft: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetReportDraftRequest, _report_pb2.Report]  # type: ignore[assignment]
     """GetReportDraft returns the caller's draft of the original id. Returns
     INVALID_ARGUMENT if id is malformed; NOT_FOUND with reason
-    `REPORT_NOT_FOUND` if there is no such original, or `DRAFT_NOT_FOUND`
-    if the caller has no draft of it; FAILED_PRECONDITION (reason
+    `REPORT_NOT_FOUND` if there is no such original, `DRAFT_NOT_FOUND` if
+    the caller has no draft of it, or `DRAFT_EXPIRED` if the caller's draft
+    of it expired (see expire_time); FAILED_PRECONDITION (reason
     `REPORT_IS_DRAFT`) if id is a draft's.
     (Returns the draft itself.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -374,13 +569,17 @@ class ReportServiceAsyncStub(ReportServiceStub):
     enable_filter, dataset references and snapshot settings are copied from
     the original. The name is not taken from the request: a new draft has
     the original's name, a replaced one keeps its own. The driver's
-    `before_create_draft` runs each time (it may change the draft). Returns
-    the same errors as EditReport, and INVALID_ARGUMENT for a draft field
+    `before_create_draft` runs each time (it may change the draft). An
+    expired draft is not replaced but discarded (its driver's
+    `before_discard_draft` runs) and a new one made (created is true).
+    Returns the same errors as EditReport, and INVALID_ARGUMENT for a draft field
     out of range or (reason `SIZE_BUDGET_EXCEEDED`) a draft over the size
     budget. A draft that a concurrent call of the caller's created first is
     replaced, as if this call had come second (created is false); ABORTED
     (reason `DRAFT_CREATED_CONCURRENTLY`) only if that draft was also
-    discarded meanwhile (retry).
+    discarded meanwhile (retry). The draft's original_etag becomes the
+    original's etag. ABORTED (reason `ETAG_MISMATCH`) if etag is set and is
+    not the draft's, or the caller has no draft.
     Over HTTP (the edge's transcoder) it answers 200 whether it created the
     draft or not, never the seed's `201 Created` with a `Location` header: a
     transcoded RPC has one success status. `created` tells them apart.
@@ -388,10 +587,13 @@ class ReportServiceAsyncStub(ReportServiceStub):
     DiscardReportDraft: _aio.UnaryUnaryMultiCallable[_report_service_pb2.DiscardReportDraftRequest, _report_service_pb2.DiscardReportDraftResponse]  # type: ignore[assignment]
     """DiscardReportDraft deletes the caller's draft of the original id after
     the driver's `before_discard_draft` has run; the original is
-    unaffected. Returns INVALID_ARGUMENT if id is malformed; NOT_FOUND with
-    reason `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
+    unaffected. Returns INVALID_ARGUMENT if id is malformed or (reason
+    `REQUEST_ID_REUSED`) request_id was used for another request; NOT_FOUND
+    with reason `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
+    GetReportDraft does;
     FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
-    or `DRIVER_FAILED` if the driver refuses.
+    or `DRIVER_FAILED` if the driver refuses; ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the draft's.
     Over HTTP (the edge's transcoder) it answers 200 with `{}`, not the
     seed's `204 No Content`: a transcoded RPC always has a JSON body.
     """
@@ -406,12 +608,18 @@ class ReportServiceAsyncStub(ReportServiceStub):
     draft is deleted; every user's view settings of the report are deleted;
     and a `reportUpdated` activity records the caller, the time and the
     changed fields. Any failure rolls every step back. Returns
-    INVALID_ARGUMENT if id is malformed; NOT_FOUND with reason
-    `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
+    INVALID_ARGUMENT if id is malformed or (reason `REQUEST_ID_REUSED`)
+    request_id was used for another request; NOT_FOUND with reason
+    `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
+    GetReportDraft does;
     FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
     or `DRIVER_FAILED` if the driver refuses or returns invalid changes;
     INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) if the driver's
-    changes would put the original over the size budget.
+    changes would put the original over the size budget; ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the original's (give the
+    draft's original_etag to refuse committing over someone else's commit).
+    The commit records a ReportRevision (reason DRAFT_COMMITTED); the
+    original's other drafts become outdated.
     (Returns the original itself.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -421,15 +629,17 @@ class ReportServiceAsyncStub(ReportServiceStub):
     one page at a time; a page ends early at 2 MiB (the size budget). A
     draft has none. Returns INVALID_ARGUMENT for a
     malformed report_id, a negative page_size or a page_token this RPC did
-    not issue, and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such
-    report or it is another principal's draft.
+    not issue, and NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no
+    such report or it is another principal's draft, or `DRAFT_EXPIRED` if
+    it is the caller's expired draft.
     """
     GetUserReportSettings: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetUserReportSettingsRequest, _report_pb2.UserReportSettings]  # type: ignore[assignment]
     """GetUserReportSettings returns the caller's own view settings of a
     report (an original or the caller's draft); settings is empty when the
     caller has none. Returns INVALID_ARGUMENT for a malformed report_id and
-    NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
-    is another principal's draft.
+    NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such report or
+    it is another principal's draft, or `DRAFT_EXPIRED` if it is the
+    caller's expired draft.
     (Returns the settings resource itself.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -439,10 +649,82 @@ class ReportServiceAsyncStub(ReportServiceStub):
     report (an original or the caller's draft). Committing a draft of the
     report deletes every user's settings of it. Returns the same errors as
     GetUserReportSettings, and INVALID_ARGUMENT (reason
-    `SIZE_BUDGET_EXCEEDED`, field `settings`) for settings over 1 MiB.
+    `SIZE_BUDGET_EXCEEDED`, field `settings`) for settings over 1 MiB, and
+    INVALID_ARGUMENT (reason `REQUEST_ID_REUSED`) when request_id was used
+    for another request.
     Needs only `report:read`: the settings are the caller's own, not the
     report's.
     (Returns the settings resource itself.)
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    DiffReportDraft: _aio.UnaryUnaryMultiCallable[_report_service_pb2.DiffReportDraftRequest, _report_service_pb2.DiffReportDraftResponse]  # type: ignore[assignment]
+    """DiffReportDraft compares the caller's draft of the original id with the
+    original as it is now, field by committed field, and with the original
+    as it was when the draft was made or last rebased (its base: the
+    revision named by the draft's original_etag). Changes lists each field
+    on which draft and original differ, which is what committing the draft
+    would change. Returns the same errors as GetReportDraft.
+
+    Size budget: the response holds both reports (each within the resource
+    budget) and at most 1 MiB of change values; a change whose values would
+    pass that comes with values_omitted and its values unset.
+    """
+    RebaseReportDraft: _aio.UnaryUnaryMultiCallable[_report_service_pb2.RebaseReportDraftRequest, _report_service_pb2.RebaseReportDraftResponse]  # type: ignore[assignment]
+    """RebaseReportDraft brings the caller's draft of the original id onto the
+    original as it is now, field by committed field (the datasets are one
+    field), against the draft's base (the original as it was when the draft
+    was made or last rebased): a field changed only in the original takes
+    the original's value; one changed only in the draft keeps the draft's;
+    one changed in both, differently, keeps the draft's and is listed in
+    conflicts. When the base revision is no longer kept (more than
+    `--revisions-kept` changes ago, or the draft predates etags), every
+    field on which draft and original differ keeps the draft's value and is
+    a conflict. The snapshot settings become the original's, as
+    PutReportDraft copies them; the driver's `before_create_draft` runs as
+    on PutReportDraft; original_etag becomes the original's etag, so the
+    draft is no longer outdated. A draft that is not outdated is returned
+    unchanged. Returns the errors of DiscardReportDraft, and ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the draft's.
+    """
+    ListReportRevisions: _aio.UnaryUnaryMultiCallable[_report_service_pb2.ListReportRevisionsRequest, _report_service_pb2.ListReportRevisionsResponse]  # type: ignore[assignment]
+    """ListReportRevisions returns the kept revisions of an original, newest
+    first, one page at a time; a page ends early at 2 MiB (the size
+    budget), with a next_page_token. Returns INVALID_ARGUMENT for a
+    malformed report_id, a negative page_size or a page_token this RPC did
+    not issue; NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such
+    report or it is another principal's draft; FAILED_PRECONDITION (reason
+    `REPORT_IS_DRAFT`) for the caller's own draft (drafts have no
+    revisions).
+    """
+    GetReportRevision: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetReportRevisionRequest, _report_pb2.ReportRevision]  # type: ignore[assignment]
+    """GetReportRevision returns one kept revision of an original. Returns the
+    errors of ListReportRevisions (but for the paging ones), INVALID_ARGUMENT
+    for an empty or over-long revision_id, and NOT_FOUND (reason
+    `REVISION_NOT_FOUND`) if the report has no such revision (or no longer
+    keeps it).
+    (Returns the revision itself, as AIP-162 does.)
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    RollbackReport: _aio.UnaryUnaryMultiCallable[_report_service_pb2.RollbackReportRequest, _report_pb2.Report]  # type: ignore[assignment]
+    """RollbackReport gives an original the content of one of its kept
+    revisions (AIP-162), in one transaction: every committed field (name,
+    defn, template_id, datasource_id, query_id, settings, enable_filter) and
+    the datasets are the revision's (snapshot settings stay the original's,
+    as a commit leaves them); updated_at becomes now, defn_updated_at too if
+    defn changes; the original gets a new etag, so its drafts become
+    outdated; every user's view settings of the report are deleted, as on a
+    commit; a `reportRolledBack` activity records the caller and, in its
+    details, `revision_id` and `changes` (each changed field and its new
+    value, as `reportUpdated` records them); and a new revision (reason
+    ROLLED_BACK) records the result. Drivers take no part. Returns
+    INVALID_ARGUMENT if id is malformed or revision_id empty or over-long;
+    NOT_FOUND with reason `REPORT_NOT_FOUND` (no such report, or another
+    principal's draft) or `REVISION_NOT_FOUND`; FAILED_PRECONDITION (reason
+    `REPORT_IS_DRAFT`) if id is one of the caller's drafts; ABORTED (reason
+    `ETAG_MISMATCH`) if etag is set and is not the original's.
+    (Returns the original itself.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
@@ -461,7 +743,21 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
     see, update, commit or discard it, and another principal's draft is
     NOT_FOUND (its existence is not revealed). Several principals may draft
     the same original at once; each commit replaces the original's
-    committed fields, so the last commit wins.
+    committed fields, so the last commit wins, unless it carries the etag of
+    the original it started from (see below).
+
+    Etags (AIP-154): every report and draft carries an etag, new on each
+    change. The writes that change an existing report or draft take it as an
+    optional precondition and refuse a stale one with ABORTED, reason
+    `ETAG_MISMATCH`, changing nothing (see Report.etag). A draft remembers
+    its original's etag (Report.original_etag) and says when the original has
+    moved on (Report.outdated): DiffReportDraft lists what differs,
+    RebaseReportDraft merges the original's changes into the draft.
+
+    Revisions (AIP-162): every change of an original is kept as a
+    ReportRevision (the newest `--revisions-kept`, default 100);
+    ListReportRevisions and GetReportRevision read them, RollbackReport
+    restores one.
 
     Concurrency: writes of one report and its drafts take effect one after
     the other, each wholly before or after the other; a write whose report
@@ -473,6 +769,32 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
     `after_commit_draft`). A driver that raises fails the call with
     FAILED_PRECONDITION (reason `DRIVER_FAILED`, its message) and nothing is
     changed.
+
+    Retries (AIP-155): every write takes an optional request_id, a UUID the
+    caller picks per operation. A retry with the same request_id and the same
+    request returns the first call's response without doing anything again,
+    also after what the call changed is gone (a committed draft, a deleted
+    report) and when the repeats arrive concurrently (one takes effect, all
+    answer the same). A request_id reused for a different request is
+    INVALID_ARGUMENT with reason `REQUEST_ID_REUSED` (field `request_id`).
+    Ids are per caller and are remembered for REPORT_IDEMPOTENCY_TTL (at
+    least 24 hours; then purged). A remembered response is within the size
+    budget below, as every response is.
+
+    Validating without applying (AIP-163): every write takes validate_only.
+    The call runs every check and driver hook it would run, inside a
+    transaction that is rolled back, and answers what it would answer now;
+    nothing is changed, no request_id is remembered, and no activity is
+    recorded.
+
+    Expiry: a draft untouched for REPORT_DRAFT_TTL (default 30 days; 0: drafts
+    never expire) expires at its expire_time, which each change of the draft
+    (UpdateReport, PutReportDraft) moves on. From then on the draft is gone
+    for every RPC: NOT_FOUND with reason `DRAFT_EXPIRED` while its record is
+    kept (until the service purges it, which runs the driver's
+    `before_discard_draft`), `DRAFT_NOT_FOUND` or `REPORT_NOT_FOUND` after;
+    EditReport and PutReportDraft then make a new draft. The original is
+    unaffected.
 
     Errors: every call that fails changes nothing. INVALID_ARGUMENT carries
     a BadRequest naming every bad field at once by its path
@@ -505,7 +827,8 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         on whether such a draft exists), and ALREADY_EXISTS (reason
         `REPORT_ALREADY_EXISTS`) if an original already has the id.
         Returns INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) for a report
-        over the size budget.
+        over the size budget, and (reason `REQUEST_ID_REUSED`) when request_id
+        was used for another request.
         (Returns the report itself, as AIP-133 does, so the standard response
         name does not apply.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -520,8 +843,9 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_report_pb2.Report, _abc.Awaitable[_report_pb2.Report]]:
         """GetReport returns an original, or one of the caller's own drafts.
         Returns INVALID_ARGUMENT if id is outside the grammar (see Report.id),
-        and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or
-        it is another principal's draft.
+        and NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such report
+        or it is another principal's draft, or `DRAFT_EXPIRED` if it is the
+        caller's expired draft.
         (Returns the report itself, as AIP-131 does.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -552,8 +876,12 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         INVALID_ARGUMENT if report.id is malformed, a path of update_mask is
         unknown, immutable or output only, or an updated field is out of range,
         or (reason `SIZE_BUDGET_EXCEEDED`) the report would be over the size
-        budget; NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
-        is another principal's draft.
+        budget, or (reason `REQUEST_ID_REUSED`) request_id was used for another
+        request; NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such
+        report or it is another principal's draft, or `DRAFT_EXPIRED` if it is
+        the caller's expired draft; ABORTED (reason `ETAG_MISMATCH`) if
+        report.etag is set and is not the report's. An update of an original
+        records a ReportRevision (reason UPDATED).
         (Returns the report itself, as AIP-134 does.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -569,10 +897,15 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         draft's driver `before_discard_draft` runs first), its activities and
         its users' view settings. Given the id of one of the caller's own
         drafts, it discards that draft, as DiscardReportDraft does. Returns
-        INVALID_ARGUMENT if id is malformed, NOT_FOUND (reason
-        `REPORT_NOT_FOUND`) if there is no such report or it is another
-        principal's draft, and FAILED_PRECONDITION (reason `DRIVER_FAILED`) if
-        a driver refuses.
+        INVALID_ARGUMENT if id is malformed or (reason `REQUEST_ID_REUSED`)
+        request_id was used for another request; NOT_FOUND with reason
+        `REPORT_NOT_FOUND` if there is no such report or it is another
+        principal's draft, or `DRAFT_EXPIRED` if it is the caller's expired
+        draft; FAILED_PRECONDITION (reason `DRIVER_FAILED`) if a driver
+        refuses; and ABORTED (reason `ETAG_MISMATCH`) if etag is set and is not
+        the report's. The caller's expired drafts of an original are deleted
+        with it (their `before_discard_draft` runs too), and so are its
+        revisions.
         """
 
     @_abc_1.abstractmethod
@@ -587,8 +920,10 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         references and snapshot settings), is owned by the caller and points at
         the original with editing_id; the driver's `before_create_draft` may
         change it first. An existing draft is returned as it is, also when a
-        concurrent EditReport of the caller's created it first. Returns
-        INVALID_ARGUMENT if id is malformed; NOT_FOUND (reason
+        concurrent EditReport of the caller's created it first; an expired one
+        is discarded first (its driver's `before_discard_draft` runs) and a new
+        one made. Returns INVALID_ARGUMENT if id is malformed or (reason
+        `REQUEST_ID_REUSED`) request_id was used for another request; NOT_FOUND (reason
         `REPORT_NOT_FOUND`) if there is no such original; FAILED_PRECONDITION
         with reason `REPORT_IS_DRAFT` if id is a draft's, `DRAFT_ID_TAKEN` if
         the draft id is used by a report created before draft ids were
@@ -608,8 +943,9 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_report_pb2.Report, _abc.Awaitable[_report_pb2.Report]]:
         """GetReportDraft returns the caller's draft of the original id. Returns
         INVALID_ARGUMENT if id is malformed; NOT_FOUND with reason
-        `REPORT_NOT_FOUND` if there is no such original, or `DRAFT_NOT_FOUND`
-        if the caller has no draft of it; FAILED_PRECONDITION (reason
+        `REPORT_NOT_FOUND` if there is no such original, `DRAFT_NOT_FOUND` if
+        the caller has no draft of it, or `DRAFT_EXPIRED` if the caller's draft
+        of it expired (see expire_time); FAILED_PRECONDITION (reason
         `REPORT_IS_DRAFT`) if id is a draft's.
         (Returns the draft itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -628,13 +964,17 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         enable_filter, dataset references and snapshot settings are copied from
         the original. The name is not taken from the request: a new draft has
         the original's name, a replaced one keeps its own. The driver's
-        `before_create_draft` runs each time (it may change the draft). Returns
-        the same errors as EditReport, and INVALID_ARGUMENT for a draft field
+        `before_create_draft` runs each time (it may change the draft). An
+        expired draft is not replaced but discarded (its driver's
+        `before_discard_draft` runs) and a new one made (created is true).
+        Returns the same errors as EditReport, and INVALID_ARGUMENT for a draft field
         out of range or (reason `SIZE_BUDGET_EXCEEDED`) a draft over the size
         budget. A draft that a concurrent call of the caller's created first is
         replaced, as if this call had come second (created is false); ABORTED
         (reason `DRAFT_CREATED_CONCURRENTLY`) only if that draft was also
-        discarded meanwhile (retry).
+        discarded meanwhile (retry). The draft's original_etag becomes the
+        original's etag. ABORTED (reason `ETAG_MISMATCH`) if etag is set and is
+        not the draft's, or the caller has no draft.
         Over HTTP (the edge's transcoder) it answers 200 whether it created the
         draft or not, never the seed's `201 Created` with a `Location` header: a
         transcoded RPC has one success status. `created` tells them apart.
@@ -648,10 +988,13 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_report_service_pb2.DiscardReportDraftResponse, _abc.Awaitable[_report_service_pb2.DiscardReportDraftResponse]]:
         """DiscardReportDraft deletes the caller's draft of the original id after
         the driver's `before_discard_draft` has run; the original is
-        unaffected. Returns INVALID_ARGUMENT if id is malformed; NOT_FOUND with
-        reason `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
+        unaffected. Returns INVALID_ARGUMENT if id is malformed or (reason
+        `REQUEST_ID_REUSED`) request_id was used for another request; NOT_FOUND
+        with reason `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
+        GetReportDraft does;
         FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
-        or `DRIVER_FAILED` if the driver refuses.
+        or `DRIVER_FAILED` if the driver refuses; ABORTED (reason
+        `ETAG_MISMATCH`) if etag is set and is not the draft's.
         Over HTTP (the edge's transcoder) it answers 200 with `{}`, not the
         seed's `204 No Content`: a transcoded RPC always has a JSON body.
         """
@@ -672,12 +1015,18 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         draft is deleted; every user's view settings of the report are deleted;
         and a `reportUpdated` activity records the caller, the time and the
         changed fields. Any failure rolls every step back. Returns
-        INVALID_ARGUMENT if id is malformed; NOT_FOUND with reason
-        `REPORT_NOT_FOUND` or `DRAFT_NOT_FOUND` as GetReportDraft does;
+        INVALID_ARGUMENT if id is malformed or (reason `REQUEST_ID_REUSED`)
+        request_id was used for another request; NOT_FOUND with reason
+        `REPORT_NOT_FOUND`, `DRAFT_NOT_FOUND` or `DRAFT_EXPIRED` as
+        GetReportDraft does;
         FAILED_PRECONDITION with reason `REPORT_IS_DRAFT` if id is a draft's,
         or `DRIVER_FAILED` if the driver refuses or returns invalid changes;
         INVALID_ARGUMENT (reason `SIZE_BUDGET_EXCEEDED`) if the driver's
-        changes would put the original over the size budget.
+        changes would put the original over the size budget; ABORTED (reason
+        `ETAG_MISMATCH`) if etag is set and is not the original's (give the
+        draft's original_etag to refuse committing over someone else's commit).
+        The commit records a ReportRevision (reason DRAFT_COMMITTED); the
+        original's other drafts become outdated.
         (Returns the original itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -693,8 +1042,9 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         one page at a time; a page ends early at 2 MiB (the size budget). A
         draft has none. Returns INVALID_ARGUMENT for a
         malformed report_id, a negative page_size or a page_token this RPC did
-        not issue, and NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such
-        report or it is another principal's draft.
+        not issue, and NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no
+        such report or it is another principal's draft, or `DRAFT_EXPIRED` if
+        it is the caller's expired draft.
         """
 
     @_abc_1.abstractmethod
@@ -706,8 +1056,9 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         """GetUserReportSettings returns the caller's own view settings of a
         report (an original or the caller's draft); settings is empty when the
         caller has none. Returns INVALID_ARGUMENT for a malformed report_id and
-        NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such report or it
-        is another principal's draft.
+        NOT_FOUND with reason `REPORT_NOT_FOUND` if there is no such report or
+        it is another principal's draft, or `DRAFT_EXPIRED` if it is the
+        caller's expired draft.
         (Returns the settings resource itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -723,10 +1074,112 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         report (an original or the caller's draft). Committing a draft of the
         report deletes every user's settings of it. Returns the same errors as
         GetUserReportSettings, and INVALID_ARGUMENT (reason
-        `SIZE_BUDGET_EXCEEDED`, field `settings`) for settings over 1 MiB.
+        `SIZE_BUDGET_EXCEEDED`, field `settings`) for settings over 1 MiB, and
+        INVALID_ARGUMENT (reason `REQUEST_ID_REUSED`) when request_id was used
+        for another request.
         Needs only `report:read`: the settings are the caller's own, not the
         report's.
         (Returns the settings resource itself.)
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+
+    @_abc_1.abstractmethod
+    def DiffReportDraft(
+        self,
+        request: _report_service_pb2.DiffReportDraftRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_report_service_pb2.DiffReportDraftResponse, _abc.Awaitable[_report_service_pb2.DiffReportDraftResponse]]:
+        """DiffReportDraft compares the caller's draft of the original id with the
+        original as it is now, field by committed field, and with the original
+        as it was when the draft was made or last rebased (its base: the
+        revision named by the draft's original_etag). Changes lists each field
+        on which draft and original differ, which is what committing the draft
+        would change. Returns the same errors as GetReportDraft.
+
+        Size budget: the response holds both reports (each within the resource
+        budget) and at most 1 MiB of change values; a change whose values would
+        pass that comes with values_omitted and its values unset.
+        """
+
+    @_abc_1.abstractmethod
+    def RebaseReportDraft(
+        self,
+        request: _report_service_pb2.RebaseReportDraftRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_report_service_pb2.RebaseReportDraftResponse, _abc.Awaitable[_report_service_pb2.RebaseReportDraftResponse]]:
+        """RebaseReportDraft brings the caller's draft of the original id onto the
+        original as it is now, field by committed field (the datasets are one
+        field), against the draft's base (the original as it was when the draft
+        was made or last rebased): a field changed only in the original takes
+        the original's value; one changed only in the draft keeps the draft's;
+        one changed in both, differently, keeps the draft's and is listed in
+        conflicts. When the base revision is no longer kept (more than
+        `--revisions-kept` changes ago, or the draft predates etags), every
+        field on which draft and original differ keeps the draft's value and is
+        a conflict. The snapshot settings become the original's, as
+        PutReportDraft copies them; the driver's `before_create_draft` runs as
+        on PutReportDraft; original_etag becomes the original's etag, so the
+        draft is no longer outdated. A draft that is not outdated is returned
+        unchanged. Returns the errors of DiscardReportDraft, and ABORTED (reason
+        `ETAG_MISMATCH`) if etag is set and is not the draft's.
+        """
+
+    @_abc_1.abstractmethod
+    def ListReportRevisions(
+        self,
+        request: _report_service_pb2.ListReportRevisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_report_service_pb2.ListReportRevisionsResponse, _abc.Awaitable[_report_service_pb2.ListReportRevisionsResponse]]:
+        """ListReportRevisions returns the kept revisions of an original, newest
+        first, one page at a time; a page ends early at 2 MiB (the size
+        budget), with a next_page_token. Returns INVALID_ARGUMENT for a
+        malformed report_id, a negative page_size or a page_token this RPC did
+        not issue; NOT_FOUND (reason `REPORT_NOT_FOUND`) if there is no such
+        report or it is another principal's draft; FAILED_PRECONDITION (reason
+        `REPORT_IS_DRAFT`) for the caller's own draft (drafts have no
+        revisions).
+        """
+
+    @_abc_1.abstractmethod
+    def GetReportRevision(
+        self,
+        request: _report_service_pb2.GetReportRevisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_report_pb2.ReportRevision, _abc.Awaitable[_report_pb2.ReportRevision]]:
+        """GetReportRevision returns one kept revision of an original. Returns the
+        errors of ListReportRevisions (but for the paging ones), INVALID_ARGUMENT
+        for an empty or over-long revision_id, and NOT_FOUND (reason
+        `REVISION_NOT_FOUND`) if the report has no such revision (or no longer
+        keeps it).
+        (Returns the revision itself, as AIP-162 does.)
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+
+    @_abc_1.abstractmethod
+    def RollbackReport(
+        self,
+        request: _report_service_pb2.RollbackReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_report_pb2.Report, _abc.Awaitable[_report_pb2.Report]]:
+        """RollbackReport gives an original the content of one of its kept
+        revisions (AIP-162), in one transaction: every committed field (name,
+        defn, template_id, datasource_id, query_id, settings, enable_filter) and
+        the datasets are the revision's (snapshot settings stay the original's,
+        as a commit leaves them); updated_at becomes now, defn_updated_at too if
+        defn changes; the original gets a new etag, so its drafts become
+        outdated; every user's view settings of the report are deleted, as on a
+        commit; a `reportRolledBack` activity records the caller and, in its
+        details, `revision_id` and `changes` (each changed field and its new
+        value, as `reportUpdated` records them); and a new revision (reason
+        ROLLED_BACK) records the result. Drivers take no part. Returns
+        INVALID_ARGUMENT if id is malformed or revision_id empty or over-long;
+        NOT_FOUND with reason `REPORT_NOT_FOUND` (no such report, or another
+        principal's draft) or `REVISION_NOT_FOUND`; FAILED_PRECONDITION (reason
+        `REPORT_IS_DRAFT`) if id is one of the caller's drafts; ABORTED (reason
+        `ETAG_MISMATCH`) if etag is set and is not the original's.
+        (Returns the original itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """

@@ -139,6 +139,39 @@ def _committable(session: Session) -> str:
     return session.ids["edited"]
 
 
+def _diverged(session: Session) -> str:
+    """The edited report with a draft whose defn, its original's and its base's all differ,
+    each filling the budget: the largest diff, and a rebase with a conflict."""
+    report_id = session.ids["edited"]
+    _commit_ready(session, report_id, "dp"[session.unique() % 2])
+    session.call(
+        "report",
+        "UpdateReport",
+        _R.UpdateReportRequest(
+            report=report_pb2.Report(id=report_id, defn=maximal_defn("uv"[session.unique() % 2])),
+            update_mask=field_mask_pb2.FieldMask(paths=["defn"]),
+        ),
+    )
+    return report_id
+
+
+def _oldest_revision(session: Session, report_id: str) -> str:
+    revisions = session.call(
+        "report",
+        "ListReportRevisions",
+        _R.ListReportRevisionsRequest(report_id=report_id, page_size=1000),
+    )
+    while revisions.next_page_token:
+        revisions = session.call(
+            "report",
+            "ListReportRevisions",
+            _R.ListReportRevisionsRequest(
+                report_id=report_id, page_token=revisions.next_page_token
+            ),
+        )
+    return revisions.revisions[-1].revision_id
+
+
 REPORT_CASES: dict[str, tuple[Case, ...]] = {
     "CreateReport": (
         lambda s: _R.CreateReportRequest(report=maximal_report(f"team:new-{s.unique()}")),
@@ -184,6 +217,29 @@ REPORT_CASES: dict[str, tuple[Case, ...]] = {
         lambda s: _R.UpdateUserReportSettingsRequest(
             report_id=s.ids["report"],
             settings=_struct({"zoom": "y" * (RESOURCE_MAX_BYTES - 64)}),
+        ),
+    ),
+    "DiffReportDraft": (lambda s: _R.DiffReportDraftRequest(id=_diverged(s)),),
+    "RebaseReportDraft": (
+        lambda s: _R.RebaseReportDraftRequest(id=_diverged(s)),
+        lambda s: _R.RebaseReportDraftRequest(id=_diverged(s), validate_only=True),
+    ),
+    "ListReportRevisions": (
+        lambda s: _R.ListReportRevisionsRequest(report_id=s.ids["edited"], page_size=1000),
+    ),
+    "GetReportRevision": (
+        lambda s: _R.GetReportRevisionRequest(
+            report_id=s.ids["report"], revision_id=_oldest_revision(s, s.ids["report"])
+        ),
+    ),
+    "RollbackReport": (
+        lambda s: _R.RollbackReportRequest(
+            id=s.ids["edited"], revision_id=_oldest_revision(s, s.ids["edited"])
+        ),
+        lambda s: _R.RollbackReportRequest(
+            id=s.ids["edited"],
+            revision_id=_oldest_revision(s, s.ids["edited"]),
+            validate_only=True,
         ),
     ),
 }

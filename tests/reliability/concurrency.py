@@ -113,8 +113,20 @@ def _report_world(call: Caller, tag: str) -> World:
             "UpdateUserReportSettings",
             _R.UpdateUserReportSettingsRequest(report_id=report_id, settings=_struct({"z": 0})),
         )
+    # The original moves on after the draft was made: a rebase has work to do, a rollback a
+    # revision to go back to.
+    moved = call(ALICE, "UpdateReport", _update(original, name="Moved on"))
+    first = call(
+        ALICE, "ListReportRevisions", _R.ListReportRevisionsRequest(report_id=original)
+    ).revisions[-1]
     world.ids.update(original=original, draft=draft, new=f"team:new-{tag}")
+    world.refs.update(etag=moved.etag, first_revision=first.revision_id)
     return world
+
+
+def _request_id(world: World) -> str:
+    """The world's own request_id: every request built on the world repeats it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"race:{world.tag}"))
 
 
 def _update(report_id: str, **fields) -> report_service_pb2.UpdateReportRequest:
@@ -243,6 +255,17 @@ REPORT_RACERS: dict[str, Racer] = {
             and now.defn == published.defn
         ),
     ),
+    # Concurrent repeats: raced with itself, both answer the first commit (and are OK).
+    "CommitReportDraft with a request_id": Racer(
+        "CommitReportDraft",
+        ALICE,
+        lambda w: _R.CommitReportDraftRequest(id=w.ids["original"], request_id=_request_id(w)),
+        lambda call, w, published: (
+            (now := call.read(ALICE, "GetReport", _R.GetReportRequest(id=w.ids["original"])))
+            is not None
+            and now.defn == published.defn
+        ),
+    ),
     "UpdateUserReportSettings of the original": Racer(
         "UpdateUserReportSettings",
         ALICE,
@@ -259,7 +282,49 @@ REPORT_RACERS: dict[str, Racer] = {
         ),
         _settings_are("draft", 2),
     ),
+    # With the etag the world's original has: of two such writes, at most one goes through.
+    "UpdateReport of the original with its etag": Racer(
+        "UpdateReport",
+        ALICE,
+        lambda w: _R.UpdateReportRequest(
+            report=report_pb2.Report(id=w.ids["original"], name="Guarded", etag=w.refs["etag"]),
+            update_mask=field_mask_pb2.FieldMask(paths=["name"]),
+        ),
+        lambda call, w, _: _original(call, w, "name") == "Guarded",
+    ),
+    "CommitReportDraft with the original's etag": Racer(
+        "CommitReportDraft",
+        ALICE,
+        lambda w: _R.CommitReportDraftRequest(id=w.ids["original"], etag=w.refs["etag"]),
+        lambda call, w, published: _original(call, w, "etag") == published.etag,
+    ),
+    "RollbackReport": Racer(
+        "RollbackReport",
+        ALICE,
+        lambda w: _R.RollbackReportRequest(
+            id=w.ids["original"], revision_id=w.refs["first_revision"]
+        ),
+        lambda call, w, rolled_back: _original(call, w, "etag") == rolled_back.etag,
+    ),
+    "RebaseReportDraft": Racer(
+        "RebaseReportDraft",
+        ALICE,
+        lambda w: _R.RebaseReportDraftRequest(id=w.ids["original"]),
+        lambda call, w, rebased: (
+            getattr(
+                call.read(ALICE, "GetReportDraft", _R.GetReportDraftRequest(id=w.ids["original"])),
+                "etag",
+                None,
+            )
+            == rebased.draft.etag
+        ),
+    ),
 }
+
+
+def _original(call: Caller, world: World, field_name: str):
+    found = call.read(ALICE, "GetReport", _R.GetReportRequest(id=world.ids["original"]))
+    return getattr(found, field_name, None)
 
 
 # ---------------------------------------------------------------------------
@@ -278,13 +343,14 @@ def _cohort_world(call: Caller, tag: str) -> World:
         "PatchCohortDraft",
         _D.PatchCohortDraftRequest(name=f"Active {tag}", description="before"),
     ).draft_id
-    call(
+    staged = call(
         ALICE,
         "PatchCohortDraft",
         _D.PatchCohortDraftRequest(
             draft_id=active, description="proposed", soft=True, idempotency_key=f"k2-{tag}"
         ),
     )
+    world.refs["active_etag"] = staged.form_state.etag
     dormant = call(
         ALICE,
         "PatchCohortDraft",
@@ -339,6 +405,15 @@ COHORT_RACERS: dict[str, Racer] = {
         ALICE,
         lambda w: _D.PatchCohortDraftRequest(draft_id=w.ids["active"], name="Patched"),
         _shows("active", "name", "Patched"),
+    ),
+    # With the etag the world's draft has: of two such writes, at most one goes through.
+    "PatchCohortDraft of the active draft with its etag": Racer(
+        "PatchCohortDraft",
+        ALICE,
+        lambda w: _D.PatchCohortDraftRequest(
+            draft_id=w.ids["active"], name="Guarded", etag=w.refs["active_etag"]
+        ),
+        _shows("active", "name", "Guarded"),
     ),
     "PatchCohortDraft of the dormant draft": Racer(
         "PatchCohortDraft",

@@ -30,11 +30,12 @@ import peewee
 from google.protobuf import field_mask_pb2, struct_pb2
 
 from cohort_service.v1 import draft_service_pb2, draft_service_pb2_grpc
+from report_service.revisions import REVISIONS_KEPT
 from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
 from shared import failpoints
 from shared.db import open_database
 from tests.processes import ServiceProcess, free_port, start_service
-from tests.support import bearer, snapshot
+from tests.support import bearer, failure, snapshot
 
 # A call that was cut off by a crash (or by the end of the run): its outcome is unknown.
 INTERRUPTED = (
@@ -283,6 +284,9 @@ def _struct(value: dict) -> struct_pb2.Struct:
 # report-service: Edit → Put → Update → Commit, each version marked in every field
 # ---------------------------------------------------------------------------
 
+DRAFT_COMMITTED = report_pb2.ReportRevision.REASON_DRAFT_COMMITTED
+ROLLED_BACK = report_pb2.ReportRevision.REASON_ROLLED_BACK
+
 
 def _datasets(version: str) -> list[dict[str, str]]:
     """The dataset list a version writes: its count and ids both tell the version."""
@@ -296,14 +300,19 @@ class ReportLog:
 
     attempted: list[str] = field(default_factory=list)
     acknowledged: list[str] = field(default_factory=list)
+    answers: dict = field(default_factory=dict)  # version -> (commit request, its answer)
 
 
 class ReportWorkload(Workload):
-    """Threads in pairs, each pair two principals drafting and committing one report."""
+    """Threads in pairs, each pair two principals drafting and committing one report; now and
+    then a thread rebases its draft and commits it only if nobody committed since (the
+    original's etag), or rolls the report back to the revision before its last change."""
 
     service = "report-service"
     points = tuple(name for name in failpoints.FAILPOINTS if name.startswith("report."))
     WRITERS = 2  # principals per report: concurrent drafts, the last commit wins
+    GUARDED_EVERY = 3  # every third commit of a thread is rebased and guarded by the etag
+    ROLLBACK_EVERY = 4  # every fourth round of a thread rolls its report back first
 
     def __init__(self, threads: int) -> None:
         self.logs = [ReportLog() for _ in range(threads)]
@@ -385,21 +394,68 @@ class ReportWorkload(Workload):
                     ),
                     metadata,
                 )
-                log.attempted.append(version)
-                calls.count(attempted=1)
-                committed = calls(
-                    stub.CommitReportDraft,
-                    report_service_pb2.CommitReportDraftRequest(id=report_id),
-                    metadata,
-                )
+                if sequence % self.ROLLBACK_EVERY == 0:
+                    self._roll_back(calls, stub, metadata, report_id)
+                etag = ""
+                if sequence % self.GUARDED_EVERY == 0:
+                    rebased = calls(
+                        stub.RebaseReportDraft,
+                        report_service_pb2.RebaseReportDraftRequest(id=report_id),
+                        metadata,
+                    )
+                    etag = rebased.draft.original_etag
             except Interrupted:
                 if calls.stopping.is_set():
                     return
                 continue  # unknown outcome: start the next version from EditReport
+            # The commit carries a request_id and is retried with it until answered: a commit
+            # that went through before the crash answers again, though its draft is gone.
+            commit = report_service_pb2.CommitReportDraftRequest(
+                id=report_id, etag=etag, request_id=str(uuid.uuid4())
+            )
+            log.attempted.append(version)
+            calls.count(attempted=1)
+            try:
+                committed = self._answered(calls, stub.CommitReportDraft, commit, metadata)
+            except grpc.RpcError as error:
+                if failure(error).reason != "ETAG_MISMATCH":
+                    raise
+                continue  # another commit came first: the draft stays, the next version replaces it
             if committed.defn["marker"] != version or committed.name != f"name {version}":
                 calls.unexpected(f"commit of {version} answered {committed}")
+            log.answers[version] = (commit, committed)
             log.acknowledged.append(version)
             calls.count(acknowledged=1)
+
+    @staticmethod
+    def _answered(calls: Calls, method, request, metadata):
+        while True:
+            try:
+                return calls(method, request, metadata)
+            except Interrupted:
+                if calls.stopping.is_set():
+                    raise
+
+    def _roll_back(self, calls: Calls, stub, metadata, report_id: str) -> None:
+        """Roll report_id back to its revision before the newest, unless it changes meanwhile."""
+        newest = calls(
+            stub.ListReportRevisions,
+            report_service_pb2.ListReportRevisionsRequest(report_id=report_id, page_size=2),
+            metadata,
+        ).revisions
+        if len(newest) < 2:
+            return
+        try:
+            calls(
+                stub.RollbackReport,
+                report_service_pb2.RollbackReportRequest(
+                    id=report_id, revision_id=newest[1].revision_id, etag=newest[0].snapshot.etag
+                ),
+                metadata,
+            )
+        except grpc.RpcError as error:  # a commit came first (or pruned the revision)
+            if failure(error).reason not in ("ETAG_MISMATCH", "REVISION_NOT_FOUND"):
+                raise
 
     # -- invariants ----------------------------------------------------------
 
@@ -420,8 +476,21 @@ class ReportWorkload(Workload):
         for report_id, activity_type, details in database.execute_sql(
             "SELECT report_id, type, details FROM activity ORDER BY id"
         ):
-            check(figures, activity_type == "reportUpdated", f"activity type {activity_type}")
-            activities.setdefault(report_id, []).append(json.loads(details))
+            check(
+                figures,
+                activity_type in ("reportUpdated", "reportRolledBack"),
+                f"activity type {activity_type}",
+            )
+            activities.setdefault(report_id, []).append(
+                {"type": activity_type, **json.loads(details)}
+            )
+        revisions: dict[str, list[tuple]] = {}
+        for row in database.execute_sql(
+            "SELECT report_id, reason, name, defn, settings, datasource_id, etag, datasets "
+            "FROM report_revision ORDER BY id"
+        ):
+            revisions.setdefault(row[0], []).append(row[1:])
+        etags = dict(database.execute_sql("SELECT id, etag FROM report"))
 
         for report_id, settings in database.execute_sql(
             "SELECT report_id, settings FROM user_report_settings"
@@ -470,6 +539,14 @@ class ReportWorkload(Workload):
             self._check_history(
                 report, writers, reports[report_id], activities.get(report_id, []), figures
             )
+            self._check_revisions(
+                reports[report_id],
+                etags[report_id],
+                datasets.get(report_id, []),
+                activities.get(report_id, []),
+                revisions.get(report_id, []),
+                figures,
+            )
         drafts = [row for row in reports.values() if row[5] is not None]
         check(
             figures,
@@ -478,10 +555,12 @@ class ReportWorkload(Workload):
         )
 
     def _check_history(self, report, writers, row, activities, figures) -> None:
-        """The activities are the report's commits: each a version its writer sent, in the
-        writer's order, every acknowledged one among them, the last one the stored state."""
+        """The commits among the activities are each a version its writer sent, in the
+        writer's order, every acknowledged one among them; the last activity left the stored
+        state."""
         report_id, version = row[0], json.loads(row[2]).get("marker")
-        committed = [activity["defn"]["marker"] for activity in activities]
+        commits = [activity for activity in activities if activity["type"] == "reportUpdated"]
+        committed = [activity["defn"]["marker"] for activity in commits]
         for index, log in writers.items():
             order = {v: position for position, v in enumerate(log.attempted)}
             own = [order.get(v) for v in committed if v.partition(".")[0] == str(index)]
@@ -496,20 +575,78 @@ class ReportWorkload(Workload):
                 f"{report_id}: acknowledged commits {log.acknowledged} of {index} lack an "
                 f"activity: {committed}",
             )
+        results = [self._result(activity) for activity in activities]
         check(
             figures,
-            (committed[-1] if committed else self._initial(report)) == version,
-            f"{report_id}: the last activity {committed[-1:]} is not the state {version}",
+            (results[-1] if results else self._initial(report)) == version,
+            f"{report_id}: the last activity {activities[-1:]} did not leave the state {version}",
         )
-        for activity in activities:
-            v = activity["defn"]["marker"]
+        for activity, v in zip(activities, results, strict=True):
+            changes = activity.get("changes", activity)
             check(
                 figures,
-                activity.get("name") == f"name {v}"
-                and activity.get("datasets") == _datasets(v)
-                and activity.get("datasource_id") == v,
+                changes.get("name") == f"name {v}"
+                and changes.get("datasets") == _datasets(v)
+                and changes.get("datasource_id") == v,
                 f"{report_id}: activity {activity} mixes versions",
             )
+
+    def check_service(
+        self, database: peewee.Database, channel: grpc.Channel, figures: Figures
+    ) -> None:
+        """Every acknowledged commit, sent again with its request_id: its first answer (the
+        draft it committed is long gone), and no change to the store."""
+        stub = report_service_pb2_grpc.ReportServiceStub(channel)
+        before = snapshot(database)
+        for index, log in enumerate(self.logs):
+            metadata = bearer(self.principal(index), ("report:read", "report:write"))
+            for version, (commit, answer) in dict(log.answers).items():
+                again = stub.CommitReportDraft(commit, metadata=metadata, timeout=CALL_TIMEOUT)
+                check(figures, again == answer, f"retry of the commit of {version}: {again}")
+        check(figures, snapshot(database) == before, "a retried commit changed the store")
+
+    @staticmethod
+    def _result(activity: dict) -> str:
+        """The version an activity left: a commit's, or the one a rollback restored (versions
+        are unique, so a rollback always changes every marked field)."""
+        return activity.get("changes", activity)["defn"]["marker"]
+
+    def _check_revisions(self, row, etag, stored, activities, revisions, figures) -> None:
+        """One revision per change (recorded and pruned with it), the newest being the stored
+        state, each one whole."""
+        report_id = row[0]
+        kept = REVISIONS_KEPT.default
+        check(
+            figures,
+            len(revisions) == min(kept, 1 + len(activities)),
+            f"{report_id}: {len(revisions)} revisions for {len(activities)} activities",
+        )
+        versions = []
+        for reason, name, defn, settings, source, revision_etag, triples in revisions:
+            v = json.loads(defn).get("marker")
+            datasets = [(d, a, position) for position, d, a in sorted(json.loads(triples))]
+            check(
+                figures,
+                (name, json.loads(settings).get("marker"), source, datasets)
+                == (f"name {v}", v, v, self._stored_datasets(v)),
+                f"{report_id}: revision {name!r} {defn} {settings} {source!r} mixes versions",
+            )
+            versions.append((reason, v, revision_etag))
+        reason, v, newest_etag = versions[-1]
+        check(
+            figures,
+            (v, newest_etag) == (json.loads(row[2]).get("marker"), etag)
+            and self._stored_datasets(v) == stored,
+            f"{report_id}: the newest revision {versions[-1]} is not the stored state",
+        )
+        expected = {"reportUpdated": DRAFT_COMMITTED, "reportRolledBack": ROLLED_BACK}
+        recent = activities[len(activities) - len(versions) + 1 :] if activities else []
+        check(
+            figures,
+            [(expected[a["type"]], self._result(a)) for a in recent]
+            == [(reason, v) for reason, v, _ in versions[len(versions) - len(recent) :]],
+            f"{report_id}: revisions {versions} do not follow the activities {activities}",
+        )
 
     @staticmethod
     def _stored_datasets(version: str | None) -> list[tuple]:

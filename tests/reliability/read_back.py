@@ -109,6 +109,26 @@ def _committed(calls: Calls, request, response) -> bool:
     return True
 
 
+def _rebased(calls: Calls, request, response) -> bool:
+    stored = calls.get("GetReportDraft", id=request.id)
+    if request.validate_only:  # nothing written: a draft that was up to date comes back as it is
+        assert stored.etag != response.draft.etag or stored == response.draft
+    else:
+        assert stored == response.draft and not stored.outdated
+    return False
+
+
+def _rolled_back(calls: Calls, request, response) -> bool:
+    stored = calls.get("GetReport", id=request.id)
+    if request.validate_only:
+        assert stored.etag != response.etag
+    else:
+        assert stored == response
+        newest = calls.get("ListReportRevisions", report_id=request.id, page_size=1)
+        assert newest.revisions[0].snapshot == response
+    return False
+
+
 def _user_settings(calls: Calls, request, response) -> bool:
     assert calls.get("GetUserReportSettings", report_id=request.report_id) == response
     return False
@@ -132,6 +152,8 @@ READ_BACK: dict[str, dict[str, ReadBack]] = {
         "DiscardReportDraft": _discarded,
         "CommitReportDraft": _committed,
         "UpdateUserReportSettings": _user_settings,
+        "RebaseReportDraft": _rebased,
+        "RollbackReport": _rolled_back,
     },
 }
 READ_ONLY: dict[str, set[str]] = {
@@ -149,5 +171,8 @@ READ_ONLY: dict[str, set[str]] = {
         "GetReportDraft",
         "ListReportActivities",
         "GetUserReportSettings",
+        "DiffReportDraft",
+        "ListReportRevisions",
+        "GetReportRevision",
     },
 }

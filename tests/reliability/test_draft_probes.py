@@ -97,9 +97,16 @@ CASTS = (
 )
 
 
+# Random per write: they differ between the worlds whatever the other principal did.
+_RANDOM = ("etag", "original_etag", "revision_id", "base_revision_id")
+
+
 def _clear_timestamps(message: Message) -> None:
+    """Clear every timestamp of message, and the random etags and revision ids."""
     for field, value in message.ListFields():
         if field.message_type is None:
+            if field.name in _RANDOM:
+                message.ClearField(field.name)
             continue
         if field.message_type.full_name == timestamp_pb2.Timestamp.DESCRIPTOR.full_name:
             message.ClearField(field.name)
@@ -170,10 +177,22 @@ def probe(channel, cast: Cast, scenario: str, method_name: str, path: str, targe
                 call, "CreateReport", other, R.CreateReportRequest(report=_report(squat))
             )
     ids = _targets(cast, original)
-    world = World("report", tag, ids={"original": original, "draft": ids[target]})
+    (revision,) = call(
+        "ListReportRevisions", prober, R.ListReportRevisionsRequest(report_id=original)
+    ).revisions
+    world = World(
+        "report",
+        tag,
+        ids={"original": original, "draft": ids[target], "revision": revision.revision_id},
+    )
     request = _with_id(valid_request("report", method_name, world), path, ids[target])
     answer = _answer(channel, METHODS[method_name], request, prober)
-    return tuple(part.replace(tag, "<t>") if isinstance(part, str) else part for part in answer)
+    return tuple(
+        part.replace(tag, "<t>").replace(revision.revision_id, "<r>")
+        if isinstance(part, str)
+        else part
+        for part in answer
+    )
 
 
 def _report(report_id: str) -> report_pb2.Report:

@@ -15,10 +15,11 @@ from shared import failpoints
 from tests.cohort_service.support import Client as CohortClient
 from tests.processes import REPO_ROOT, service_process
 from tests.report_service.support import Client as ReportClient
-from tests.report_service.support import create_changed_draft
+from tests.report_service.support import create_changed_draft, valid_report
 from tests.support import bearer, serve, snapshot
 
-REPORT_POINTS = [name for name in failpoints.FAILPOINTS if name.startswith("report.")]
+COMMIT_POINTS = [name for name in failpoints.FAILPOINTS if name.startswith("report.commit.")]
+ROLLBACK_POINTS = [name for name in failpoints.FAILPOINTS if name.startswith("report.rollback.")]
 PATCH_POINTS = [name for name in failpoints.FAILPOINTS if name.startswith("cohort.patch.")]
 
 
@@ -80,7 +81,12 @@ def test_the_same_seed_fires_a_probabilistic_failpoint_on_the_same_hits(armed):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("point", REPORT_POINTS)
+def test_every_report_failpoint_is_in_a_commit_or_a_rollback():
+    reported = [name for name in failpoints.FAILPOINTS if name.startswith("report.")]
+    assert sorted(reported) == sorted(COMMIT_POINTS + ROLLBACK_POINTS)
+
+
+@pytest.mark.parametrize("point", COMMIT_POINTS)
 def test_a_commit_failing_at_any_failpoint_changes_nothing(point, database_url, armed):
     with serve(REPORT, database_url) as server:
         alice = ReportClient.of(server, "user:alice")
@@ -93,6 +99,24 @@ def test_a_commit_failing_at_any_failpoint_changes_nothing(point, database_url, 
         assert snapshot(server.database) == before
         failpoints.disarm()
         assert alice.call("CommitReportDraft", id="team:crash").name == "Renamed"
+
+
+@pytest.mark.parametrize("point", ROLLBACK_POINTS)
+def test_a_rollback_failing_at_any_failpoint_changes_nothing(point, database_url, armed):
+    with serve(REPORT, database_url) as server:
+        alice = ReportClient.of(server, "user:alice")
+        create_changed_draft(alice.stub, alice.metadata)
+        alice.call("CommitReportDraft", id="team:crash")
+        first = alice.call("ListReportRevisions", report_id="team:crash").revisions[-1]
+        before = snapshot(server.database)
+        armed(f"{point}=raise#1")
+        with pytest.raises(grpc.RpcError) as caught:
+            alice.call("RollbackReport", id="team:crash", revision_id=first.revision_id)
+        assert caught.value.code() == grpc.StatusCode.INTERNAL
+        assert snapshot(server.database) == before
+        failpoints.disarm()
+        rolled_back = alice.call("RollbackReport", id="team:crash", revision_id=first.revision_id)
+        assert rolled_back.name == valid_report().name
 
 
 @pytest.mark.parametrize("soft", [False, True], ids=["patch", "soft"])

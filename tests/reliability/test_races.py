@@ -275,3 +275,113 @@ def test_a_patch_racing_the_rejection_of_the_proposal_that_made_its_draft_keeps_
         draft_service_pb2.GetCohortDraftRequest(draft_id=draft_id), metadata=metadata
     )
     assert kept.name.value == "Patched"
+
+
+# ---------------------------------------------------------------------------
+# Etags: two writers with the same etag, the first caught mid-transaction — exactly one wins
+# ---------------------------------------------------------------------------
+
+ABORTED = grpc.StatusCode.ABORTED
+
+
+def _count(served: Served, table: str, report_id: str) -> int:
+    with served.admin.cursor() as cursor:
+        cursor.execute(
+            f'SELECT count(*) FROM "{served.schema}"."{table}" WHERE report_id = %s', (report_id,)
+        )
+        return cursor.fetchone()[0]
+
+
+def test_two_updates_with_the_same_etag_one_waiting_on_the_row_only_the_first_applies(
+    reports, family
+):
+    etag = family.alice.call("GetReport", id=family.original).etag
+    revisions = _count(reports, "report_revision", family.original)
+
+    def update(name: str):
+        request = _update(family.original, name=name)[1]
+        request["report"].etag = etag
+        return lambda: family.alice.call("UpdateReport", **request)
+
+    race = _race(reports, "report", family.original, update("First"), update("Second"))
+
+    assert (race.first.code, race.second.code) == (OK, ABORTED), race
+    assert "etag" in race.second.details
+    assert family.alice.call("GetReport", id=family.original).name == "First"
+    assert _count(reports, "report_revision", family.original) == revisions + 1
+
+
+def test_two_commits_with_the_etag_their_drafts_were_made_from_only_the_first_publishes(
+    reports, family
+):
+    bob = Client.of(reports.running, "user:bob")
+    bob.call("EditReport", id=family.original)
+    bobs = bob.call(
+        "PutReportDraft",
+        id=family.original,
+        draft=report_pb2.ReportDraftInput(defn=struct({"v": "bob"})),
+    ).report
+    alices = family.alice.call("GetReportDraft", id=family.original)
+    assert alices.original_etag == bobs.original_etag
+    activities = _count(reports, "activity", family.original)
+
+    def commit(client: Client, etag: str):
+        return lambda: client.call("CommitReportDraft", id=family.original, etag=etag)
+
+    race = _race(
+        reports,
+        "report",
+        family.original,
+        commit(family.alice, alices.original_etag),
+        commit(bob, bobs.original_etag),
+    )
+
+    assert (race.first.code, race.second.code) == (OK, ABORTED), race
+    assert dict(family.alice.call("GetReport", id=family.original).defn) == {"v": "draft"}
+    left = bob.call("GetReportDraft", id=family.original)
+    assert left.outdated  # now that alice's commit went first
+    left.outdated = False
+    assert left == bobs  # otherwise untouched
+    assert _count(reports, "activity", family.original) == activities + 1
+
+
+def test_a_rollback_racing_a_commit_with_the_same_etag_loses_and_changes_nothing(reports, family):
+    original = family.alice.call("GetReport", id=family.original)
+    (revision,) = family.alice.call("ListReportRevisions", report_id=family.original).revisions
+    commit = lambda: family.alice.call(  # noqa: E731
+        "CommitReportDraft", id=family.original, etag=original.etag
+    )
+    rollback = lambda: family.alice.call(  # noqa: E731
+        "RollbackReport", id=family.original, revision_id=revision.revision_id, etag=original.etag
+    )
+
+    race = _race(reports, "report", family.original, commit, rollback)
+
+    assert (race.first.code, race.second.code) == (OK, ABORTED), race
+    assert family.alice.call("GetReport", id=family.original) == race.first.response
+    assert _count(reports, "report_revision", family.original) == 2
+
+
+def test_two_cohort_patches_with_the_same_etag_only_the_first_applies(cohorts):
+    stub = draft_service_pb2_grpc.CohortDraftServiceStub(cohorts.running.channel)
+    metadata = bearer("user:alice")
+    created = stub.PatchCohortDraft(
+        draft_service_pb2.PatchCohortDraftRequest(name="Before"), metadata=metadata
+    )
+    etag = created.form_state.etag
+
+    def patch(name: str):
+        return lambda: stub.PatchCohortDraft(
+            draft_service_pb2.PatchCohortDraftRequest(
+                draft_id=created.draft_id, name=name, etag=etag
+            ),
+            metadata=metadata,
+        )
+
+    race = _race(cohorts, "draft", created.draft_id, patch("First"), patch("Second"))
+
+    assert (race.first.code, race.second.code) == (OK, ABORTED), race
+    live = stub.GetCohortDraft(
+        draft_service_pb2.GetCohortDraftRequest(draft_id=created.draft_id), metadata=metadata
+    )
+    assert (live.name.value, live.revision) == ("First", 2)

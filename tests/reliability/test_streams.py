@@ -63,7 +63,7 @@ def serving(definition, url: str, limits: Limits = LIMITS, **overrides):
     with run_server(definition, settings, limits=limits) as running:
         address = f"127.0.0.1:{running.port}"
         with grpc.insecure_channel(address) as channel:
-            yield RunningService(channel, address, running.database, settings)
+            yield RunningService(channel, address, running.database, settings, running.purger)
 
 
 def report_stub(server: RunningService):

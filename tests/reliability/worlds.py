@@ -149,12 +149,24 @@ _COHORT_OWNED: dict[str, tuple[tuple[Builder, grpc.StatusCode], ...]] = {
             ),
             OK,
         ),
+        (
+            lambda w: draft_service_pb2.PatchCohortDraftRequest(
+                draft_id=w.ids["draft"], name="checked only", validate_only=True
+            ),
+            OK,
+        ),
     ),
     "GetCohortDraft": (
         (lambda w: draft_service_pb2.GetCohortDraftRequest(draft_id=w.ids["draft"]), OK),
     ),
     "DeleteCohortDraft": (
         (lambda w: draft_service_pb2.DeleteCohortDraftRequest(draft_id=w.ids["draft"]), OK),
+        (
+            lambda w: draft_service_pb2.DeleteCohortDraftRequest(
+                draft_id=w.ids["draft"], validate_only=True
+            ),
+            OK,
+        ),
     ),
 }
 
@@ -214,8 +226,23 @@ def _report_setup(channel: grpc.Channel, metadata, tag: str) -> World:
     )
     call("UpdateUserReportSettings", report_id=original, settings=_struct({"zoom": 2}))
     call("UpdateUserReportSettings", report_id=draft, settings=_struct({"zoom": 3}))
-    world.ids.update(original=original, draft=draft)
+    # The original moves on: the draft is outdated, and a rebase has work to do.
+    call(
+        "UpdateReport",
+        report=report_pb2.Report(id=original, name=f"Sales {tag} v2"),
+        update_mask=field_mask_pb2.FieldMask(paths=["name"]),
+    )
+    first = call("ListReportRevisions", report_id=original).revisions[-1].revision_id
+    world.ids.update(original=original, draft=draft, revision=first)
     return world
+
+
+_RID = "5f0c4e8a-8a53-4d4e-9b7e-2b6f0f3c1d2a"  # one request_id, used by both principals
+
+
+def _rid(world: World) -> str:
+    """A request_id of the world's own (the same each time a request is built on it)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"request:{world.tag}"))
 
 
 def _on_draft(request_type, **extra) -> Builder:
@@ -243,7 +270,10 @@ _REPORT_OWNED: dict[str, tuple[tuple[Builder, grpc.StatusCode], ...]] = {
             OK,
         ),
     ),
-    "DeleteReport": ((_on_draft(_R.DeleteReportRequest), OK),),
+    "DeleteReport": (
+        (_on_draft(_R.DeleteReportRequest), OK),
+        (_on_draft(_R.DeleteReportRequest, validate_only=True, request_id=_RID), OK),
+    ),
     "EditReport": ((_on_draft(_R.EditReportRequest), FAILED),),
     "GetReportDraft": (
         (_on_original(_R.GetReportDraftRequest), OK),
@@ -259,6 +289,8 @@ _REPORT_OWNED: dict[str, tuple[tuple[Builder, grpc.StatusCode], ...]] = {
     "CommitReportDraft": (
         (_on_original(_R.CommitReportDraftRequest), OK),
         (_on_draft(_R.CommitReportDraftRequest), FAILED),
+        (lambda w: _R.CommitReportDraftRequest(id=w.ids["original"], request_id=_rid(w)), OK),
+        (lambda w: _R.CommitReportDraftRequest(id=w.ids["original"], validate_only=True), OK),
     ),
     "ListReportActivities": (
         (lambda w: _R.ListReportActivitiesRequest(report_id=w.ids["draft"]), OK),
@@ -273,6 +305,20 @@ _REPORT_OWNED: dict[str, tuple[tuple[Builder, grpc.StatusCode], ...]] = {
             ),
             OK,
         ),
+        (
+            lambda w: _R.UpdateUserReportSettingsRequest(
+                report_id=w.ids["draft"], settings=_struct({"zoom": 8}), request_id=_rid(w)
+            ),
+            OK,
+        ),
+    ),
+    "DiffReportDraft": (
+        (_on_original(_R.DiffReportDraftRequest), OK),
+        (_on_draft(_R.DiffReportDraftRequest), FAILED),
+    ),
+    "RebaseReportDraft": (
+        (_on_original(_R.RebaseReportDraftRequest), OK),
+        (_on_draft(_R.RebaseReportDraftRequest), FAILED),
     ),
 }
 
@@ -282,6 +328,15 @@ _REPORT_NOT_OWNED: dict[str, Builder] = {
     ),
     # Lists originals only; test_lists_show_nothing_of_another_principal checks it.
     "ListReports": lambda w: _R.ListReportsRequest(page_size=5),
+    # Revisions are of originals, which every reader sees and every writer may roll back
+    # (another principal's draft id is NOT_FOUND: tests/report_service/test_revisions.py).
+    "ListReportRevisions": lambda w: _R.ListReportRevisionsRequest(report_id=w.ids["original"]),
+    "GetReportRevision": lambda w: _R.GetReportRevisionRequest(
+        report_id=w.ids["original"], revision_id=w.ids["revision"]
+    ),
+    "RollbackReport": lambda w: _R.RollbackReportRequest(
+        id=w.ids["original"], revision_id=w.ids["revision"]
+    ),
 }
 
 

@@ -40,16 +40,17 @@ Install = Callable[..., AbstractContextManager[RunningService]]
 
 @pytest.fixture
 def serve_with_driver(tmp_path: Path, monkeypatch, database_url) -> Install:
-    """Install source as the driver of report type `dashboard`, then serve (on url if given)."""
+    """Install source as the driver of report type `dashboard`, then serve (on url if given,
+    with the settings overrides given)."""
 
     @contextmanager
     def install(
-        source: str, *, attribute: str = "Driver", url: str | None = None
+        source: str, *, attribute: str = "Driver", url: str | None = None, **overrides
     ) -> Iterator[RunningService]:
         module = write_driver(tmp_path, source, attribute)
         monkeypatch.syspath_prepend(str(tmp_path))
         try:
-            with serve(SERVICE, url or database_url) as running:
+            with serve(SERVICE, url or database_url, **overrides) as running:
                 yield running
         finally:
             sys.modules.pop(module, None)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import textwrap
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import field_mask_pb2, json_format, struct_pb2
 
+from report_service import models
 from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
 from tests.conftest import POSTGRES_SCHEMA, POSTGRES_URL
 from tests.support import RunningService, bearer
@@ -72,6 +73,46 @@ class Client:
 
     def create(self, **changes) -> report_pb2.Report:
         return self.call("CreateReport", report=valid_report(**changes))
+
+
+# Each write RPC's request (as fields) on a world of: alice's original team:sales-dashboard
+# (valid_report()) and her draft of it, whose id the builder takes.
+WRITES: dict[str, Callable[[str], dict]] = {
+    "CreateReport": lambda draft: {"report": valid_report(id="team:new")},
+    "UpdateReport": lambda draft: {
+        "report": report_pb2.Report(id="team:sales-dashboard", name="Renamed"),
+        "update_mask": field_mask_pb2.FieldMask(paths=["name"]),
+    },
+    "DeleteReport": lambda draft: {"id": "team:sales-dashboard"},
+    "EditReport": lambda draft: {"id": "team:sales-dashboard"},
+    "PutReportDraft": lambda draft: {
+        "id": "team:sales-dashboard",
+        "draft": report_pb2.ReportDraftInput(defn=struct({"v": "put"})),
+    },
+    "DiscardReportDraft": lambda draft: {"id": "team:sales-dashboard"},
+    "CommitReportDraft": lambda draft: {"id": "team:sales-dashboard"},
+    "RebaseReportDraft": lambda draft: {"id": "team:sales-dashboard"},
+    "RollbackReport": lambda draft: {
+        "id": "team:sales-dashboard",
+        "revision_id": _oldest_revision("team:sales-dashboard"),
+    },
+    "UpdateUserReportSettings": lambda draft: {
+        "report_id": draft,
+        "settings": struct({"zoom": 2}),
+    },
+}
+
+
+def _oldest_revision(report_id: str) -> str:
+    """The revision_id of report_id's first kept revision, read from the served store."""
+    oldest = (
+        models.ReportRevision.select()
+        .where(models.ReportRevision.report == report_id)
+        .order_by(models.ReportRevision.id)
+        .first()
+    )
+    assert oldest is not None, report_id
+    return oldest.revision_id
 
 
 def write_driver(directory: Path, source: str, attribute: str = "Driver") -> str:

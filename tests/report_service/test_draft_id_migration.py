@@ -17,15 +17,29 @@ from tests.support import failure, snapshot
 _NOW = datetime(2026, 1, 1)
 
 
-def _insert(database, report_id: str, owner: str, editing: str | None) -> None:
+def _insert(database, report_id: str, owner: str, editing: str | None, **later: str) -> None:
+    """A report row as 0001 made them; later: columns of later migrations (etag=...)."""
     p = database.param
+    names = "".join(f", {name}" for name in later)
+    values = "".join(f", {p}" for _ in later)
     database.execute_sql(
         "INSERT INTO report (id, type, name, defn, template_id, datasource_id, query_id, "
         "settings, enable_filter, snapshot_enabled, snapshot_schedule, snapshot_retain_count, "
-        "owner_id, editing_id, created_at, updated_at, defn_updated_at) VALUES "
+        f"owner_id, editing_id, created_at, updated_at, defn_updated_at{names}) VALUES "
         f"({p}, 'dashboard', {p}, '{{}}', NULL, NULL, NULL, '{{}}', {p}, {p}, '', 0, {p}, {p}, "
-        f"{p}, {p}, {p})",
-        (report_id, f"name of {report_id}", False, False, owner, editing, _NOW, _NOW, _NOW),
+        f"{p}, {p}, {p}{values})",
+        (
+            report_id,
+            f"name of {report_id}",
+            False,
+            False,
+            owner,
+            editing,
+            _NOW,
+            _NOW,
+            _NOW,
+            *later.values(),
+        ),
     )
 
 
@@ -66,7 +80,8 @@ def test_drafts_under_the_old_rule_move_to_their_distinct_ids(database_url):
             ("user:bob:mkt-draft", _NOW),
         )
 
-        assert apply_migrations(database, SERVICE.migrations) == ["0002_distinct_draft_ids"]
+        applied = apply_migrations(database, SERVICE.migrations)
+        assert applied[0] == "0002_distinct_draft_ids"  # and the later ones
 
         drafts = _rows(
             database, "SELECT id, owner_id, editing_id FROM report WHERE editing_id IS NOT NULL"
@@ -99,7 +114,7 @@ def test_an_original_stored_with_a_draft_id_before_the_reservation_fails_that_ed
 ):
     alice.create(id="team:mkt")
     with server.database.connection_context():
-        _insert(server.database, "user:bob:mkt-draft", "user:alice", None)
+        _insert(server.database, "user:bob:mkt-draft", "user:alice", None, etag="W/old")
     before = snapshot(server.database)
 
     with pytest.raises(grpc.RpcError) as caught:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
@@ -25,7 +27,9 @@ def test_create_report_returns_the_report_with_its_output_fields(john):
         "updatedAt": as_dict(created)["createdAt"],
         "defnUpdatedAt": as_dict(created)["createdAt"],
         "links": {"self": {"href": "/api/reports/team:sales-dashboard"}},
+        "etag": created.etag,
     }
+    assert re.fullmatch("W/[0-9a-f]{16}", created.etag)
     assert created.editing_id == ""
     assert john.call("GetReport", id=created.id) == created
 
@@ -195,7 +199,9 @@ def test_any_writer_may_update_an_original_someone_else_created(john, alice):
     assert (updated.name, updated.owner_id) == ("Alice's", "user:john.doe")
 
 
-def test_delete_report_deletes_its_drafts_datasets_activities_and_settings(john, alice, server):
+def test_delete_report_deletes_its_drafts_datasets_activities_settings_and_revisions(
+    john, alice, server
+):
     created = john.create()
     john.call("EditReport", id=created.id)
     john.call("CommitReportDraft", id=created.id)
@@ -210,6 +216,8 @@ def test_delete_report_deletes_its_drafts_datasets_activities_and_settings(john,
         "report_dataset": [],
         "activity": [],
         "user_report_settings": [],
+        "request_record": [],  # no call gave a request_id
+        "report_revision": [],
     }
     with pytest.raises(grpc.RpcError) as caught:
         alice.call("GetReportDraft", id=created.id)

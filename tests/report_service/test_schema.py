@@ -8,7 +8,14 @@ from shared.db import apply_migrations, open_database
 from shared.server import close_store
 from tests.support import snapshot
 
-MODELS = (models.Report, models.ReportDataset, models.Activity, models.UserReportSettings)
+MODELS = (
+    models.Report,
+    models.ReportDataset,
+    models.Activity,
+    models.UserReportSettings,
+    models.RequestRecord,
+    models.ReportRevision,
+)
 
 
 def test_the_migrations_create_the_schema_of_the_models(database_url):
@@ -17,6 +24,8 @@ def test_the_migrations_create_the_schema_of_the_models(database_url):
         assert apply_migrations(database, SERVICE.migrations) == [
             "0001_initial",
             "0002_distinct_draft_ids",
+            "0003_etags_and_revisions",
+            "0004_request_ids_and_draft_expiry",
         ]
         assert apply_migrations(database, SERVICE.migrations) == []  # idempotent
         for model in MODELS:
