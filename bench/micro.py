@@ -64,6 +64,9 @@ class _Context:
     def time_remaining(self):
         return None  # no deadline, as the bench's own clients set none
 
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:0"  # the access log's peer: no socket here
+
     def is_active(self) -> bool:
         return True
 
