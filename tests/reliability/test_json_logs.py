@@ -94,14 +94,16 @@ def _assert_no_token(text: str, *tokens: str) -> None:
         assert token.rsplit(".", 1)[1] not in text  # not even its signature
 
 
-def test_a_json_process_logs_one_json_object_per_line_with_each_calls_fields(tmp_path):
+def _logged_sequence(tmp_path, log_format: str) -> tuple[str, str]:
+    """The test sequence's calls to a cohort-service process logging in log_format: its
+    stdout and its stderr, once it stopped cleanly and wrote no token."""
     url = f"sqlite:///{tmp_path / 'cohort.db'}"
     token, forged = _tokens()
     with service_process(
         "cohort-service",
         url,
         tmp_path / "service.log",
-        args=("--log-format", "json"),
+        args=("--log-format", log_format),
         failpoints=FAILPOINTS,
     ) as running:
         with running.channel() as channel:
@@ -110,6 +112,11 @@ def test_a_json_process_logs_one_json_object_per_line_with_each_calls_fields(tmp
         stdout = "".join(running.stdout())
     stderr = running.log()
     _assert_no_token(stdout + stderr, token, forged)
+    return stdout, stderr
+
+
+def test_a_json_process_logs_one_json_object_per_line_with_each_calls_fields(tmp_path):
+    stdout, stderr = _logged_sequence(tmp_path, "json")
     out, records = _json_lines(stdout), _json_lines(stderr)
     assert [r["message"] for r in out if r["message"].startswith("listening on ")] != []
     assert any(r["message"] == "failpoints armed: cohort.patch.before_commit" for r in records)
@@ -149,21 +156,7 @@ def test_a_json_process_logs_one_json_object_per_line_with_each_calls_fields(tmp
 
 
 def test_log_format_text_keeps_the_access_lines_as_they_were_and_logs_no_token(tmp_path):
-    url = f"sqlite:///{tmp_path / 'cohort.db'}"
-    token, forged = _tokens()
-    with service_process(
-        "cohort-service",
-        url,
-        tmp_path / "service.log",
-        args=("--log-format", "text"),
-        failpoints=FAILPOINTS,
-    ) as running:
-        with running.channel() as channel:
-            _run(channel, _sequence(token, forged))
-        assert running.stop() == 0
-        stdout = "".join(running.stdout())
-    stderr = running.log()
-    _assert_no_token(stdout + stderr, token, forged)
+    stdout, stderr = _logged_sequence(tmp_path, "text")
     assert stdout.splitlines()[1].startswith("listening on 127.0.0.1:")
     access = [m.groups() for m in map(ACCESS_TEXT.match, stderr.splitlines()) if m]
     assert [code for _, _, code in access] == [
