@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
+import grpc
 import pytest
 
 from cohort_service.models import Draft, Proposal, ProposalDecision
@@ -159,3 +160,24 @@ def test_replicas_rejecting_expired_proposals_at_once_decide_each_once(cohorts):
     assert set(decisions.values()) == {ProposalDecision.EXPIRED}
     assert {str(d.id) for d in Draft.select()} == {active}
     assert not dormant & {str(d.id) for d in Draft.select()}
+
+
+def test_an_ack_waiting_on_the_purge_that_expires_its_proposal_is_refused_cleanly(cohorts):
+    alice = CohortClient(cohorts.running, bearer("user:alice"))
+    active = alice.patch(name="Live").draft_id
+    alice.patch(draft_id=active, description="proposed", soft=True, idempotency_key="on-live")
+    later = utcnow() + timedelta(days=8)
+
+    # The purge locks the draft, then waits on the proposal the test holds; the ack then waits
+    # on the draft the purge holds; the test lets go: the purge decides, the ack comes second.
+    race = cohorts.race(
+        cohorts.lock("proposal", "key", "on-live"),
+        lambda: reject_expired(later, BACKLOG),
+        lambda: alice.patch(idempotency_key="on-live", accept=True),
+    )
+
+    assert race.forced
+    assert (race.first.code, race.first.response) == (grpc.StatusCode.OK, 1)
+    assert race.second.code == grpc.StatusCode.FAILED_PRECONDITION  # PROPOSAL_EXPIRED
+    assert [p.decision for p in Proposal.select()] == [ProposalDecision.EXPIRED]
+    assert alice.get(active).revision == 1  # the expired proposal was not applied
