@@ -8,7 +8,8 @@ from datetime import datetime
 
 from peewee import fn
 
-from cohort_service import expiry, mapping
+from cohort_service import expiry, form_cache, mapping
+from cohort_service.form_cache import SerializedForm, serialize
 from cohort_service.forms import Form, load_forms
 from cohort_service.lookups import Rows, fetch_rows
 from cohort_service.models import Draft, DraftState, Proposal, ProposalDecision, database
@@ -80,22 +81,45 @@ def rows_for(owner: str, forms: Collection[Form]) -> Rows:
     return fetch_rows(owner, ids)
 
 
-def form_states(owner: str, drafts: Sequence[Draft]) -> list[draft_pb2.DraftFormState]:
-    """The live forms of drafts, in their order."""
+def serialized_forms(owner: str, drafts: Sequence[Draft]) -> dict[uuid.UUID, SerializedForm]:
+    """Each draft's form as bytes: from its row when they were written at its revision,
+    else (drafts written before migration 0006) built from its links and their rows."""
+    found = {draft.id: SerializedForm.decode(draft.form_cache, draft.revision) for draft in drafts}
+    stale = [draft for draft in drafts if found[draft.id] is None]
+    if stale:
+        forms = load_forms([draft.id for draft in stale])
+        rows = rows_for(owner, forms.values())
+        for draft in stale:
+            found[draft.id] = serialize(forms[draft.id], rows, draft.revision)
+    return found  # type: ignore[return-value]  # no None left
+
+
+def form_state_bytes(owner: str, drafts: Sequence[Draft]) -> list[bytes]:
+    """The serialized DraftFormStates of drafts, in their order: the one way a stored draft
+    is shown (reads, lists, and whatever else shows one), from the bytes on its row."""
     if not drafts:
         return []
-    forms = load_forms([draft.id for draft in drafts])
-    rows = rows_for(owner, forms.values())
+    forms = serialized_forms(owner, drafts)
     proposals = pending_proposals(forms)
     return [
-        mapping.form_state(draft, forms[draft.id], rows, proposals.get(draft.id, ()))
+        form_cache.form_state(draft, forms[draft.id], proposals.get(draft.id, ())).data
         for draft in drafts
     ]
 
 
+def form_states(owner: str, drafts: Sequence[Draft]) -> list[draft_pb2.DraftFormState]:
+    """The live forms of drafts, in their order (form_state_bytes, parsed)."""
+    return [draft_pb2.DraftFormState.FromString(data) for data in form_state_bytes(owner, drafts)]
+
+
+def read_draft(owner: str, draft_id: uuid.UUID) -> bytes:
+    """The serialized DraftFormState of the owner's draft (GetCohortDraft's response)."""
+    with read_transaction(database):  # one snapshot for the draft and its proposals
+        return form_state_bytes(owner, [find_draft(owner, draft_id)])[0]
+
+
 def get_draft(owner: str, draft_id: uuid.UUID) -> draft_pb2.DraftFormState:
-    with read_transaction(database):  # one snapshot for the draft and its links
-        return form_states(owner, [find_draft(owner, draft_id)])[0]
+    return draft_pb2.DraftFormState.FromString(read_draft(owner, draft_id))
 
 
 # What a listed draft may weigh beside its stored form_bytes (which has the form's own fields):

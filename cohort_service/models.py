@@ -165,6 +165,9 @@ class Draft(BaseModel):
     form_bytes = peewee.IntegerField(null=True)
     # New on every change of the draft, its staged proposals included (shared.etags).
     etag = peewee.CharField(max_length=64)
+    # The form's items as protobuf bytes, as of `revision` (cohort_service.form_cache); NULL
+    # or of another revision: read from the links instead.
+    form_cache = peewee.BlobField(null=True)
 
     class Meta:
         table_name = "draft"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import grpc
 
+from cohort_service.models import Draft, database
 from cohort_service.v1 import (
     catalog_service_pb2_grpc,
     draft_pb2,
@@ -49,6 +51,13 @@ class Client:
         self.drafts.DeleteCohortDraft(
             draft_service_pb2.DeleteCohortDraftRequest(draft_id=draft_id), metadata=self.metadata
         )
+
+
+def forget_form_cache(draft_id: str) -> None:
+    """Clear a draft's stored form bytes, as a draft written before migration 0006 has none:
+    reads then build its form from its links and their rows."""
+    with database.atomic():
+        Draft.update(form_cache=None).where(Draft.id == uuid.UUID(draft_id)).execute()
 
 
 def details(error: grpc.RpcError) -> tuple[str, dict[str, str]]:

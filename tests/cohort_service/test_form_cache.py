@@ -1,0 +1,150 @@
+"""The form bytes each draft row keeps (cohort_service.form_cache) after every kind of write.
+
+After each write the row's bytes must be current (written at the draft's revision, so that
+reads use them) and what a read serves from them must be what the draft's links give when
+the form is built from them alone (the bytes forgotten, as for a draft stored before
+migration 0006). A write path that forgot to write the bytes, wrote them before its last
+change, or let an expired proposal into them fails here.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+from google.protobuf import field_mask_pb2
+
+from cohort_service.form_cache import SerializedForm
+from cohort_service.models import Draft, database
+from cohort_service.server import SERVICE
+from cohort_service.v1 import draft_pb2
+from tests.cohort_service.conftest import make_catalog
+from tests.cohort_service.support import Client, forget_form_cache
+from tests.support import bearer, days_ahead, watch_log
+
+Position = draft_pb2.DraftSimulationPositionValue
+
+
+def _row(draft_id: str) -> Draft:
+    return Draft.get_by_id(uuid.UUID(draft_id))
+
+
+def assert_current(client: Client, draft_id: str) -> draft_pb2.DraftFormState:
+    """The draft's stored bytes are of its revision and serve what its links give; the
+    served form."""
+    row = _row(draft_id)
+    assert SerializedForm.decode(row.form_cache, row.revision) is not None, "bytes not current"
+    served = client.get(draft_id)
+    listed = {d.draft_id: d for d in client.list(include_dormant=True).drafts}
+    forget_form_cache(draft_id)
+    try:
+        rebuilt = client.get(draft_id)
+    finally:
+        with database.atomic():  # back as they were: the next write starts from them
+            Draft.update(form_cache=row.form_cache).where(Draft.id == row.id).execute()
+    assert served == rebuilt
+    assert listed[draft_id] == served
+    return served
+
+
+def test_every_write_leaves_the_stored_form_current_and_equal_to_a_rebuild(alice, catalog):
+    created = alice.patch(
+        name="Q1",
+        description="first",
+        simulations=["Onboarding"],
+        profiles=["Account Executive"],
+        departments=["Sales", "Finance"],
+        flag_ids=[catalog.option("priority", "high"), catalog.option("channels", "email")],
+        active=True,
+        simulation_positions=[Position(simulation="Onboarding", title=f"P{n}") for n in range(3)],
+    )
+    draft_id = created.draft_id
+    form = assert_current(alice, draft_id)
+    assert created.form_state == form and form.active and len(form.simulation_positions) == 3
+    positions = [item.id for item in form.simulation_positions]
+
+    steps = [
+        {"department_ids": [catalog.departments["Engineering"]]},  # one slot
+        {"pending_ids": [positions[1], catalog.departments["Engineering"]]},  # marks only
+        {"name": "Q2", "pending_ids": []},  # marks off, another slot
+        {"active": False},  # the cohort_active selection within the flags
+        {"simulation_position_ids": positions[:1], "pending_ids": positions[:1]},
+        {"update_mask": field_mask_pb2.FieldMask(paths=["departments", "description"])},
+        {"simulations": ["Onboarding", "Renewal"], "department_ids": []},
+    ]
+    for fields in steps:
+        response = alice.patch(draft_id=draft_id, **fields)
+        form = assert_current(alice, draft_id)
+        assert response.form_state == form, fields
+
+    # validate_only: answers the patched form, keeps the stored one
+    preview = alice.patch(draft_id=draft_id, name="Not kept", validate_only=True)
+    assert preview.form_state.name.value == "Not kept"
+    assert assert_current(alice, draft_id) == form
+
+    # a soft patch lists a proposal; its accept applies it; a reject only unlists one
+    staged = alice.patch(draft_id=draft_id, name="Proposed", soft=True, idempotency_key="s-1")
+    assert staged.form_state.name.value == "Proposed"
+    form = assert_current(alice, draft_id)
+    assert form.name.value == "Q2" and [p.idempotency_key for p in form.proposals] == ["s-1"]
+    accepted = alice.patch(draft_id=draft_id, idempotency_key="s-1", accept=True)
+    form = assert_current(alice, draft_id)
+    assert accepted.form_state == form and form.name.value == "Proposed" and not form.proposals
+    alice.patch(draft_id=draft_id, description="maybe", soft=True, idempotency_key="s-2")
+    rejected = alice.patch(draft_id=draft_id, idempotency_key="s-2", accept=False)
+    form = assert_current(alice, draft_id)
+    assert rejected.form_state == form and not form.proposals and not form.description.value
+
+    # a soft patch that creates a dormant draft, then its accept
+    dormant = alice.patch(name="Dormant", soft=True, idempotency_key="s-3").draft_id
+    assert assert_current(alice, dormant).name.value == ""
+    alice.patch(idempotency_key="s-3", accept=True)
+    assert assert_current(alice, dormant).name.value == "Dormant"
+
+    # a replayed patch answers its first response, the form as it was then
+    first = alice.patch(draft_id=draft_id, name="Q3", idempotency_key="k-1")
+    alice.patch(draft_id=draft_id, name="Q4")
+    assert alice.patch(draft_id=draft_id, name="Q3", idempotency_key="k-1") == first
+    assert assert_current(alice, draft_id).name.value == "Q4"
+
+    alice.delete(draft_id)
+    with pytest.raises(grpc.RpcError) as caught:
+        alice.get(draft_id)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_an_expired_proposal_leaves_the_served_form_before_and_after_the_purge(database_url):
+    at = days_ahead(SERVICE, database_url)
+    with at() as server:
+        alice = Client(server, bearer("user:alice"))
+        make_catalog(alice.catalog, alice.metadata)
+        draft_id = alice.patch(name="Q1", simulations=["Onboarding"]).draft_id
+        alice.patch(draft_id=draft_id, description="d", soft=True, idempotency_key="soft-a")
+        assert [p.idempotency_key for p in assert_current(alice, draft_id).proposals] == ["soft-a"]
+    with at(days=7.01) as server:  # expired, not purged yet
+        alice = Client(server, bearer("user:alice"))
+        expired = assert_current(alice, draft_id)
+        assert not expired.proposals and expired.name.value == "Q1"
+    with watch_log("shared.purge") as purged, at(days=7.01, purge_interval=0.05) as server:
+        purged.wait_for("purged 1 expired proposals")
+        alice = Client(server, bearer("user:alice"))
+        after = assert_current(alice, draft_id)
+        assert not after.proposals and after.etag != expired.etag
+        assert after.name == expired.name and after.revision == expired.revision
+
+
+def test_a_draft_stored_before_the_bytes_is_read_from_its_links_then_patched_with_bytes(
+    alice, catalog
+):
+    draft_id = alice.patch(
+        name="Old",
+        simulations=["Onboarding"],
+        simulation_positions=[Position(simulation="Onboarding", title="P")],
+    ).draft_id
+    before = alice.get(draft_id)
+    forget_form_cache(draft_id)  # as migration 0006 leaves a draft
+    assert alice.get(draft_id) == before
+    patched = alice.patch(draft_id=draft_id, departments=["Sales"])
+    assert assert_current(alice, draft_id) == patched.form_state
+    assert patched.form_state.simulation_positions == before.simulation_positions
