@@ -22,13 +22,12 @@ row whose cache was written at another revision (or never: drafts written before
 from __future__ import annotations
 
 import struct
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from cohort_service import mapping, models
-from cohort_service.forms import Form, Ids
+from cohort_service.forms import Form, PackedIds
 from cohort_service.lookups import Rows
 from cohort_service.slots import SLOTS
 
@@ -47,8 +46,8 @@ class SerializedForm:
     pending: tuple[bytes, ...]  # the slot's pending ids, 16 bytes each
 
     def form(self) -> Form:
-        items = {slot.name: _uuids(raw) for slot, raw in zip(SLOTS, self.ids, strict=True)}
-        return Form(items, frozenset(item for raw in self.pending for item in _uuids(raw)))
+        items = {slot.name: PackedIds(raw) for slot, raw in zip(SLOTS, self.ids, strict=True)}
+        return Form(items, frozenset(item for raw in self.pending for item in PackedIds(raw)))
 
     def encode(self) -> bytes:
         parts = [
@@ -74,10 +73,6 @@ class SerializedForm:
         return cls(revision, tuple(parts[0::3]), tuple(parts[1::3]), tuple(parts[2::3]))
 
 
-def _uuids(raw: bytes) -> Ids:
-    return tuple(uuid.UUID(bytes=raw[k : k + 16]) for k in range(0, len(raw), 16))
-
-
 def serialize(
     form: Form, rows: Rows, revision: int, reuse: tuple[Form, SerializedForm] | None = None
 ) -> SerializedForm:
@@ -88,17 +83,13 @@ def serialize(
     """
     segments, ids, pending = [], [], []
     for index, slot in enumerate(SLOTS):
+        if reuse is not None and reuse[0].slot_unchanged(slot.name, form):
+            segments.append(reuse[1].segments[index])
+            ids.append(reuse[1].ids[index])
+            pending.append(reuse[1].pending[index])
+            continue
         items = form.items[slot.name]
         marked = [item for item in items if item in form.pending]
-        if reuse is not None:
-            before, serialized = reuse
-            if before.items[slot.name] == items and marked == [
-                item for item in items if item in before.pending
-            ]:
-                segments.append(serialized.segments[index])
-                ids.append(serialized.ids[index])
-                pending.append(serialized.pending[index])
-                continue
         segments.append(mapping.slot_fields(slot, items, form.pending, rows).SerializeToString())
         ids.append(b"".join(item.bytes for item in items))
         pending.append(b"".join(item.bytes for item in marked))

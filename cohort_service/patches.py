@@ -100,6 +100,7 @@ def patch_draft(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
             violations,
             resolution.origins,
             resolution.pending_paths,
+            resolution.slots,
         )
         violations.raise_if_any()
         for slot in SLOTS:
