@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+import peewee
 from peewee import Case, fn
 
 from cohort_service import expiry, form_cache
@@ -172,6 +173,15 @@ def _advance(draft: Draft) -> None:
     )
 
 
+def _staged() -> peewee.Select:
+    """Draft.staged_proposals as the proposals stand (a subquery of an UPDATE of the draft):
+    counted, not incremented, with each etag, so that it is right whichever path changed
+    them."""
+    return Proposal.select(fn.COUNT(Proposal.id)).where(
+        (Proposal.draft_id == Draft.id) & (Proposal.decision == ProposalDecision.PENDING)
+    )
+
+
 # Compiled (shared.compiled); draft.save() built an UPDATE of every column, each patch.
 _ADVANCE = CompiledQuery(
     database,
@@ -182,15 +192,20 @@ _ADVANCE = CompiledQuery(
         form_bytes=form_bytes,
         etag=etag,
         form_cache=unconverted(cache),
+        staged_proposals=_staged(),
     ).where(Draft.id == draft_id),
 )
 _NEW_ETAG = CompiledQuery(
-    database, lambda etag, draft_id: Draft.update(etag=etag).where(Draft.id == draft_id)
+    database,
+    lambda etag, draft_id: Draft.update(etag=etag, staged_proposals=_staged()).where(
+        Draft.id == draft_id
+    ),
 )
 
 
 def renew_etag(draft: Draft) -> None:
-    """A new etag for a change of the draft that is not an applied patch (its proposals)."""
+    """A new etag for a change of the draft that is not an applied patch (its proposals,
+    changed before this: they are counted)."""
     draft.etag = new_etag()
     _NEW_ETAG.raw(draft.etag, draft.id)
 
@@ -274,9 +289,8 @@ def _stage(
             form_bytes=0,
             etag=new_etag(),
             form_cache=_NO_FORM.encode(),
+            staged_proposals=1,
         )
-    else:
-        renew_etag(draft)  # its form now lists one more proposal
     Proposal.create(
         id=uuid.uuid4(),
         principal=owner,
@@ -286,6 +300,9 @@ def _stage(
         change=change.to_json(),
         create_time=now,
     )
+    if not created_draft:
+        renew_etag(draft)  # its form now lists one more proposal
+        draft.staged_proposals += 1
     failpoint("cohort.patch.after_save")
     shown = serialize(preview, rows, draft.revision, reuse=before)
     form = form_cache.form_state(draft, shown, _proposals(draft), state=DraftState.DORMANT)
@@ -306,6 +323,10 @@ _FORM_STATE_TAG = bytes([5 << 3 | 2])
 
 
 def _proposals(draft: Draft) -> list[Proposal]:
+    """The draft's live proposals; none without a query when it had none staged (the draft
+    row is locked: none can be staged meanwhile)."""
+    if not draft.staged_proposals:
+        return []
     return pending_proposals([draft.id]).get(draft.id, [])
 
 

@@ -1,4 +1,5 @@
-"""The form bytes each draft row keeps (cohort_service.form_cache) after every kind of write.
+"""The form bytes (cohort_service.form_cache) and the count of staged proposals each draft row
+keeps, after every kind of write.
 
 After each write the row's bytes must be current (written at the draft's revision, so that
 reads use them) and what a read serves from them must be what the draft's links give when
@@ -14,14 +15,17 @@ import uuid
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
+from playhouse.migrations import Runner
 
 from cohort_service.form_cache import SerializedForm
-from cohort_service.models import Draft, database
+from cohort_service.models import Draft, Proposal, ProposalDecision, database, utcnow
 from cohort_service.server import SERVICE
 from cohort_service.v1 import draft_pb2
+from shared.db import apply_migrations, open_database
+from shared.server import close_store
 from tests.cohort_service.conftest import make_catalog
 from tests.cohort_service.support import Client, forget_form_cache
-from tests.support import bearer, days_ahead, watch_log
+from tests.support import bearer, days_ahead, serve, watch_log
 
 Position = draft_pb2.DraftSimulationPositionValue
 
@@ -35,6 +39,10 @@ def assert_current(client: Client, draft_id: str) -> draft_pb2.DraftFormState:
     served form."""
     row = _row(draft_id)
     assert SerializedForm.decode(row.form_cache, row.revision) is not None, "bytes not current"
+    pending = Proposal.select().where(
+        (Proposal.draft_id == row.id) & (Proposal.decision == ProposalDecision.PENDING)
+    )
+    assert row.staged_proposals == pending.count(), "staged_proposals not counted"
     served = client.get(draft_id)
     listed = {d.draft_id: d for d in client.list(include_dormant=True).drafts}
     forget_form_cache(draft_id)
@@ -148,3 +156,34 @@ def test_a_draft_stored_before_the_bytes_is_read_from_its_links_then_patched_wit
     patched = alice.patch(draft_id=draft_id, departments=["Sales"])
     assert assert_current(alice, draft_id) == patched.form_state
     assert patched.form_state.simulation_positions == before.simulation_positions
+
+
+def test_migration_0006_counts_the_pending_proposals_of_stored_drafts(database_url):
+    database = open_database(database_url)
+    draft_id = uuid.uuid4()
+    try:
+        Runner(database, directory=str(SERVICE.migrations)).up(target="0005_expiry_and_purging")
+        p = database.param
+        database.execute_sql(
+            "INSERT INTO draft (id, owner, state, revision, created_at, update_time, etag) "
+            f"VALUES ({p}, 'user:alice', 1, 1, '2026-01-01', '2026-01-01', 'W/1')",
+            (draft_id.hex,),
+        )
+        for key, decision in (("pending", 0), ("accepted", 1)):
+            database.execute_sql(
+                "INSERT INTO proposal (id, principal, key, draft_id, created_draft, change,"
+                " decision, create_time) VALUES"
+                f" ({p}, 'user:alice', {p}, {p}, {p}, '{{}}', {p}, {p})",
+                (uuid.uuid4().hex, key, draft_id.hex, False, decision, utcnow()),
+            )
+        assert apply_migrations(database, SERVICE.migrations) == ["0006_draft_form_cache"]
+        counted = database.execute_sql("SELECT staged_proposals FROM draft").fetchall()
+    finally:
+        close_store(database)
+    assert counted == [(1,)]
+    with serve(SERVICE, database_url) as server:
+        alice = Client(server, bearer("user:alice"))
+        form = alice.get(str(draft_id))  # from its links: it has no form bytes yet
+        assert [p.idempotency_key for p in form.proposals] == ["pending"]
+        patched = alice.patch(draft_id=str(draft_id), name="Q1")
+        assert assert_current(alice, str(draft_id)) == patched.form_state

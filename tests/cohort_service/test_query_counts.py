@@ -65,8 +65,11 @@ def test_a_draft_read_again_costs_no_query_for_its_value_resources(alice, server
     assert '"draft_name"' not in read
 
 
-def test_a_draft_read_reads_its_row_and_proposals_only(alice, server, catalog):
-    # The form comes from the bytes on the draft row (cohort_service.form_cache).
+def test_a_draft_read_reads_its_row_and_only_then_its_proposals_if_it_has_any(
+    alice, server, catalog
+):
+    # The form comes from the bytes on the draft row (cohort_service.form_cache), and the
+    # row counts its staged proposals.
     draft_id = alice.patch(
         simulations=["Onboarding"],
         name="Q1",
@@ -77,8 +80,12 @@ def test_a_draft_read_reads_its_row_and_proposals_only(alice, server, catalog):
     ).draft_id
     with count_queries(server.database) as counter:
         alice.get(draft_id)
+    assert counter.statements == [counter.statements[0]] and '"draft"' in counter.statements[0]
+    alice.patch(draft_id=draft_id, name="Q2", soft=True, idempotency_key="soft-1")
+    with count_queries(server.database) as counter:
+        assert alice.get(draft_id).proposals[0].idempotency_key == "soft-1"
     tables = [s.split(" FROM ")[1].split()[0] for s in counter.statements if " FROM " in s]
-    assert tables == ['"draft"', '"proposal"'], counter.statements
+    assert tables == ['"draft"', '"draft"', '"proposal"'], counter.statements
 
 
 def test_a_patch_claims_its_idempotency_key_without_a_savepoint(alice, server):
