@@ -17,43 +17,16 @@ import pytest
 from google.protobuf import field_mask_pb2
 from playhouse.migrations import Runner
 
-from cohort_service.form_cache import SerializedForm
-from cohort_service.models import Draft, Proposal, ProposalDecision, database, utcnow
+from cohort_service.models import utcnow
 from cohort_service.server import SERVICE
 from cohort_service.v1 import draft_pb2
 from shared.db import apply_migrations, open_database
 from shared.server import close_store
 from tests.cohort_service.conftest import make_catalog
-from tests.cohort_service.support import Client, forget_form_cache
+from tests.cohort_service.support import Client, assert_current, forget_form_cache
 from tests.support import bearer, days_ahead, serve, watch_log
 
 Position = draft_pb2.DraftSimulationPositionValue
-
-
-def _row(draft_id: str) -> Draft:
-    return Draft.get_by_id(uuid.UUID(draft_id))
-
-
-def assert_current(client: Client, draft_id: str) -> draft_pb2.DraftFormState:
-    """The draft's stored bytes are of its revision and serve what its links give; the
-    served form."""
-    row = _row(draft_id)
-    assert SerializedForm.decode(row.form_cache, row.revision) is not None, "bytes not current"
-    pending = Proposal.select().where(
-        (Proposal.draft_id == row.id) & (Proposal.decision == ProposalDecision.PENDING)
-    )
-    assert row.staged_proposals == pending.count(), "staged_proposals not counted"
-    served = client.get(draft_id)
-    listed = {d.draft_id: d for d in client.list(include_dormant=True).drafts}
-    forget_form_cache(draft_id)
-    try:
-        rebuilt = client.get(draft_id)
-    finally:
-        with database.atomic():  # back as they were: the next write starts from them
-            Draft.update(form_cache=row.form_cache).where(Draft.id == row.id).execute()
-    assert served == rebuilt
-    assert listed[draft_id] == served
-    return served
 
 
 def test_every_write_leaves_the_stored_form_current_and_equal_to_a_rebuild(alice, catalog):
