@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from peewee import fn
 
@@ -46,6 +47,29 @@ _PENDING_PROPOSALS = CompiledQuery(
 )
 
 
+class StoredDraft(NamedTuple):
+    """The columns of a draft row that showing it needs, as the driver returns them."""
+
+    id: uuid.UUID  # given by the caller: SQLite returns the column as hex text
+    state: int
+    revision: int
+    update_time: datetime | str  # text on SQLite (shared.columns)
+    etag: str
+    form_cache: bytes | None
+    staged_proposals: int
+
+
+# The row as a tuple (CompiledQuery.raw): a peewee model instance, with its ten fields
+# converted, was about half of a GetCohortDraft's servicer time (bench.micro --profile).
+_OWN_DRAFT_ROW = CompiledQuery(
+    database,
+    lambda i, owner: Draft.select(
+        *(Draft._meta.columns[name] for name in StoredDraft._fields[1:])
+    ).where((Draft.id == i) & (Draft.owner == owner)),
+)
+Shown = Draft | StoredDraft  # what showing a draft reads of it
+
+
 def find_draft(owner: str, draft_id: uuid.UUID, *, lock: bool = False) -> Draft:
     """The owner's draft, locked for the transaction when asked; NOT_FOUND otherwise.
 
@@ -54,8 +78,12 @@ def find_draft(owner: str, draft_id: uuid.UUID, *, lock: bool = False) -> Draft:
     """
     draft = locked_draft(owner, draft_id) if lock else _live(_OWN_DRAFT.first(draft_id, owner))
     if draft is None:
-        raise NotFound(f"you have no cohort draft {draft_id}", reason=DRAFT_NOT_FOUND)
+        raise _not_found(draft_id)
     return draft
+
+
+def _not_found(draft_id: uuid.UUID) -> NotFound:
+    return NotFound(f"you have no cohort draft {draft_id}", reason=DRAFT_NOT_FOUND)
 
 
 def locked_draft(owner: str, draft_id: uuid.UUID) -> Draft | None:
@@ -81,7 +109,7 @@ def rows_for(owner: str, forms: Collection[Form]) -> Rows:
     return fetch_rows(owner, ids)
 
 
-def serialized_forms(owner: str, drafts: Sequence[Draft]) -> dict[uuid.UUID, SerializedForm]:
+def serialized_forms(owner: str, drafts: Sequence[Shown]) -> dict[uuid.UUID, SerializedForm]:
     """Each draft's form as bytes: from its row when they were written at its revision,
     else (drafts written before migration 0006) built from its links and their rows."""
     found = {draft.id: SerializedForm.decode(draft.form_cache, draft.revision) for draft in drafts}
@@ -94,7 +122,7 @@ def serialized_forms(owner: str, drafts: Sequence[Draft]) -> dict[uuid.UUID, Ser
     return found  # type: ignore[return-value]  # no None left
 
 
-def form_state_bytes(owner: str, drafts: Sequence[Draft]) -> list[bytes]:
+def form_state_bytes(owner: str, drafts: Sequence[Shown]) -> list[bytes]:
     """The serialized DraftFormStates of drafts, in their order: the one way a stored draft
     is shown (reads, lists, and whatever else shows one), from the bytes on its row."""
     if not drafts:
@@ -119,8 +147,11 @@ def read_draft(owner: str, draft_id: uuid.UUID) -> bytes:
     A draft without staged proposals is the draft row alone: one statement, its own
     snapshot, no transaction (BEGIN and COMMIT were a fifth of such a read).
     """
-    draft = find_draft(owner, draft_id)
-    if not draft.staged_proposals:
+    row = _OWN_DRAFT_ROW.raw(draft_id, owner).fetchone()
+    if row is None:
+        raise _not_found(draft_id)
+    draft = StoredDraft(draft_id, *row)
+    if not draft.staged_proposals:  # so not gone either (expiry.is_gone)
         return form_state_bytes(owner, [draft])[0]
     with read_transaction(database):  # one snapshot for the draft and its proposals
         return form_state_bytes(owner, [find_draft(owner, draft_id)])[0]

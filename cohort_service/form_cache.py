@@ -104,7 +104,7 @@ class FormStateBytes(NamedTuple):
 
 
 def form_state(
-    draft: models.Draft,
+    draft,  # a Draft, or a StoredDraft (cohort_service.drafts)
     form: SerializedForm,
     proposals: Sequence[models.Proposal],
     *,

@@ -112,8 +112,9 @@ def _optional_timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | Non
 # cohort_service.form_cache): the draft row's fields, its proposals, and one part per slot.
 
 
-def draft_fields(draft: models.Draft, state: int | None = None) -> draft_pb2.DraftFormState:
-    """The fields of a DraftFormState that come from the draft row itself."""
+def draft_fields(draft, state: int | None = None) -> draft_pb2.DraftFormState:
+    """The fields of a DraftFormState that come from the draft row itself (a Draft, or the
+    StoredDraft tuple of cohort_service.drafts)."""
     return draft_pb2.DraftFormState(
         draft_id=str(draft.id),
         # ValueType is int at run time: the stubs' name for the enum's numbers.
