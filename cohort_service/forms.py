@@ -216,6 +216,9 @@ def save_form(draft_id: uuid.UUID, old: Form, new: Form) -> None:
         before = old.items[slot.name]
         after = [(i, i in new.pending) for i in new.items[slot.name]]
         delete, insert = _link_writes(slot)
+        if len(before) == len(after) == 1:  # a name or description: one statement, not two
+            _link_replace(slot).raw(after[0][0], after[0][1], draft_id)
+            continue
         if before:
             delete.raw(draft_id)
         if after:
@@ -225,6 +228,17 @@ def save_form(draft_id: uuid.UUID, old: Form, new: Form) -> None:
                 [is_pending for _, is_pending in after],
                 list(range(len(after))),
             )
+
+
+@functools.cache
+def _link_replace(slot: Slot) -> CompiledQuery:
+    link = slot.link
+    return CompiledQuery(
+        database,
+        lambda item, pending, draft: link.update(item=item, pending=unconverted(pending)).where(
+            link.draft == draft
+        ),
+    )
 
 
 @functools.cache

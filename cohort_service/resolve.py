@@ -121,10 +121,14 @@ def touched_slots(patch: PatchRequest) -> frozenset[str]:
 
 
 def _lookups(patch: PatchRequest, current: Form, touched: frozenset[str]):
-    """Ids and name keys to fetch per slot: the current form's in the touched slots, the
-    request's, and parents'."""
+    """Ids and name keys to fetch per slot: the request's, their parents', and the current
+    form's in the slots touched but not replaced (a replaced slot's items all come from the
+    request: a typical patch read its previous name and position for nothing)."""
     ids = {
-        slot.name: set(current.items[slot.name]) if slot.name in touched else set()
+        slot.name: set(current.items[slot.name])
+        if slot.name in touched
+        and not (patch.slots[slot.name].populated or patch.slots[slot.name].cleared)
+        else set()
         for slot in SLOTS
     }
     names: dict[str, set[str]] = {slot.name: set() for slot in SLOTS}
