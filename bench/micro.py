@@ -98,7 +98,8 @@ def _measure(definition, scenario, args, settings) -> None:
         for step, handler in steps:
             request = handler.request_deserializer(step.request.replace(FRESH, fresh))
             response = handler.unary_unary(request, _Context(step.metadata))
-            handler.response_serializer(response)
+            if handler.response_serializer is not None:  # None: the handler answers bytes
+                handler.response_serializer(response)
 
     for _ in range(20):
         one_pass()

@@ -46,8 +46,8 @@ def gone_dormant() -> peewee.Expression:
 
 def is_gone(draft: Draft) -> bool:
     """Whether draft is a dormant draft whose creating proposal expired (one query, for
-    dormant drafts only)."""
-    if PROPOSALS.ttl is None or draft.state != DraftState.DORMANT:
+    dormant drafts with proposals staged only)."""
+    if PROPOSALS.ttl is None or draft.state != DraftState.DORMANT or not draft.staged_proposals:
         return False
     return (
         Proposal.select()

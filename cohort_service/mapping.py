@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 
 from google.protobuf import timestamp_pb2
 
 from cohort_service import expiry, models
-from cohort_service.forms import Form
 from cohort_service.lookups import Rows
-from cohort_service.slots import SLOTS, SlotKind
+from cohort_service.slots import Slot, SlotKind
 from cohort_service.v1 import catalog_pb2, draft_pb2
 from shared.columns import timestamp  # by arithmetic: Timestamp.FromDatetime costs 3 times more
 
@@ -109,21 +108,26 @@ def _optional_timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | Non
     return None if value is None else timestamp(value)
 
 
-def form_state(
-    draft: models.Draft,
-    form: Form,
-    rows: Rows,
-    proposals: Iterable[models.Proposal] = (),
-    *,
-    state: int | None = None,
-) -> draft_pb2.DraftFormState:
-    """The DraftFormState of draft showing form; rows must hold every id of the form."""
-    message = draft_pb2.DraftFormState(
+# A DraftFormState is sent as the concatenation of three serialized parts (see
+# cohort_service.form_cache): the draft row's fields, its proposals, and one part per slot.
+
+
+def draft_fields(draft, state: int | None = None) -> draft_pb2.DraftFormState:
+    """The fields of a DraftFormState that come from the draft row itself (a Draft, or the
+    StoredDraft tuple of cohort_service.drafts)."""
+    return draft_pb2.DraftFormState(
         draft_id=str(draft.id),
         # ValueType is int at run time: the stubs' name for the enum's numbers.
         state=draft_pb2.DraftState.ValueType(state or draft.state),
         revision=draft.revision,
-        pending_ids=[str(item) for item in form.pending_in_order()],
+        update_time=timestamp(draft.update_time),
+        etag=draft.etag,
+    )
+
+
+def proposal_fields(proposals: Iterable[models.Proposal]) -> draft_pb2.DraftFormState:
+    """DraftFormState.proposals: the draft's pending proposals that have not expired."""
+    return draft_pb2.DraftFormState(
         proposals=[
             draft_pb2.DraftProposal(
                 idempotency_key=proposal.key,
@@ -131,24 +135,33 @@ def form_state(
                 expire_time=_optional_timestamp(expiry.PROPOSALS.expires(proposal.create_time)),
             )
             for proposal in proposals
-        ],
-        update_time=timestamp(draft.update_time),
-        etag=draft.etag,
-    )
-    for slot in SLOTS:
-        build = _ITEM_BUILDERS.get(slot.kind) or _VALUE_BUILDERS[slot.name]
-        items = [
-            build(rows.items[slot.name][item], item in form.pending)
-            for item in form.items[slot.name]
         ]
-        if slot.single:
-            if items:
-                getattr(message, slot.name).CopyFrom(items[0])
-        else:
-            getattr(message, slot.name).extend(items)
-    for item in message.flags:
-        if item.flag_key == models.COHORT_ACTIVE_KEY:
-            message.active = item.value == "true"
+    )
+
+
+def slot_fields(
+    slot: Slot, items: Iterable[uuid.UUID], pending: Collection[uuid.UUID], rows: Rows
+) -> draft_pb2.DraftFormState:
+    """A DraftFormState holding only slot's items, the pending ones among them (in
+    pending_ids, in form order) and, for the flags, `active`; rows must hold the items."""
+    build = _ITEM_BUILDERS.get(slot.kind) or _VALUE_BUILDERS[slot.name]
+    slot_rows = rows.items[slot.name]
+    message = draft_pb2.DraftFormState()
+    built = []
+    for item in items:
+        is_pending = item in pending
+        built.append(build(slot_rows[item], is_pending))
+        if is_pending:
+            message.pending_ids.append(str(item))
+    if slot.single:
+        if built:
+            getattr(message, slot.name).CopyFrom(built[0])
+    else:
+        getattr(message, slot.name).extend(built)
+    if slot.kind is SlotKind.FLAGS:
+        for flag_item in message.flags:
+            if flag_item.flag_key == models.COHORT_ACTIVE_KEY:
+                message.active = flag_item.value == "true"
     return message
 
 

@@ -165,6 +165,13 @@ class Draft(BaseModel):
     form_bytes = peewee.IntegerField(null=True)
     # New on every change of the draft, its staged proposals included (shared.etags).
     etag = peewee.CharField(max_length=64)
+    # The form's items as protobuf bytes, as of `revision` (cohort_service.form_cache); NULL
+    # or of another revision: read from the links instead.
+    form_cache = peewee.BlobField(null=True)
+    # How many of its proposals were pending at its last change (expired ones included until
+    # the purge decides them), set with every etag: a read of a draft with none needs no
+    # query of proposals (cohort_service.drafts).
+    staged_proposals = peewee.IntegerField(default=0)
 
     class Meta:
         table_name = "draft"

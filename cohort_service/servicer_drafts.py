@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf import empty_pb2
 
 from cohort_service import drafts, patches
-from cohort_service.v1 import draft_pb2, draft_service_pb2, draft_service_pb2_grpc
+from cohort_service.v1 import draft_service_pb2, draft_service_pb2_grpc
 from cohort_service.validation import parse_uuid
 from cohort_service.writes import WRITE
 from shared.auth import current_principal
@@ -20,16 +20,22 @@ def _draft_id(raw: str):
     return draft_id
 
 
+# Methods whose handlers answer their response already serialized (bytes): the form is
+# kept as bytes (cohort_service.form_cache), and grpc sends a handler's bytes as they are
+# when the method is registered without a response serializer (cohort_service.server).
+SERIALIZED_RESPONSES = ("PatchCohortDraft", "GetCohortDraft")
+
+
 class CohortDraftServicer(draft_service_pb2_grpc.CohortDraftServiceServicer):
     @WRITE(validate_only=True)
-    def PatchCohortDraft(self, request, context) -> draft_service_pb2.PatchCohortDraftResponse:
+    def PatchCohortDraft(self, request, context) -> bytes:  # a PatchCohortDraftResponse
         owner = current_principal().subject
         if patches.is_ack(request):
             return patches.acknowledge(owner, request)
         return patches.patch_draft(owner, request)
 
-    def GetCohortDraft(self, request, context) -> draft_pb2.DraftFormState:
-        return drafts.get_draft(current_principal().subject, _draft_id(request.draft_id))
+    def GetCohortDraft(self, request, context) -> bytes:  # type: ignore[override]  # see above
+        return drafts.read_draft(current_principal().subject, _draft_id(request.draft_id))
 
     def ListCohortDrafts(self, request, context) -> draft_service_pb2.ListCohortDraftsResponse:
         states, cursor = drafts.list_drafts(

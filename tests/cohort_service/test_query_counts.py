@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cohort_service.models import Department, database, name_key
 from cohort_service.v1 import draft_pb2
+from tests.cohort_service.support import forget_form_cache
 from tests.support import count_queries
 
 
@@ -53,14 +54,38 @@ def test_a_draft_read_again_costs_no_query_for_its_value_resources(alice, server
             for n in range(3)
         ],
     ).draft_id
+    forget_form_cache(draft_id)  # read from its links, as a draft stored before 0006
     first = alice.get(draft_id)
     with count_queries(server.database) as counter:
         again = alice.get(draft_id)
     assert again == first
     read = " ".join(counter.statements)
-    assert '"simulation"' in read  # catalog entries can be renamed: always read
+    assert '"simulation"' in read  # catalog entries are not kept by the process
     assert '"simulation_position"' not in read
     assert '"draft_name"' not in read
+
+
+def test_a_draft_read_reads_its_row_and_only_then_its_proposals_if_it_has_any(
+    alice, server, catalog
+):
+    # The form comes from the bytes on the draft row (cohort_service.form_cache), and the
+    # row counts its staged proposals.
+    draft_id = alice.patch(
+        simulations=["Onboarding"],
+        name="Q1",
+        simulation_positions=[
+            draft_pb2.DraftSimulationPositionValue(simulation="Onboarding", title=f"P{n}")
+            for n in range(3)
+        ],
+    ).draft_id
+    with count_queries(server.database) as counter:
+        alice.get(draft_id)
+    assert counter.statements == [counter.statements[0]] and '"draft"' in counter.statements[0]
+    alice.patch(draft_id=draft_id, name="Q2", soft=True, idempotency_key="soft-1")
+    with count_queries(server.database) as counter:
+        assert alice.get(draft_id).proposals[0].idempotency_key == "soft-1"
+    tables = [s.split(" FROM ")[1].split()[0] for s in counter.statements if " FROM " in s]
+    assert tables == ['"draft"', '"draft"', '"proposal"'], counter.statements
 
 
 def test_a_patch_claims_its_idempotency_key_without_a_savepoint(alice, server):

@@ -98,14 +98,24 @@ def test_get_report_draft_answers_its_name_and_datasets_from_one_snapshot(report
     assert (seen.name, datasets) in {("Old", ("old",)), ("New", ("new",))}
 
 
-def test_get_cohort_draft_answers_its_revision_and_form_from_one_snapshot(cohorts):
+def test_get_cohort_draft_answers_its_etag_and_proposals_from_one_snapshot(cohorts):
+    # The form itself comes from the draft row in one statement (cohort_service.form_cache);
+    # a draft with staged proposals is read in two: the row, then its proposals.
     alice = CohortClient(cohorts.running, bearer("user:alice"))
     draft_id = alice.patch(name="Named").draft_id
+    alice.patch(draft_id=draft_id, description="d", soft=True, idempotency_key="snap-1")
+    etag = alice.get(draft_id).etag
 
-    def delete(cursor) -> None:  # what DeleteCohortDraft writes (links go by cascade)
-        cursor.execute("DELETE FROM draft WHERE id = %s", (draft_id,))
+    def reject(cursor) -> None:  # what a reject of the proposal writes
+        cursor.execute("UPDATE proposal SET decision = 2 WHERE draft_id = %s", (draft_id,))
+        cursor.execute(
+            "UPDATE draft SET etag = 'W/rejected', staged_proposals = 0 WHERE id = %s",
+            (draft_id,),
+        )
 
-    seen = _read_across_a_write(cohorts, "link_name", lambda: alice.get(draft_id), delete)
+    seen = _read_across_a_write(cohorts, "proposal", lambda: alice.get(draft_id), reject)
 
-    # was "": the draft as it was before the delete, without the links the delete removed
+    proposals = tuple(p.idempotency_key for p in seen.proposals)
+    # mixed would be the etag before the reject without the proposal it still listed
+    assert (seen.etag, proposals) in {(etag, ("snap-1",)), ("W/rejected", ())}
     assert seen.name.value == "Named"
