@@ -17,7 +17,7 @@ from typing import Any
 import peewee
 from peewee import fn
 
-from report_service import expiry, mapping
+from report_service import expiry, mapping, statements
 from report_service.fields import Fields
 from report_service.models import Activity, Report, ReportDataset, UserReportSettings, database
 from report_service.v1 import report_pb2
@@ -334,35 +334,21 @@ def activities_by_id(activity_ids: Sequence[int]) -> list[Activity]:
 
 
 def replace_datasets(report_id: str, datasets: Sequence[Mapping[str, str]]) -> None:
-    ReportDataset.delete().where(ReportDataset.report == report_id).execute()
-    if datasets:
-        ReportDataset.insert_many(
-            [
-                {
-                    "report": report_id,
-                    "dataset_id": dataset["dataset_id"],
-                    "alias": dataset.get("alias", ""),
-                    "position": position,
-                }
-                for position, dataset in enumerate(datasets)
-            ]
-        ).execute()
+    statements.replace_datasets(report_id, datasets)
 
 
 def insert_report(row: Report, values: Fields) -> None:
     """Insert row (its columns already set from values) and its datasets.
 
-    ALREADY_EXISTS when the id is taken, also by a concurrent insert.
+    ALREADY_EXISTS when the id is taken, also by a concurrent insert (the transaction stays
+    usable: nothing was written).
     """
-    try:
-        with database.atomic():  # a savepoint: a lost race must leave the transaction usable
-            row.save(force_insert=True)
-    except peewee.IntegrityError:
+    if not statements.insert_report(row):
         raise AlreadyExists(
             f"the report id {row.id!r} is already taken",
             reason=REPORT_ALREADY_EXISTS,
             metadata={"id": row.id},
-        ) from None
+        )
     replace_datasets(row.id, values.get("datasets", ()))
 
 
@@ -389,19 +375,21 @@ def update_report(row: Report, values: Fields, now: datetime) -> None:
         column: getattr(row, column)
         for column in (*mapping.column_values(values), *_ALWAYS_WRITTEN)
     }
-    Report.update(columns).where(Report.id == row.id).execute()
+    statements.update_report(row.id, columns)
     if "datasets" in values:
         replace_datasets(row.id, values["datasets"])
 
 
 def delete_reports(report_ids: Collection[str]) -> None:
     """Delete the reports; the database cascades to drafts, datasets, activities and settings."""
-    if report_ids:
+    if len(report_ids) == 1:  # the RPCs' case, compiled
+        statements.delete_report(next(iter(report_ids)))
+    elif report_ids:
         Report.delete().where(Report.id.in_(list(report_ids))).execute()
 
 
 def delete_user_settings(report_id: str) -> None:
-    UserReportSettings.delete().where(UserReportSettings.report == report_id).execute()
+    statements.delete_user_settings(report_id)
 
 
 def put_user_settings(report_id: str, user_id: str, settings: dict, now: datetime) -> None:
@@ -420,6 +408,12 @@ def put_user_settings(report_id: str, user_id: str, settings: dict, now: datetim
 def record_activity(
     report_id: str, activity_type: str, actor_id: str, now: datetime, details: Mapping[str, Any]
 ) -> Activity:
-    return Activity.create(
-        report=report_id, type=activity_type, actor_id=actor_id, created_at=now, details=details
+    activity_id = statements.insert_activity(report_id, activity_type, actor_id, now, details)
+    return Activity(
+        id=activity_id,
+        report=report_id,
+        type=activity_type,
+        actor_id=actor_id,
+        created_at=now,
+        details=details,
     )
