@@ -129,6 +129,10 @@ _INSERT_DATASETS = CompiledQuery(
 
 def replace_datasets(report_id: str, datasets: Sequence[Mapping[str, str]]) -> None:
     _DELETE_DATASETS.raw(report_id)
+    insert_datasets(report_id, datasets)
+
+
+def insert_datasets(report_id: str, datasets: Sequence[Mapping[str, str]]) -> None:
     if datasets:
         _INSERT_DATASETS.raw(
             [report_id] * len(datasets),

@@ -374,7 +374,8 @@ def insert_report(row: Report, values: Fields) -> None:
             reason=REPORT_ALREADY_EXISTS,
             metadata={"id": row.id},
         )
-    replace_datasets(row.id, values.get("datasets", ()))
+    # No DELETE first: a report that did not exist has no datasets (foreign keys, both engines).
+    statements.insert_datasets(row.id, values.get("datasets", ()))
 
 
 def set_columns(row: Report, values: Fields, now: datetime) -> None:
