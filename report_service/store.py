@@ -179,7 +179,8 @@ def visible_report_message(report_id: str, principal: str) -> report_pb2.Report:
 # draft TTL, so that whole tuple is the key: any change to the report, its datasets or its
 # original reads as another key, and nothing cached is ever served stale. A fresh message is
 # parsed for each call, so no caller shares one. Bounded: rows whose JSON columns and
-# datasets hold up to 4,096 characters, 512 of them (~10 KB each with the key: ~5 MB at most).
+# datasets hold up to 4,096 characters, 512 of them (the key and the bytes: ~15 KB each at
+# most with every id at its longest, ~8 MB; ~2 KB for a typical report).
 _CACHED_MAX = 4096
 
 
