@@ -164,10 +164,13 @@ def visible_report_message(report_id: str, principal: str) -> report_pb2.Report:
     row = _REPORT_WITH_DATASETS.raw(report_id).fetchone()
     stored = mapping.StoredReport._make(row[:-2]) if row else None
     stored = _checked_visible(stored, report_id, principal)  # on every call, cached or not
-    datasets = row[-1]
-    if not isinstance(datasets, str):  # PostgreSQL's parsed json (or NULL): a hashable key
+    datasets, size = row[-1], len(stored.defn) + len(stored.settings)
+    if isinstance(datasets, str):  # SQLite: the JSON text
+        size += len(datasets)
+    else:  # PostgreSQL's parsed json (or NULL): as a hashable key, and its texts' length
         datasets = tuple(map(tuple, datasets or ()))
-    if sum(len(value) for value in (stored.defn, stored.settings, datasets)) <= _CACHED_MAX:
+        size += sum(len(dataset_id) + len(alias) + 8 for _, dataset_id, alias in datasets)
+    if size <= _CACHED_MAX:
         key = (*row[:-1], datasets, expiry.DRAFTS.ttl)
         return report_pb2.Report.FromString(_serialized_report(key))
     return mapping.report_to_proto(stored, parse_datasets(datasets), row[-2])

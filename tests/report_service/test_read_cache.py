@@ -7,6 +7,7 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
+from report_service import store
 from report_service.server import SERVICE
 from report_service.v1 import report_pb2
 from tests.report_service.support import Client, struct
@@ -73,3 +74,27 @@ def test_a_draft_read_before_it_expired_is_draft_expired_after(database_url):
             grpc.StatusCode.NOT_FOUND,
             "DRAFT_EXPIRED",
         )
+
+
+@pytest.mark.parametrize(
+    "large",
+    [
+        {"defn": struct({"text": "x" * 5000})},
+        {
+            "datasets": [
+                report_pb2.ReportDataset(dataset_id=f"d{n:04d}", alias="a") for n in range(600)
+            ]
+        },
+    ],
+    ids=["defn", "datasets"],
+)
+def test_a_report_past_the_size_bound_is_answered_but_not_kept(alice, large):
+    store._serialized_report.cache_clear()
+    alice.create(id="team:small")
+    alice.create(id="team:large", **large)
+    assert alice.call("GetReport", id="team:small").id == "team:small"
+    assert store._serialized_report.cache_info().currsize == 1
+    report = alice.call("GetReport", id="team:large")
+    assert report.defn == large.get("defn", report.defn)
+    assert len(report.datasets) == len(large.get("datasets", report.datasets))
+    assert store._serialized_report.cache_info().currsize == 1
