@@ -152,7 +152,8 @@ def write_draft(
     unless overrides has one, and is based on original as it is now (original_etag); the
     driver's before_create_draft may change it before it is saved.
     """
-    datasets = store.datasets_of([original.id])[original.id]
+    read = store.datasets_of([original.id, *([existing.id] if existing is not None else [])])
+    datasets = read[original.id]
     values = {**mapping.fields_from_row(original, datasets), **overrides}
     if existing is not None and "name" not in overrides:
         values["name"] = existing.name
@@ -172,7 +173,11 @@ def write_draft(
         store.set_columns(row, values, now)
         _insert_draft(row, values)
     else:
-        store.update_report(row, values, now)
+        # Datasets as the draft has them already are not rewritten (a DELETE and an INSERT).
+        unchanged = values["datasets"] == read[row.id]
+        store.update_report(
+            row, {k: v for k, v in values.items() if k != "datasets"} if unchanged else values, now
+        )
     return mapping.report_to_proto(row, values["datasets"], original.etag)
 
 

@@ -44,7 +44,9 @@ def _serialized_struct(text: str) -> bytes:
 def _struct(value: Mapping[str, Any] | str) -> struct_pb2.Struct:
     """A Struct from a JSON object, or from its stored text (as StoredReport holds it)."""
     if not isinstance(value, str):
-        return dict_to_struct(value)
+        # The writes hold objects: their text (C, ~5 µs; the text they are stored as) finds
+        # the cached Struct too, which the next read of the same value then uses.
+        value = json.dumps(value, sort_keys=True, separators=(",", ":"))
     if len(value) > _CACHED_JSON_MAX:
         return dict_to_struct(json.loads(value))
     return struct_pb2.Struct.FromString(_serialized_struct(value))

@@ -11,9 +11,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-import peewee
-
-from report_service import fields, mapping, store
+from report_service import fields, mapping, statements, store
 from report_service.fields import Fields
 from report_service.models import Report, ReportRevision
 from report_service.v1 import report_pb2
@@ -34,60 +32,12 @@ REVISIONS_KEPT = Option(
     maximum=1_000_000,
 )
 
-# The report columns a revision copies, under the same names.
-_COPIED = (
-    "type",
-    "name",
-    "defn",
-    "template_id",
-    "datasource_id",
-    "query_id",
-    "settings",
-    "enable_filter",
-    "snapshot_enabled",
-    "snapshot_schedule",
-    "snapshot_retain_count",
-    "owner_id",
-    "created_at",
-    "updated_at",
-    "defn_updated_at",
-    "etag",
-)
-
 
 def record(report_id: str, reason: int, actor_id: str, now: datetime, kept: int) -> None:
     """Record the original report_id as the caller's transaction has written it, then prune
     its revisions to the newest kept. Two statements."""
-    source = Report.select(
-        Report.id,
-        peewee.Value(secrets.token_hex(8)),
-        peewee.Value(now),
-        peewee.Value(actor_id),
-        peewee.Value(reason),
-        *(Report._meta.columns[name] for name in _COPIED),
-        # json_agg of no rows is NULL (PostgreSQL); json_group_array's is '[]' (SQLite)
-        peewee.fn.COALESCE(peewee.Cast(store.datasets_column(Report.id), "text"), "[]"),
-    ).where(Report.id == report_id)
-    columns = [
-        ReportRevision.report,
-        ReportRevision.revision_id,
-        ReportRevision.create_time,
-        ReportRevision.actor_id,
-        ReportRevision.reason,
-        *(ReportRevision._meta.columns[name] for name in _COPIED),
-        ReportRevision.datasets,
-    ]
-    ReportRevision.insert_from(source, columns).execute()
-    newest_pruned = (
-        ReportRevision.select(ReportRevision.id)
-        .where(ReportRevision.report == report_id)
-        .order_by(ReportRevision.id.desc())
-        .limit(1)
-        .offset(kept)
-    )
-    ReportRevision.delete().where(
-        (ReportRevision.report == report_id) & (ReportRevision.id <= newest_pruned)
-    ).execute()
+    statements.record_revision(report_id, secrets.token_hex(8), now, actor_id, reason)
+    statements.prune_revisions(report_id, kept)
 
 
 def check_revision_id(field: str, value: str) -> str:

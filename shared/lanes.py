@@ -185,9 +185,17 @@ class ElasticPool(Lane):
         self._core = core
         self._grow_after = grow_after
         self._work: collections.deque[Any] = collections.deque()  # (queued at, future, fn, args)
-        self._changed = threading.Condition()
+        # A submit wakes one thread, not all: the idle worker that went idle last (each
+        # waits on its own condition, all on one lock; the longest idle ones are left to
+        # time out and leave), or the grower when no worker is idle and it sleeps without a
+        # timer. One condition and notify_all woke every idle worker and the grower on each
+        # call: the largest share of the process's GIL time under load (py-spy --gil,
+        # GetReport at C = 16; docs/performance.md, issue 11).
+        self._lock = threading.Lock()
+        self._idle: collections.deque[threading.Condition] = collections.deque()
+        self._queued = threading.Condition(self._lock)  # the grower's
+        self._grower_asleep = False  # waiting without a timer, for a call to be queued
         self._workers: set[threading.Thread] = set()
-        self._idle = 0
         self._stopping = False
         self._serial = itertools.count()
         self._grower = threading.Thread(target=self._grow, name=f"{name}-grower", daemon=True)
@@ -202,22 +210,29 @@ class ElasticPool(Lane):
         future.add_done_callback(self._done)
         if self._track is not None:
             self._track(future)
-        with self._changed:
+        with self._lock:
             if self._stopping:
                 raise RuntimeError("cannot schedule new calls after shutdown")
             self._work.append((time.monotonic(), future, fn, args, kwargs))
             if self._idle:
-                self._changed.notify_all()
+                # Taken off the idle list here, under the lock: exactly one worker per call,
+                # and a worker whose wait times out as it is picked still knows it was.
+                self._idle.pop().notify()
             elif len(self._workers) < self._core:
                 self._start_worker()
-            else:
-                self._changed.notify_all()  # the grower times the oldest call
+            elif self._grower_asleep:
+                # The grower times the oldest waiting call; while calls stay queued it wakes
+                # on its own timer, so the submits behind it need not wake it.
+                self._grower_asleep = False
+                self._queued.notify()
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        with self._changed:
+        with self._lock:
             self._stopping = True
-            self._changed.notify_all()
+            while self._idle:
+                self._idle.popleft().notify()
+            self._queued.notify()
             workers = list(self._workers)
         if wait:
             for worker in workers:
@@ -233,16 +248,19 @@ class ElasticPool(Lane):
 
     def _work_loop(self) -> None:
         me = threading.current_thread()
+        wake = threading.Condition(self._lock)
         while True:
-            with self._changed:
+            with self._lock:
                 while not self._work:
                     if self._stopping:
                         self._workers.discard(me)
                         return
-                    self._idle += 1
-                    woke = self._changed.wait(self._IDLE_EXIT_SECONDS)
-                    self._idle -= 1
-                    if not woke and not self._work and len(self._workers) > self._core:
+                    self._idle.append(wake)
+                    wake.wait(self._IDLE_EXIT_SECONDS)
+                    picked = wake not in self._idle  # else timed out, and nobody counts on it
+                    if not picked:
+                        self._idle.remove(wake)
+                    if not picked and not self._work and len(self._workers) > self._core:
                         self._workers.discard(me)
                         return
                 _, future, fn, args, kwargs = self._work.popleft()
@@ -257,20 +275,22 @@ class ElasticPool(Lane):
             del future, fn, args, kwargs
 
     def _grow(self) -> None:
-        with self._changed:
+        with self._lock:
             while not self._stopping:
                 if not self._work:
-                    self._changed.wait()
+                    self._grower_asleep = True
+                    self._queued.wait()
+                    self._grower_asleep = False
                     continue
                 if self._idle:  # a free thread is about to take it
-                    self._changed.wait(self._grow_after)
+                    self._queued.wait(self._grow_after)
                     continue
                 waited = time.monotonic() - self._work[0][0]
                 if waited >= self._grow_after and len(self._workers) < self._limit:
                     self._start_worker()
-                    self._changed.wait(self._grow_after / 4)  # let it take the call
+                    self._queued.wait(self._grow_after / 4)  # let it take the call
                 else:
-                    self._changed.wait(max(self._grow_after - waited, 0.001))
+                    self._queued.wait(max(self._grow_after - waited, 0.001))
 
 
 # ---------------------------------------------------------------------------
