@@ -36,6 +36,15 @@ class Watcher:
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
+    @staticmethod
+    def unread(channel: grpc.Channel, metadata, report_id: str):
+        """A stream whose first event (the snapshot) is read, and nothing after it."""
+        call = report_service_pb2_grpc.ReportServiceStub(channel).WatchReport(
+            report_service_pb2.WatchReportRequest(id=report_id), metadata=metadata
+        )
+        next(call)
+        return call
+
     def _read(self) -> None:
         try:
             for event in self.call:
