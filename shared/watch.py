@@ -299,6 +299,9 @@ class Watches:
             if self._draining:
                 raise _shutting_down()
             if self._by_principal[principal.subject] >= self._per_principal:
+                metrics = active_metrics()
+                if metrics is not None:
+                    metrics.lane_refusals.labels("watches", TOO_MANY_WATCHES).inc()
                 raise ResourceExhausted(
                     f"you have {self._per_principal} watch streams open on this server, its "
                     "limit per principal; close one first",
