@@ -66,8 +66,11 @@ M = TypeVar("M")
 class Feed:
     """Wakes the subscribers of a topic when one of its events commits (any process)."""
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(
+        self, store: EventStore, safety_poll_seconds: float = POSTGRES_SAFETY_POLL_SECONDS
+    ) -> None:
         self._store = store
+        self._safety_poll_seconds = safety_poll_seconds
         self._topics: dict[str, set[threading.Event]] = defaultdict(set)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -164,7 +167,7 @@ class Feed:
             self.notify_all()  # anything committed while it was not listening
             self.ready.set()
             known: dict[str, int] = {}
-            next_poll = time.monotonic() + POSTGRES_SAFETY_POLL_SECONDS
+            next_poll = time.monotonic() + self._safety_poll_seconds
             while not self._stopping.is_set():
                 timeout = max(next_poll - time.monotonic(), 0)
                 readable, _, _ = select.select([connection, self._wakeup_r], [], [], timeout)
@@ -178,7 +181,7 @@ class Feed:
                         self.notify(topic)
                 if time.monotonic() >= next_poll:
                     self._safety_poll(connection, known)
-                    next_poll = time.monotonic() + POSTGRES_SAFETY_POLL_SECONDS
+                    next_poll = time.monotonic() + self._safety_poll_seconds
         finally:
             connection.close()
 
@@ -192,10 +195,14 @@ class Feed:
             cursor.execute(
                 "SELECT topic, last_seq FROM event_topic WHERE topic = ANY(%s)", (topics,)
             )
-            for topic, last in cursor.fetchall():
-                if known.get(topic, last) != last:
-                    self.notify(topic)
-                known[topic] = last
+            counters = dict(cursor.fetchall())
+        for topic in set(known) - set(topics):
+            del known[topic]
+        for topic in topics:
+            last = counters.get(topic, 0)  # no row yet: no event yet
+            if topic in known and known[topic] != last:
+                self.notify(topic)
+            known[topic] = last
 
 
 # ---------------------------------------------------------------------------
