@@ -323,3 +323,31 @@ def test_a_watcher_that_stops_reading_is_cut_off_resource_exhausted(sqlite_url):
             assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "WATCHER_TOO_SLOW" in caught.value.details()
         assert alice.call("GetReport", id=ORIGINAL).id == ORIGINAL
+
+
+def test_the_drain_ends_a_watch_blocked_on_a_client_that_reads_nothing_unavailable(sqlite_url):
+    block = serving(sqlite_url, grace_period=10.0)
+    server = block.__enter__()
+    try:
+        alice = Client.of(server, "user:alice")
+        alice.create()
+        with grpc.insecure_channel(server.address, [("grpc.http2.bdp_probe", 0)]) as channel:
+            stream = Watcher.unread(channel, alice.metadata, ORIGINAL)
+            big = struct({"blob": "x" * 200_000})
+            for _ in range(3):  # more than the window: the server's send blocks
+                alice.call(
+                    "UpdateReport",
+                    report=report_pb2.Report(id=ORIGINAL, defn=big),
+                    update_mask=field_mask_pb2.FieldMask(paths=["defn"]),
+                )
+            started = time.monotonic()
+            block.__exit__(None, None, None)
+            assert time.monotonic() - started < 5  # not the 10 s grace period
+            with pytest.raises(grpc.RpcError) as caught:
+                for _ in stream:
+                    pass
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "SHUTTING_DOWN" in caught.value.details()
+    except BaseException:
+        block.__exit__(None, None, None)
+        raise
