@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import grpc
-import peewee
 
+from shared.db import WATCH_READ_CONNECTIONS
 from shared.drain import SHUTTING_DOWN
 from shared.errors import ResourceExhausted, ServiceError, Unauthenticated, Unavailable
 from shared.events import EventStore, StoredEvent, Stream
@@ -63,6 +63,43 @@ M = TypeVar("M")
 # ---------------------------------------------------------------------------
 
 
+class _Topic:
+    """A subscribed topic: its subscribers, and the events last read for them.
+
+    Fan-out: a change wakes every watch of its topic at once (a thousand editors of one
+    report). Each reading the table would take a thousand connections' turns for one event;
+    instead the first reads, under the topic's lock, and the others take what it read. The
+    cache answers only while no notification came since its read (`generation`), and only
+    for positions it covers; anything else reads the table.
+    """
+
+    KEPT = 256  # events kept per topic
+
+    def __init__(self) -> None:
+        self.subscribers: set[threading.Event] = set()
+        self.lock = threading.Lock()
+        self.generation = 0  # notifications seen
+        self.read_generation = -1  # the generation the cache was complete at
+        self.events: list[StoredEvent] = []  # contiguous seqs, ascending
+
+    def cached_after(self, seq: int, limit: int) -> list[StoredEvent] | None:
+        """The events after seq from the cache, or None if it cannot tell."""
+        if self.read_generation != self.generation or not self.events:
+            return None
+        if self.events[0].seq > seq + 1:
+            return None
+        return [event for event in self.events if event.seq > seq][:limit]
+
+    def remember(self, seq: int, read: list[StoredEvent], limit: int, generation: int) -> None:
+        """Keep what a read after seq returned; complete if it was not cut at limit."""
+        if self.events and self.events[0].seq <= seq + 1 <= self.events[-1].seq + 1:
+            merged = [event for event in self.events if event.seq <= seq] + read
+        else:
+            merged = list(read)
+        self.events = merged[-self.KEPT :]
+        self.read_generation = generation if len(read) < limit and self.events else -1
+
+
 class Feed:
     """Wakes the subscribers of a topic when one of its events commits (any process)."""
 
@@ -71,7 +108,10 @@ class Feed:
     ) -> None:
         self._store = store
         self._safety_poll_seconds = safety_poll_seconds
-        self._topics: dict[str, set[threading.Event]] = defaultdict(set)
+        self._topics: dict[str, _Topic] = defaultdict(_Topic)
+        # Reads of the event table at once, each on a pooled connection of their own
+        # (shared.db.WATCH_READ_CONNECTIONS): watches never take the calls' connections.
+        self._readers = threading.BoundedSemaphore(WATCH_READ_CONNECTIONS)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._wakeup_r, self._wakeup_w = os.pipe()  # ends the listener's select() at stop
@@ -93,29 +133,53 @@ class Feed:
     def subscribed(self, topic: str, wake: threading.Event) -> Iterator[None]:
         """wake is set whenever an event of topic may have committed, inside the block."""
         with self._lock:
-            self._topics[topic].add(wake)
+            self._topics[topic].subscribers.add(wake)
         try:
             yield
         finally:
             with self._lock:
-                subscribers = self._topics.get(topic)
-                if subscribers is not None:
-                    subscribers.discard(wake)
-                    if not subscribers:
+                state = self._topics.get(topic)
+                if state is not None:
+                    state.subscribers.discard(wake)
+                    if not state.subscribers:
                         del self._topics[topic]
 
     def notify(self, topic: str) -> None:
         with self._lock:
-            subscribers = list(self._topics.get(topic, ()))
+            state = self._topics.get(topic)
+            if state is None:
+                return
+            state.generation += 1  # before the wake-ups: the cache is stale from now on
+            subscribers = list(state.subscribers)
         for wake in subscribers:
             wake.set()
 
     def notify_all(self) -> None:
         """After a lost connection: every subscriber reads again (nothing is lost)."""
+        for topic in self.topics():
+            self.notify(topic)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """A connection for one short read, back to the pool after it (a watch lasts hours);
+        at most WATCH_READ_CONNECTIONS at once."""
+        with self._readers, self._store.database.connection_context():
+            yield
+
+    def read_after(self, topic: str, seq: int, limit: int) -> list[StoredEvent]:
+        """store.read_after for a subscriber of topic: from what another subscriber has just
+        read when it can (see _Topic), else from the table."""
         with self._lock:
-            subscribers = [wake for wakes in self._topics.values() for wake in wakes]
-        for wake in subscribers:
-            wake.set()
+            state = self._topics[topic]
+        with state.lock:
+            cached = state.cached_after(seq, limit)
+            if cached is not None:
+                return cached
+            generation = state.generation  # read before the table: a later notify restales
+            with self.reading():
+                events = self._store.read_after(topic, seq, limit)
+            state.remember(seq, events, limit, generation)
+            return events
 
     def topics(self) -> list[str]:
         with self._lock:
@@ -402,13 +466,6 @@ def unbind_watch(token: contextvars.Token[OpenWatch | None]) -> None:
 # ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def reading(database: peewee.DatabaseProxy) -> Iterator[None]:
-    """A connection for one short read, back to the pool after it (a watch lasts hours)."""
-    with database.connection_context():
-        yield
-
-
 def follow(
     store: EventStore,
     stream: Stream,
@@ -433,18 +490,17 @@ def follow(
     with feed.subscribed(stream.topic, watch.wake):
         if start_after:
             seq = stream.seq_of(start_after)
-            with reading(store.database):
+            with feed.reading():
                 store.check_resume(stream.topic, seq)
         else:
-            with reading(store.database):
+            with feed.reading():
                 seq, messages = opening()
                 messages = list(messages)
             for message in messages:
                 yield from watch.send(message)
         while True:
             watch.wake.clear()  # before the read: an event committed after it wakes the wait
-            with reading(store.database):
-                batch = store.read_after(stream.topic, seq, BATCH)
+            batch = feed.read_after(stream.topic, seq, BATCH)
             for event in batch:
                 seq = event.seq
                 if not event.visible_to(watch.principal):

@@ -19,7 +19,7 @@ from shared.server import LIMITS, run_server
 from tests import support
 from tests.report_service.support import Client, struct, valid_report
 from tests.report_service.watchers import Type, Watcher
-from tests.support import DAY, RunningService, bearer, failure
+from tests.support import DAY, RunningService, bearer, count_queries, failure
 
 ORIGINAL = "team:sales-dashboard"
 DRAFT = "user:alice:sales-dashboard-draft"
@@ -351,3 +351,21 @@ def test_the_drain_ends_a_watch_blocked_on_a_client_that_reads_nothing_unavailab
     except BaseException:
         block.__exit__(None, None, None)
         raise
+
+
+def test_one_change_seen_by_many_watchers_is_read_from_the_table_about_once(alice):
+    alice.create()
+    watchers = [watch(alice) for _ in range(30)]
+    for watcher in watchers:
+        watcher.next()
+    rename(alice, "Warm")  # the first change fills the topic's cache
+    for watcher in watchers:
+        watcher.next()
+    time.sleep(0.2)
+    with count_queries() as counted:
+        rename(alice, "Seen by all")
+        assert {watcher.next().report.name for watcher in watchers} == {"Seen by all"}
+    reads = [s for s in counted.statements if "FROM event WHERE" in s and "ORDER BY seq" in s]
+    assert 1 <= len(reads) <= 3, reads  # one, or a few when a read met the next notification
+    for watcher in watchers:
+        watcher.cancel()
