@@ -50,6 +50,7 @@ TOO_MANY_WATCHES = "TOO_MANY_WATCHES"
 WATCHER_TOO_SLOW = "WATCHER_TOO_SLOW"
 TOKEN_EXPIRED = "TOKEN_EXPIRED"
 BATCH = 100  # events read per short transaction; the connection goes back in between
+DRAIN_SEND_SECONDS = 0.5  # at the drain, a send pending this long is cancelled
 KEEPALIVE_SECONDS = 30.0  # a caught-up watch looks at its token and the drain at least so often
 SQLITE_POLL_SECONDS = 0.05
 POSTGRES_SAFETY_POLL_SECONDS = 1.0
@@ -330,11 +331,11 @@ class OpenWatch:
             metrics.watch_events.inc()
 
     def end_with(self, error: ServiceError) -> None:
-        """End the stream with error: at its next check, or now if it is blocked sending."""
+        """End the stream with error at its next check; one whose send is still pending
+        DRAIN_SEND_SECONDS later is cancelled by the watchdog (a send in progress usually
+        completes at once: only then does the client get the status with its details)."""
         self.ending = error
         self.wake.set()
-        if self.sending_since is not None:
-            self.cancel_with(error)
 
     def cancel_with(self, error: ServiceError) -> None:
         """Cancel the call so that the client sees error's code and message (no details)."""
@@ -358,6 +359,7 @@ class Watches:
         self._open: set[OpenWatch] = set()
         self._by_principal: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
+        self._closed = threading.Condition(self._lock)
         self._draining = False
         self._stopped = threading.Event()
         self._watchdog = threading.Thread(target=self._watch_sends, name="watchdog", daemon=True)
@@ -395,6 +397,7 @@ class Watches:
             self._by_principal[watch.principal] -= 1
             if not self._by_principal[watch.principal]:
                 del self._by_principal[watch.principal]
+            self._closed.notify_all()
         metrics = active_metrics()
         if metrics is not None:
             metrics.watches_open.dec()
@@ -405,25 +408,30 @@ class Watches:
         return len(self._open)
 
     def end_all(self) -> None:
-        """For the drain: every open watch ends UNAVAILABLE (SHUTTING_DOWN) now."""
+        """For the drain: every open watch ends UNAVAILABLE (SHUTTING_DOWN) now; returns once
+        they have (at most about 2 x DRAIN_SEND_SECONDS: a send that does not complete is
+        cancelled by the watchdog), so that their statuses go out before the listener closes."""
         with self._lock:
             self._draining = True
             watches = list(self._open)
         for watch in watches:
             watch.end_with(_shutting_down())
+        with self._closed:
+            self._closed.wait_for(lambda: not self._open, timeout=2 * DRAIN_SEND_SECONDS)
 
     def stop(self) -> None:
         self._stopped.set()
         self._watchdog.join()
 
     def _watch_sends(self) -> None:
-        period = min(max(self._send_seconds / 4, 0.05), 1.0)
+        period = min(max(self._send_seconds / 4, 0.05), DRAIN_SEND_SECONDS / 2)
         while not self._stopped.wait(period):
             now = time.monotonic()
             with self._lock:
                 sending = [(watch, watch.sending_since) for watch in self._open]
             for watch, since in sending:
-                if watch.cut is not None or since is None or now - since <= self._send_seconds:
+                limit = DRAIN_SEND_SECONDS if watch.ending is not None else self._send_seconds
+                if watch.cut is not None or since is None or now - since <= limit:
                     continue
                 _LOGGER.info("cutting off a watch whose client has not read for %.1fs", now - since)
                 watch.cancel_with(
