@@ -177,7 +177,8 @@ class Feed:
             with self._store.database.connection_context():
                 return read()
 
-        return self._readers.submit(on_a_connection).result()
+        # In the caller's context: read() may ask for current_principal() and the like.
+        return self._readers.submit(contextvars.copy_context().run, on_a_connection).result()
 
     def read_after(self, topic: str, seq: int, limit: int) -> list[StoredEvent]:
         """store.read_after for a subscriber of topic: from what another subscriber has just
