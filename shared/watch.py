@@ -502,6 +502,9 @@ def follow(
     if its next event was purged). Then every event of the stream's topic the caller may see
     (StoredEvent.visible_to, checked per event), converted with its cursor, in commit order;
     after an event for which last() is true the stream ends with OK.
+
+    opening() and the reads run on the feed's reader threads (Feed.read), in the caller's
+    context; the messages are sent from the watch's own thread.
     """
     watch = current_watch()
     feed = watch.watches.feed
