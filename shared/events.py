@@ -205,10 +205,6 @@ class EventStore:
             if found is None:
                 raise _expired()
 
-    def newest_id(self) -> int:
-        row = self.database.execute_sql("SELECT MAX(id) FROM event").fetchone()
-        return int(row[0] or 0)
-
     # ------------------------------------------------------------------ retention
 
     def purge(self, now: datetime, retention: float, limit: int) -> int:
