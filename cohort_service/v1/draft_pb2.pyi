@@ -611,3 +611,118 @@ class DraftFormState(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__active) -> _WhichOneofReturnType__active | None: ...
 
 Global___DraftFormState: _TypeAlias = DraftFormState  # noqa: Y015
+
+@_typing.final
+class CohortDraftEvent(_message.Message):
+    """CohortDraftEvent is one change seen by WatchCohortDrafts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Type:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _TypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[CohortDraftEvent._Type.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        TYPE_UNSPECIFIED: CohortDraftEvent._Type.ValueType  # 0
+        """TYPE_UNSPECIFIED is never sent."""
+        TYPE_SNAPSHOT: CohortDraftEvent._Type.ValueType  # 1
+        """SNAPSHOT carries a draft's form as it is when the stream opens."""
+        TYPE_SYNCED: CohortDraftEvent._Type.ValueType  # 2
+        """SYNCED ends the SNAPSHOT events of an all-drafts stream (sent even
+        when the caller has no drafts); it carries no draft.
+        """
+        TYPE_PATCHED: CohortDraftEvent._Type.ValueType  # 3
+        """PATCHED: a patch created or changed the draft."""
+        TYPE_PROPOSAL_STAGED: CohortDraftEvent._Type.ValueType  # 4
+        """PROPOSAL_STAGED: a soft patch staged a proposal (the form lists it in
+        `proposals`).
+        """
+        TYPE_PROPOSAL_ACCEPTED: CohortDraftEvent._Type.ValueType  # 5
+        """PROPOSAL_ACCEPTED: an ack accepted a proposal and applied it."""
+        TYPE_PROPOSAL_REJECTED: CohortDraftEvent._Type.ValueType  # 6
+        """PROPOSAL_REJECTED: an ack rejected a proposal."""
+        TYPE_PROPOSAL_EXPIRED: CohortDraftEvent._Type.ValueType  # 7
+        """PROPOSAL_EXPIRED: the service rejected a proposal that expired."""
+        TYPE_DELETED: CohortDraftEvent._Type.ValueType  # 8
+        """DELETED: the draft was deleted (DeleteCohortDraft, or a dormant draft
+        whose proposal expired); `form_state` is absent.
+        """
+
+    class Type(_Type, metaclass=_TypeEnumTypeWrapper):
+        """Type is what happened."""
+
+    TYPE_UNSPECIFIED: CohortDraftEvent.Type.ValueType  # 0
+    """TYPE_UNSPECIFIED is never sent."""
+    TYPE_SNAPSHOT: CohortDraftEvent.Type.ValueType  # 1
+    """SNAPSHOT carries a draft's form as it is when the stream opens."""
+    TYPE_SYNCED: CohortDraftEvent.Type.ValueType  # 2
+    """SYNCED ends the SNAPSHOT events of an all-drafts stream (sent even
+    when the caller has no drafts); it carries no draft.
+    """
+    TYPE_PATCHED: CohortDraftEvent.Type.ValueType  # 3
+    """PATCHED: a patch created or changed the draft."""
+    TYPE_PROPOSAL_STAGED: CohortDraftEvent.Type.ValueType  # 4
+    """PROPOSAL_STAGED: a soft patch staged a proposal (the form lists it in
+    `proposals`).
+    """
+    TYPE_PROPOSAL_ACCEPTED: CohortDraftEvent.Type.ValueType  # 5
+    """PROPOSAL_ACCEPTED: an ack accepted a proposal and applied it."""
+    TYPE_PROPOSAL_REJECTED: CohortDraftEvent.Type.ValueType  # 6
+    """PROPOSAL_REJECTED: an ack rejected a proposal."""
+    TYPE_PROPOSAL_EXPIRED: CohortDraftEvent.Type.ValueType  # 7
+    """PROPOSAL_EXPIRED: the service rejected a proposal that expired."""
+    TYPE_DELETED: CohortDraftEvent.Type.ValueType  # 8
+    """DELETED: the draft was deleted (DeleteCohortDraft, or a dormant draft
+    whose proposal expired); `form_state` is absent.
+    """
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    DRAFT_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    FORM_STATE_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """event_id is an opaque cursor: pass the last one processed as
+    WatchCohortDraftsRequest.start_after to resume after it. Cursors of one
+    stream are ordered; SNAPSHOT and SYNCED carry the position the state was
+    read at.
+    """
+    type: Global___CohortDraftEvent.Type.ValueType
+    """type is what happened."""
+    draft_id: _builtins.str
+    """draft_id is the UUID of the draft the event is about (empty for SYNCED)."""
+    actor_id: _builtins.str
+    """actor_id is the principal whose call made the change (empty for
+    SNAPSHOT, SYNCED and PROPOSAL_EXPIRED).
+    """
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """create_time is when the change was committed (for SNAPSHOT and SYNCED,
+        when the state was read).
+        """
+
+    @_builtins.property
+    def form_state(self) -> Global___DraftFormState:
+        """form_state is the draft's form after the change, as GetCohortDraft
+        returns it; absent for SYNCED and DELETED.
+        """
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        type: Global___CohortDraftEvent.Type.ValueType = ...,
+        draft_id: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        form_state: Global___DraftFormState | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "form_state", b"form_state"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "create_time", b"create_time", "draft_id", b"draft_id", "event_id", b"event_id", "form_state", b"form_state", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CohortDraftEvent: _TypeAlias = CohortDraftEvent  # noqa: Y015

@@ -506,3 +506,33 @@ class DeleteCohortDraftRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteCohortDraftRequest: _TypeAlias = DeleteCohortDraftRequest  # noqa: Y015
+
+@_typing.final
+class WatchCohortDraftsRequest(_message.Message):
+    """WatchCohortDraftsRequest is the input of WatchCohortDrafts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAFT_ID_FIELD_NUMBER: _builtins.int
+    START_AFTER_FIELD_NUMBER: _builtins.int
+    draft_id: _builtins.str
+    """draft_id is the UUID of the caller's draft to watch; empty to watch all
+    of the caller's drafts.
+    """
+    start_after: _builtins.str
+    """start_after is the event_id of the last event the client processed, to
+    resume after it; empty to start with the current state.
+    """
+    def __init__(
+        self,
+        *,
+        draft_id: _builtins.str = ...,
+        start_after: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft_id", b"draft_id", "start_after", b"start_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchCohortDraftsRequest: _TypeAlias = WatchCohortDraftsRequest  # noqa: Y015

@@ -76,6 +76,11 @@ class CohortDraftServiceStub:
                 request_serializer=cohort__service_dot_v1_dot_draft__service__pb2.DeleteCohortDraftRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.WatchCohortDrafts = channel.unary_stream(
+                '/cohort_service.v1.CohortDraftService/WatchCohortDrafts',
+                request_serializer=cohort__service_dot_v1_dot_draft__service__pb2.WatchCohortDraftsRequest.SerializeToString,
+                response_deserializer=cohort__service_dot_v1_dot_draft__pb2.CohortDraftEvent.FromString,
+                _registered_method=True)
 
 
 class CohortDraftServiceServicer:
@@ -175,6 +180,42 @@ class CohortDraftServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchCohortDrafts(self, request, context):
+        """WatchCohortDrafts streams the changes of one of the caller's drafts
+        (draft_id), or of all of them (draft_id empty), in commit order, as they
+        are committed by any replica of the service. Only the caller's own
+        drafts are ever seen.
+
+        Without start_after the stream opens with the current state: for one
+        draft, one SNAPSHOT event with its form; for all drafts, one SNAPSHOT
+        event per draft (dormant ones included, oldest first) and then one
+        SYNCED event; then every later change. With start_after (the event_id
+        of the last event the client processed) it resumes with exactly the
+        events after it, none lost and none repeated, across restarts and
+        replicas, as long as that event is still kept (COHORT_EVENT_RETENTION,
+        at least 24 hours); no SNAPSHOT is sent. A cursor from a one-draft
+        stream resumes a one-draft stream of the same draft; one from an
+        all-drafts stream, an all-drafts stream.
+
+        Returns INVALID_ARGUMENT for a draft_id that is not a UUID or a
+        start_after this RPC did not issue for this stream; NOT_FOUND (reason
+        `DRAFT_NOT_FOUND`) if draft_id names no draft of the caller's and no
+        start_after is given; OUT_OF_RANGE (reason `EVENT_EXPIRED`) if
+        start_after is older than the events kept (read again and watch without
+        it); RESOURCE_EXHAUSTED (reason `TOO_MANY_WATCHES`) when the process, or
+        the caller, has as many watches open as it admits, and (reason
+        `WATCHER_TOO_SLOW`) ending a stream whose client reads more slowly than
+        events arrive (resume with start_after); UNAVAILABLE (reason
+        `SHUTTING_DOWN`) ending every open stream when the server stops;
+        UNAUTHENTICATED ending a stream whose token has expired.
+        (Streams the events themselves, so the standard response name does not
+        apply.)
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CohortDraftServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -197,6 +238,11 @@ def add_CohortDraftServiceServicer_to_server(servicer, server):
                     servicer.DeleteCohortDraft,
                     request_deserializer=cohort__service_dot_v1_dot_draft__service__pb2.DeleteCohortDraftRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'WatchCohortDrafts': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchCohortDrafts,
+                    request_deserializer=cohort__service_dot_v1_dot_draft__service__pb2.WatchCohortDraftsRequest.FromString,
+                    response_serializer=cohort__service_dot_v1_dot_draft__pb2.CohortDraftEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -327,6 +373,33 @@ class CohortDraftService:
             '/cohort_service.v1.CohortDraftService/DeleteCohortDraft',
             cohort__service_dot_v1_dot_draft__service__pb2.DeleteCohortDraftRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchCohortDrafts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/cohort_service.v1.CohortDraftService/WatchCohortDrafts',
+            cohort__service_dot_v1_dot_draft__service__pb2.WatchCohortDraftsRequest.SerializeToString,
+            cohort__service_dot_v1_dot_draft__pb2.CohortDraftEvent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -113,6 +113,38 @@ class CohortDraftServiceStub:
     the standard response name does not apply.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     """
+    WatchCohortDrafts: _grpc.UnaryStreamMultiCallable[_draft_service_pb2.WatchCohortDraftsRequest, _draft_pb2.CohortDraftEvent]
+    """WatchCohortDrafts streams the changes of one of the caller's drafts
+    (draft_id), or of all of them (draft_id empty), in commit order, as they
+    are committed by any replica of the service. Only the caller's own
+    drafts are ever seen.
+
+    Without start_after the stream opens with the current state: for one
+    draft, one SNAPSHOT event with its form; for all drafts, one SNAPSHOT
+    event per draft (dormant ones included, oldest first) and then one
+    SYNCED event; then every later change. With start_after (the event_id
+    of the last event the client processed) it resumes with exactly the
+    events after it, none lost and none repeated, across restarts and
+    replicas, as long as that event is still kept (COHORT_EVENT_RETENTION,
+    at least 24 hours); no SNAPSHOT is sent. A cursor from a one-draft
+    stream resumes a one-draft stream of the same draft; one from an
+    all-drafts stream, an all-drafts stream.
+
+    Returns INVALID_ARGUMENT for a draft_id that is not a UUID or a
+    start_after this RPC did not issue for this stream; NOT_FOUND (reason
+    `DRAFT_NOT_FOUND`) if draft_id names no draft of the caller's and no
+    start_after is given; OUT_OF_RANGE (reason `EVENT_EXPIRED`) if
+    start_after is older than the events kept (read again and watch without
+    it); RESOURCE_EXHAUSTED (reason `TOO_MANY_WATCHES`) when the process, or
+    the caller, has as many watches open as it admits, and (reason
+    `WATCHER_TOO_SLOW`) ending a stream whose client reads more slowly than
+    events arrive (resume with start_after); UNAVAILABLE (reason
+    `SHUTTING_DOWN`) ending every open stream when the server stops;
+    UNAUTHENTICATED ending a stream whose token has expired.
+    (Streams the events themselves, so the standard response name does not
+    apply.)
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    """
 
 @_typing.type_check_only
 class CohortDraftServiceAsyncStub(CohortDraftServiceStub):
@@ -195,6 +227,38 @@ class CohortDraftServiceAsyncStub(CohortDraftServiceStub):
     caller has no such draft.
     (Returns google.protobuf.Empty, as AIP-135 and the product spec say, so
     the standard response name does not apply.)
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    """
+    WatchCohortDrafts: _aio.UnaryStreamMultiCallable[_draft_service_pb2.WatchCohortDraftsRequest, _draft_pb2.CohortDraftEvent]  # type: ignore[assignment]
+    """WatchCohortDrafts streams the changes of one of the caller's drafts
+    (draft_id), or of all of them (draft_id empty), in commit order, as they
+    are committed by any replica of the service. Only the caller's own
+    drafts are ever seen.
+
+    Without start_after the stream opens with the current state: for one
+    draft, one SNAPSHOT event with its form; for all drafts, one SNAPSHOT
+    event per draft (dormant ones included, oldest first) and then one
+    SYNCED event; then every later change. With start_after (the event_id
+    of the last event the client processed) it resumes with exactly the
+    events after it, none lost and none repeated, across restarts and
+    replicas, as long as that event is still kept (COHORT_EVENT_RETENTION,
+    at least 24 hours); no SNAPSHOT is sent. A cursor from a one-draft
+    stream resumes a one-draft stream of the same draft; one from an
+    all-drafts stream, an all-drafts stream.
+
+    Returns INVALID_ARGUMENT for a draft_id that is not a UUID or a
+    start_after this RPC did not issue for this stream; NOT_FOUND (reason
+    `DRAFT_NOT_FOUND`) if draft_id names no draft of the caller's and no
+    start_after is given; OUT_OF_RANGE (reason `EVENT_EXPIRED`) if
+    start_after is older than the events kept (read again and watch without
+    it); RESOURCE_EXHAUSTED (reason `TOO_MANY_WATCHES`) when the process, or
+    the caller, has as many watches open as it admits, and (reason
+    `WATCHER_TOO_SLOW`) ending a stream whose client reads more slowly than
+    events arrive (resume with start_after); UNAVAILABLE (reason
+    `SHUTTING_DOWN`) ending every open stream when the server stops;
+    UNAUTHENTICATED ending a stream whose token has expired.
+    (Streams the events themselves, so the standard response name does not
+    apply.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     """
 
@@ -300,6 +364,44 @@ class CohortDraftServiceServicer(metaclass=_abc_1.ABCMeta):
         caller has no such draft.
         (Returns google.protobuf.Empty, as AIP-135 and the product spec say, so
         the standard response name does not apply.)
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+
+    @_abc_1.abstractmethod
+    def WatchCohortDrafts(
+        self,
+        request: _draft_service_pb2.WatchCohortDraftsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_draft_pb2.CohortDraftEvent], _abc.AsyncIterator[_draft_pb2.CohortDraftEvent]]:
+        """WatchCohortDrafts streams the changes of one of the caller's drafts
+        (draft_id), or of all of them (draft_id empty), in commit order, as they
+        are committed by any replica of the service. Only the caller's own
+        drafts are ever seen.
+
+        Without start_after the stream opens with the current state: for one
+        draft, one SNAPSHOT event with its form; for all drafts, one SNAPSHOT
+        event per draft (dormant ones included, oldest first) and then one
+        SYNCED event; then every later change. With start_after (the event_id
+        of the last event the client processed) it resumes with exactly the
+        events after it, none lost and none repeated, across restarts and
+        replicas, as long as that event is still kept (COHORT_EVENT_RETENTION,
+        at least 24 hours); no SNAPSHOT is sent. A cursor from a one-draft
+        stream resumes a one-draft stream of the same draft; one from an
+        all-drafts stream, an all-drafts stream.
+
+        Returns INVALID_ARGUMENT for a draft_id that is not a UUID or a
+        start_after this RPC did not issue for this stream; NOT_FOUND (reason
+        `DRAFT_NOT_FOUND`) if draft_id names no draft of the caller's and no
+        start_after is given; OUT_OF_RANGE (reason `EVENT_EXPIRED`) if
+        start_after is older than the events kept (read again and watch without
+        it); RESOURCE_EXHAUSTED (reason `TOO_MANY_WATCHES`) when the process, or
+        the caller, has as many watches open as it admits, and (reason
+        `WATCHER_TOO_SLOW`) ending a stream whose client reads more slowly than
+        events arrive (resume with start_after); UNAVAILABLE (reason
+        `SHUTTING_DOWN`) ending every open stream when the server stops;
+        UNAUTHENTICATED ending a stream whose token has expired.
+        (Streams the events themselves, so the standard response name does not
+        apply.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
 

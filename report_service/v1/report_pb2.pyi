@@ -701,3 +701,152 @@ class ReportFieldChange(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportFieldChange: _TypeAlias = ReportFieldChange  # noqa: Y015
+
+@_typing.final
+class ReportEvent(_message.Message):
+    """ReportEvent is one change seen by WatchReport."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Type:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _TypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[ReportEvent._Type.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        TYPE_UNSPECIFIED: ReportEvent._Type.ValueType  # 0
+        """TYPE_UNSPECIFIED is never sent."""
+        TYPE_SNAPSHOT: ReportEvent._Type.ValueType  # 1
+        """SNAPSHOT opens a stream without start_after: `report` is the original
+        and `draft` the caller's draft (absent if none) at that moment.
+        """
+        TYPE_REPORT_CREATED: ReportEvent._Type.ValueType  # 2
+        """REPORT_CREATED: the original was created (again, after a delete)."""
+        TYPE_REPORT_UPDATED: ReportEvent._Type.ValueType  # 3
+        """REPORT_UPDATED: UpdateReport changed the original."""
+        TYPE_REPORT_COMMITTED: ReportEvent._Type.ValueType  # 4
+        """REPORT_COMMITTED: a draft (anyone's) was committed to the original."""
+        TYPE_REPORT_ROLLED_BACK: ReportEvent._Type.ValueType  # 5
+        """REPORT_ROLLED_BACK: RollbackReport restored a revision."""
+        TYPE_REPORT_DELETED: ReportEvent._Type.ValueType  # 6
+        """REPORT_DELETED: the original (and every draft of it) was deleted;
+        `report` and `draft` are absent and the stream ends.
+        """
+        TYPE_DRAFT_CREATED: ReportEvent._Type.ValueType  # 7
+        """DRAFT_CREATED: the caller's draft was created (EditReport,
+        PutReportDraft; also when it replaces the caller's expired draft, which
+        then has no DRAFT_EXPIRED event of its own).
+        """
+        TYPE_DRAFT_UPDATED: ReportEvent._Type.ValueType  # 8
+        """DRAFT_UPDATED: the caller's draft changed (UpdateReport,
+        PutReportDraft, EditReport's reset, RebaseReportDraft).
+        """
+        TYPE_DRAFT_COMMITTED: ReportEvent._Type.ValueType  # 9
+        """DRAFT_COMMITTED: the caller's draft was committed and is gone; a
+        REPORT_COMMITTED event with the new original follows.
+        """
+        TYPE_DRAFT_DISCARDED: ReportEvent._Type.ValueType  # 10
+        """DRAFT_DISCARDED: the caller's draft was discarded."""
+        TYPE_DRAFT_EXPIRED: ReportEvent._Type.ValueType  # 11
+        """DRAFT_EXPIRED: the caller's draft expired and was purged."""
+
+    class Type(_Type, metaclass=_TypeEnumTypeWrapper):
+        """Type is what happened."""
+
+    TYPE_UNSPECIFIED: ReportEvent.Type.ValueType  # 0
+    """TYPE_UNSPECIFIED is never sent."""
+    TYPE_SNAPSHOT: ReportEvent.Type.ValueType  # 1
+    """SNAPSHOT opens a stream without start_after: `report` is the original
+    and `draft` the caller's draft (absent if none) at that moment.
+    """
+    TYPE_REPORT_CREATED: ReportEvent.Type.ValueType  # 2
+    """REPORT_CREATED: the original was created (again, after a delete)."""
+    TYPE_REPORT_UPDATED: ReportEvent.Type.ValueType  # 3
+    """REPORT_UPDATED: UpdateReport changed the original."""
+    TYPE_REPORT_COMMITTED: ReportEvent.Type.ValueType  # 4
+    """REPORT_COMMITTED: a draft (anyone's) was committed to the original."""
+    TYPE_REPORT_ROLLED_BACK: ReportEvent.Type.ValueType  # 5
+    """REPORT_ROLLED_BACK: RollbackReport restored a revision."""
+    TYPE_REPORT_DELETED: ReportEvent.Type.ValueType  # 6
+    """REPORT_DELETED: the original (and every draft of it) was deleted;
+    `report` and `draft` are absent and the stream ends.
+    """
+    TYPE_DRAFT_CREATED: ReportEvent.Type.ValueType  # 7
+    """DRAFT_CREATED: the caller's draft was created (EditReport,
+    PutReportDraft; also when it replaces the caller's expired draft, which
+    then has no DRAFT_EXPIRED event of its own).
+    """
+    TYPE_DRAFT_UPDATED: ReportEvent.Type.ValueType  # 8
+    """DRAFT_UPDATED: the caller's draft changed (UpdateReport,
+    PutReportDraft, EditReport's reset, RebaseReportDraft).
+    """
+    TYPE_DRAFT_COMMITTED: ReportEvent.Type.ValueType  # 9
+    """DRAFT_COMMITTED: the caller's draft was committed and is gone; a
+    REPORT_COMMITTED event with the new original follows.
+    """
+    TYPE_DRAFT_DISCARDED: ReportEvent.Type.ValueType  # 10
+    """DRAFT_DISCARDED: the caller's draft was discarded."""
+    TYPE_DRAFT_EXPIRED: ReportEvent.Type.ValueType  # 11
+    """DRAFT_EXPIRED: the caller's draft expired and was purged."""
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
+    DRAFT_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """event_id is an opaque cursor: pass the last one processed as
+    WatchReportRequest.start_after to resume after it. Cursors of one report
+    are ordered; a SNAPSHOT carries the position it was read at. The one
+    thing a cursor reveals: positions count every event of the report,
+    other principals' draft events included, which are not delivered (so
+    two consecutive events' cursors may be further apart than one).
+    """
+    type: Global___ReportEvent.Type.ValueType
+    """type is what happened."""
+    resource_id: _builtins.str
+    """resource_id is the id of the report the event is about: the original's
+    for SNAPSHOT and REPORT_* events, the draft's for DRAFT_* events.
+    """
+    actor_id: _builtins.str
+    """actor_id is the principal whose call made the change (empty for a
+    SNAPSHOT, and for DRAFT_EXPIRED, which the service makes).
+    """
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """create_time is when the change was committed (for a SNAPSHOT, when it
+        was read).
+        """
+
+    @_builtins.property
+    def report(self) -> Global___Report:
+        """report is the original after the change (SNAPSHOT, REPORT_* but
+        REPORT_DELETED).
+        """
+
+    @_builtins.property
+    def draft(self) -> Global___Report:
+        """draft is the caller's draft after the change (SNAPSHOT when there is
+        one, DRAFT_CREATED, DRAFT_UPDATED).
+        """
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        type: Global___ReportEvent.Type.ValueType = ...,
+        resource_id: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        report: Global___Report | None = ...,
+        draft: Global___Report | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "draft", b"draft", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "create_time", b"create_time", "draft", b"draft", "event_id", b"event_id", "report", b"report", "resource_id", b"resource_id", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportEvent: _TypeAlias = ReportEvent  # noqa: Y015

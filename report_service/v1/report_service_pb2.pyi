@@ -1061,3 +1061,31 @@ class RollbackReportRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RollbackReportRequest: _TypeAlias = RollbackReportRequest  # noqa: Y015
+
+@_typing.final
+class WatchReportRequest(_message.Message):
+    """WatchReportRequest is the input of WatchReport."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    START_AFTER_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """id is the id of the original report to watch."""
+    start_after: _builtins.str
+    """start_after is the event_id of the last event the client processed, to
+    resume after it; empty to start with a SNAPSHOT.
+    """
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        start_after: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "start_after", b"start_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchReportRequest: _TypeAlias = WatchReportRequest  # noqa: Y015

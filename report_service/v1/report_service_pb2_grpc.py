@@ -207,6 +207,11 @@ class ReportServiceStub:
                 request_serializer=report__service_dot_v1_dot_report__service__pb2.RollbackReportRequest.SerializeToString,
                 response_deserializer=report__service_dot_v1_dot_report__pb2.Report.FromString,
                 _registered_method=True)
+        self.WatchReport = channel.unary_stream(
+                '/report_service.v1.ReportService/WatchReport',
+                request_serializer=report__service_dot_v1_dot_report__service__pb2.WatchReportRequest.SerializeToString,
+                response_deserializer=report__service_dot_v1_dot_report__pb2.ReportEvent.FromString,
+                _registered_method=True)
 
 
 class ReportServiceServicer:
@@ -628,6 +633,43 @@ class ReportServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchReport(self, request, context):
+        """WatchReport streams the changes of an original report and of the
+        caller's own draft of it, in commit order, as they are committed by any
+        replica of the service. Another principal's draft is never seen: its
+        changes are not events of this stream.
+
+        Without start_after the stream opens with one SNAPSHOT event carrying
+        the original (`report`) and the caller's draft of it (`draft`, absent if
+        there is none) as they are at that moment, then every later change.
+        With start_after (the event_id of the last event the client processed)
+        it resumes with exactly the events after it, none lost and none
+        repeated, across restarts and replicas, as long as that event is still
+        kept (REPORT_EVENT_RETENTION, at least 24 hours); no SNAPSHOT is sent.
+        After a REPORT_DELETED event the stream ends with OK.
+
+        Returns INVALID_ARGUMENT for a malformed id or a start_after this RPC did
+        not issue for this report; NOT_FOUND (reason `REPORT_NOT_FOUND`) if
+        there is no such original and no start_after is given, or id names a
+        draft; OUT_OF_RANGE (reason `EVENT_EXPIRED`) if start_after is older
+        than the events kept (read the report again and watch without it);
+        RESOURCE_EXHAUSTED (reason `TOO_MANY_WATCHES`) when the process, or the
+        caller, has as many watches open as it admits, and (reason
+        `WATCHER_TOO_SLOW`) ending a stream whose client reads more slowly than
+        events arrive (resume with start_after; that status carries no
+        google.rpc.Status details, its message names the reason); UNAVAILABLE
+        (reason `SHUTTING_DOWN`) ending every open stream when the server stops
+        (resume on another replica); UNAUTHENTICATED (reason `TOKEN_EXPIRED`)
+        ending a stream whose token has expired (open a new one with a fresh
+        token).
+        (Streams the events themselves, so the standard response name does not
+        apply.)
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -720,6 +762,11 @@ def add_ReportServiceServicer_to_server(servicer, server):
                     servicer.RollbackReport,
                     request_deserializer=report__service_dot_v1_dot_report__service__pb2.RollbackReportRequest.FromString,
                     response_serializer=report__service_dot_v1_dot_report__pb2.Report.SerializeToString,
+            ),
+            'WatchReport': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchReport,
+                    request_deserializer=report__service_dot_v1_dot_report__service__pb2.WatchReportRequest.FromString,
+                    response_serializer=report__service_dot_v1_dot_report__pb2.ReportEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1290,6 +1337,33 @@ class ReportService:
             '/report_service.v1.ReportService/RollbackReport',
             report__service_dot_v1_dot_report__service__pb2.RollbackReportRequest.SerializeToString,
             report__service_dot_v1_dot_report__pb2.Report.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/report_service.v1.ReportService/WatchReport',
+            report__service_dot_v1_dot_report__service__pb2.WatchReportRequest.SerializeToString,
+            report__service_dot_v1_dot_report__pb2.ReportEvent.FromString,
             options,
             channel_credentials,
             insecure,

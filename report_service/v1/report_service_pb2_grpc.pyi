@@ -378,6 +378,39 @@ class ReportServiceStub:
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
+    WatchReport: _grpc.UnaryStreamMultiCallable[_report_service_pb2.WatchReportRequest, _report_pb2.ReportEvent]
+    """WatchReport streams the changes of an original report and of the
+    caller's own draft of it, in commit order, as they are committed by any
+    replica of the service. Another principal's draft is never seen: its
+    changes are not events of this stream.
+
+    Without start_after the stream opens with one SNAPSHOT event carrying
+    the original (`report`) and the caller's draft of it (`draft`, absent if
+    there is none) as they are at that moment, then every later change.
+    With start_after (the event_id of the last event the client processed)
+    it resumes with exactly the events after it, none lost and none
+    repeated, across restarts and replicas, as long as that event is still
+    kept (REPORT_EVENT_RETENTION, at least 24 hours); no SNAPSHOT is sent.
+    After a REPORT_DELETED event the stream ends with OK.
+
+    Returns INVALID_ARGUMENT for a malformed id or a start_after this RPC did
+    not issue for this report; NOT_FOUND (reason `REPORT_NOT_FOUND`) if
+    there is no such original and no start_after is given, or id names a
+    draft; OUT_OF_RANGE (reason `EVENT_EXPIRED`) if start_after is older
+    than the events kept (read the report again and watch without it);
+    RESOURCE_EXHAUSTED (reason `TOO_MANY_WATCHES`) when the process, or the
+    caller, has as many watches open as it admits, and (reason
+    `WATCHER_TOO_SLOW`) ending a stream whose client reads more slowly than
+    events arrive (resume with start_after; that status carries no
+    google.rpc.Status details, its message names the reason); UNAVAILABLE
+    (reason `SHUTTING_DOWN`) ending every open stream when the server stops
+    (resume on another replica); UNAUTHENTICATED (reason `TOKEN_EXPIRED`)
+    ending a stream whose token has expired (open a new one with a fresh
+    token).
+    (Streams the events themselves, so the standard response name does not
+    apply.)
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    """
 
 @_typing.type_check_only
 class ReportServiceAsyncStub(ReportServiceStub):
@@ -727,6 +760,39 @@ class ReportServiceAsyncStub(ReportServiceStub):
     (Returns the original itself.)
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    WatchReport: _aio.UnaryStreamMultiCallable[_report_service_pb2.WatchReportRequest, _report_pb2.ReportEvent]  # type: ignore[assignment]
+    """WatchReport streams the changes of an original report and of the
+    caller's own draft of it, in commit order, as they are committed by any
+    replica of the service. Another principal's draft is never seen: its
+    changes are not events of this stream.
+
+    Without start_after the stream opens with one SNAPSHOT event carrying
+    the original (`report`) and the caller's draft of it (`draft`, absent if
+    there is none) as they are at that moment, then every later change.
+    With start_after (the event_id of the last event the client processed)
+    it resumes with exactly the events after it, none lost and none
+    repeated, across restarts and replicas, as long as that event is still
+    kept (REPORT_EVENT_RETENTION, at least 24 hours); no SNAPSHOT is sent.
+    After a REPORT_DELETED event the stream ends with OK.
+
+    Returns INVALID_ARGUMENT for a malformed id or a start_after this RPC did
+    not issue for this report; NOT_FOUND (reason `REPORT_NOT_FOUND`) if
+    there is no such original and no start_after is given, or id names a
+    draft; OUT_OF_RANGE (reason `EVENT_EXPIRED`) if start_after is older
+    than the events kept (read the report again and watch without it);
+    RESOURCE_EXHAUSTED (reason `TOO_MANY_WATCHES`) when the process, or the
+    caller, has as many watches open as it admits, and (reason
+    `WATCHER_TOO_SLOW`) ending a stream whose client reads more slowly than
+    events arrive (resume with start_after; that status carries no
+    google.rpc.Status details, its message names the reason); UNAVAILABLE
+    (reason `SHUTTING_DOWN`) ending every open stream when the server stops
+    (resume on another replica); UNAUTHENTICATED (reason `TOKEN_EXPIRED`)
+    ending a stream whose token has expired (open a new one with a fresh
+    token).
+    (Streams the events themselves, so the standard response name does not
+    apply.)
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     """
 
 class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -1182,6 +1248,45 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         (Returns the original itself.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+
+    @_abc_1.abstractmethod
+    def WatchReport(
+        self,
+        request: _report_service_pb2.WatchReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_report_pb2.ReportEvent], _abc.AsyncIterator[_report_pb2.ReportEvent]]:
+        """WatchReport streams the changes of an original report and of the
+        caller's own draft of it, in commit order, as they are committed by any
+        replica of the service. Another principal's draft is never seen: its
+        changes are not events of this stream.
+
+        Without start_after the stream opens with one SNAPSHOT event carrying
+        the original (`report`) and the caller's draft of it (`draft`, absent if
+        there is none) as they are at that moment, then every later change.
+        With start_after (the event_id of the last event the client processed)
+        it resumes with exactly the events after it, none lost and none
+        repeated, across restarts and replicas, as long as that event is still
+        kept (REPORT_EVENT_RETENTION, at least 24 hours); no SNAPSHOT is sent.
+        After a REPORT_DELETED event the stream ends with OK.
+
+        Returns INVALID_ARGUMENT for a malformed id or a start_after this RPC did
+        not issue for this report; NOT_FOUND (reason `REPORT_NOT_FOUND`) if
+        there is no such original and no start_after is given, or id names a
+        draft; OUT_OF_RANGE (reason `EVENT_EXPIRED`) if start_after is older
+        than the events kept (read the report again and watch without it);
+        RESOURCE_EXHAUSTED (reason `TOO_MANY_WATCHES`) when the process, or the
+        caller, has as many watches open as it admits, and (reason
+        `WATCHER_TOO_SLOW`) ending a stream whose client reads more slowly than
+        events arrive (resume with start_after; that status carries no
+        google.rpc.Status details, its message names the reason); UNAVAILABLE
+        (reason `SHUTTING_DOWN`) ending every open stream when the server stops
+        (resume on another replica); UNAUTHENTICATED (reason `TOKEN_EXPIRED`)
+        ending a stream whose token has expired (open a new one with a fresh
+        token).
+        (Streams the events themselves, so the standard response name does not
+        apply.)
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
 
 def add_ReportServiceServicer_to_server(servicer: ReportServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
