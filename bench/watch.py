@@ -1,0 +1,305 @@
+"""The watch scenarios of `python -m bench` (issue 11): idle watchers, and fan-out latency.
+
+- capacity: one report-service process (SQLite). Health Check and GetReport at C=16 with no
+  watch open, then with `watchers` idle WatchReport streams (a bench.watchers process, one
+  principal each: the per-principal cap is not what is measured); the server's RSS before
+  and with them gives the RSS per idle watcher. Goal: p99 with them ≤ 1.5 x without, RSS
+  ≤ 50 KB per watcher.
+- fan-out: two report-service processes on one PostgreSQL database; `watchers` WatchReport
+  streams spread over both and over `reports` reports; a writer makes `rate` UpdateReport
+  calls a second on those reports, alternating processes, so that most deliveries cross
+  processes. Latency is from the event's create_time (the writing process's clock, stamped
+  in the write's transaction, just before its commit) to the event's arrival in the watcher
+  process (time.time(), same host): a little more than commit → delivery. Goal: p99 ≤ 100 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from google.protobuf import field_mask_pb2
+
+from bench.loadgen import Generators, Step
+from bench.measure import measure, percentile
+from bench.scenarios import REPORTS, Scenario, metadata_for, report_scenarios
+from bench.watchers import Watch, Watchers
+from report_service.v1 import report_pb2, report_service_pb2
+from tests.processes import ServiceProcess, free_port, start_service
+
+CONCURRENCY = 16
+WATCH = REPORTS + "WatchReport"
+CHECK = "/grpc.health.v1.Health/Check"
+UPDATED = report_pb2.ReportEvent.TYPE_REPORT_UPDATED
+NAMES = ("watch capacity", "watch fan-out")  # what --only matches
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big a run of the watch scenarios is: --quick keeps them small."""
+
+    watchers: int
+    reports: int  # reports the fan-out watchers watch (and the writer updates)
+    rate: float  # fan-out UpdateReport calls per second
+    seconds: float  # fan-out writing time
+
+
+QUICK = Size(watchers=200, reports=20, rate=100, seconds=2.0)
+FULL = Size(watchers=1000, reports=100, rate=100, seconds=10.0)
+
+
+def _watches(address: str, report_ids: list[str], count: int, first: int = 0) -> list[Watch]:
+    """count watches of the reports in turn, each by a principal of its own."""
+    watches = []
+    for k in range(first, first + count):
+        request = report_service_pb2.WatchReportRequest(id=report_ids[k % len(report_ids)])
+        metadata = metadata_for(f"user:watcher-{k}")
+        watches.append(Watch(address, WATCH, request.SerializeToString(), metadata))
+    return watches
+
+
+def _environment() -> dict[str, str]:
+    # Enough room for the watchers whatever the defaults: the limits are not what is measured.
+    return {"REPORT_WATCHES": "4096"}
+
+
+# ---------------------------------------------------------------------------
+# Idle-watcher capacity
+# ---------------------------------------------------------------------------
+
+
+def run_capacity(
+    generators: Generators, url: str, work: Path, watchers: int, warmup: float, duration: float
+) -> dict:
+    server = start_service("report-service", url, work / "watch-capacity.log", env=_environment())
+    try:
+        with server.channel() as channel:
+            get = report_scenarios(channel, CONCURRENCY)[0]
+        check = Scenario("health Check", "report-service", [[Step(CHECK, b"")]], 0, 2)
+        report_ids = [f"team:bench-{k}" for k in range(CONCURRENCY)]
+        figures: dict = {"watchers": watchers}
+        _measure_unary(generators, server, (check, get), 0, figures, warmup, duration)
+        before = server.rss_bytes()
+        holder = Watchers(_watches(server.address, report_ids, watchers))
+        try:
+            during = server.rss_bytes()
+            figures.update(opened=holder.opened, open_seconds=holder.open_seconds)
+            if holder.errors:
+                print(f"  ! watches: {len(holder.errors)} errors, first: {holder.errors[0]}")
+            _measure_unary(generators, server, (check, get), watchers, figures, warmup, duration)
+        finally:
+            held = holder.stop()
+        figures.update(
+            rss_before_mib=before / 2**20,
+            rss_with_mib=during / 2**20,
+            rss_per_watcher_kb=(during - before) / max(holder.opened, 1) / 1024,
+            ended_early=held.ended,
+        )
+        print(
+            f"  watch capacity: {holder.opened} of {watchers} watchers opened in"
+            f" {holder.open_seconds:.1f} s; RSS {before / 2**20:.1f} → {during / 2**20:.1f} MiB,"
+            f" {figures['rss_per_watcher_kb']:.1f} KB per watcher",
+            flush=True,
+        )
+        return figures
+    finally:
+        server.stop()
+
+
+def _measure_unary(generators, server, scenarios, watchers, figures, warmup, duration) -> None:
+    for scenario in scenarios:
+        row = measure(
+            generators, server, scenario, "sqlite", CONCURRENCY, warmup, max(duration, 1.0)
+        )
+        figures[f"{scenario.name} {watchers}"] = row.as_dict()
+        print(
+            f"  watch capacity {scenario.name:<13} {watchers:>5} watchers C={CONCURRENCY}"
+            f" {row.calls_per_second:6.0f}/s p50 {row.p50_ms:6.2f} ms p99 {row.p99_ms:6.2f} ms"
+            f" cpu {row.cpu_us_per_call:5.0f} µs",
+            flush=True,
+        )
+
+
+# ---------------------------------------------------------------------------
+# Fan-out latency
+# ---------------------------------------------------------------------------
+
+
+def run_fanout(url: str, work: Path, size: Size, processes: int = 2) -> dict:
+    servers: list[ServiceProcess] = []
+    try:
+        for n in range(processes):  # one after the other: the first migrates the database
+            servers.append(
+                start_service(
+                    "report-service",
+                    url,
+                    work / f"watch-fanout-{n}.log",
+                    port=free_port(),
+                    env=_environment(),
+                )
+            )
+        writer = metadata_for("user:fanout-writer")
+        report_ids = [f"team:fanout-{k}" for k in range(size.reports)]
+        with servers[0].channel() as channel:
+            create = channel.unary_unary(REPORTS + "CreateReport")
+            for report_id in report_ids:
+                report = report_pb2.Report(id=report_id, type="dashboard", name=report_id)
+                request = report_service_pb2.CreateReportRequest(report=report)
+                create(request.SerializeToString(), metadata=writer)
+        share = size.watchers // processes
+        watches = [
+            watch
+            for n, server in enumerate(servers)
+            for watch in _watches(server.address, report_ids, share, first=n * share)
+        ]
+        holder = Watchers(watches)
+        try:
+            if holder.errors:
+                print(f"  ! watches: {len(holder.errors)} errors, first: {holder.errors[0]}")
+            writes = asyncio.run(
+                _write([s.address for s in servers], report_ids, writer, size.rate, size.seconds)
+            )
+            time.sleep(1.0)  # the last writes' deliveries
+        finally:
+            held = holder.stop()
+    finally:
+        for server in servers:
+            server.stop()
+    latencies = []
+    for arrived, _, message in held.received:
+        event = report_pb2.ReportEvent.FromString(message)
+        if event.type == UPDATED:
+            latencies.append(arrived - event.create_time.ToNanoseconds() / 1e9)
+    per_report = len(watches) / size.reports
+    expected = round(sum(1 for ok in writes if ok) * per_report)
+    figures = {
+        "watchers": len(watches),
+        "opened": holder.opened,
+        "processes": processes,
+        "reports": size.reports,
+        "rate": size.rate,
+        "seconds": size.seconds,
+        "writes": len(writes),
+        "write_errors": sum(1 for ok in writes if not ok),
+        "deliveries": len(latencies),
+        "deliveries_expected": expected,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": max(latencies, default=float("nan")) * 1000,
+        "stream_errors": held.errors,
+    }
+    print(
+        f"  watch fan-out: {holder.opened} watchers on {processes} processes, {len(writes)}"
+        f" writes at {size.rate:.0f}/s: {len(latencies)} of {expected} deliveries,"
+        f" commit → delivery p50 {figures['p50_ms']:.1f} ms p99 {figures['p99_ms']:.1f} ms"
+        f" max {figures['max_ms']:.1f} ms",
+        flush=True,
+    )
+    return figures
+
+
+async def _write(
+    addresses: list[str], report_ids: list[str], metadata, rate: float, seconds: float
+) -> list[bool]:
+    """UpdateReport at `rate` calls/s for `seconds` (open loop: a slow call does not delay the
+    next), the k-th on report k and process k, each with a new name."""
+    channels = [grpc.aio.insecure_channel(address) for address in addresses]
+    updates = [channel.unary_unary(REPORTS + "UpdateReport") for channel in channels]
+    mask = field_mask_pb2.FieldMask(paths=["name"])
+
+    async def update(k: int) -> bool:
+        report = report_pb2.Report(id=report_ids[k % len(report_ids)], name=f"name {k}")
+        request = report_service_pb2.UpdateReportRequest(
+            report=report, update_mask=mask, request_id=str(uuid.uuid4())
+        )
+        try:
+            await updates[k % len(updates)](request.SerializeToString(), metadata=metadata)
+        except grpc.aio.AioRpcError as exc:
+            print(f"  ! UpdateReport: {exc.code().name} {exc.details()}", flush=True)
+            return False
+        return True
+
+    started = time.perf_counter()
+    tasks = []
+    for k in range(round(rate * seconds)):
+        delay = started + k / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(update(k)))
+    results = await asyncio.gather(*tasks)
+    for channel in channels:
+        await channel.close()
+    return list(results)
+
+
+def run_watch(
+    generators: Generators, stores, work: Path, size: Size, warmup, duration, *, postgres: bool
+) -> dict:
+    """Both scenarios; fan-out only with PostgreSQL."""
+    results = {
+        "capacity": run_capacity(
+            generators,
+            stores.url("sqlite", "watch-capacity"),
+            work,
+            size.watchers,
+            warmup,
+            duration,
+        )
+    }
+    if postgres:
+        results["fanout"] = run_fanout(stores.url("postgres", "watch-fanout"), work, size)
+    return results
+
+
+# ---------------------------------------------------------------------------
+# Targets and table
+# ---------------------------------------------------------------------------
+
+P99_BOUND = 1.5  # p99 with the watchers open, over p99 without
+RSS_BOUND_KB = 50.0
+FANOUT_P99_BOUND_MS = 100.0
+
+
+def targets(results: dict) -> list[dict]:
+    """The issue's watch targets, in bench.report's form."""
+    found = []
+    capacity = results.get("capacity")
+    if capacity:
+        n = capacity["watchers"]
+        for name in ("health Check", "GetReport"):
+            value = capacity[f"{name} {n}"]["p99_ms"] / capacity[f"{name} 0"]["p99_ms"]
+            found.append(
+                {
+                    "target": f"{name} p99 with {n:,} idle watchers ≤ {P99_BOUND} × without",
+                    "value": value,
+                    "bound": P99_BOUND,
+                    "met": value <= P99_BOUND and capacity["opened"] == n,
+                }
+            )
+        value = capacity["rss_per_watcher_kb"]
+        found.append(
+            {
+                "target": f"RSS per idle watcher ≤ {RSS_BOUND_KB:.0f} KB ({n:,} watchers)",
+                "value": value,
+                "bound": RSS_BOUND_KB,
+                "met": value <= RSS_BOUND_KB,
+            }
+        )
+    fanout = results.get("fanout")
+    if fanout:
+        value = fanout["p99_ms"]
+        complete = fanout["deliveries"] >= fanout["deliveries_expected"]
+        found.append(
+            {
+                "target": f"fan-out commit → delivery p99 ≤ {FANOUT_P99_BOUND_MS:.0f} ms"
+                f" ({fanout['watchers']:,} watchers, 2 processes, PG, {fanout['rate']:.0f} w/s)",
+                "value": value,
+                "bound": FANOUT_P99_BOUND_MS,
+                "met": value <= FANOUT_P99_BOUND_MS and complete,
+            }
+        )
+    return found
