@@ -138,25 +138,28 @@ def _summary(model: str, streams: int, figures: dict) -> dict:
 
 
 def table(summaries: list[dict]) -> str:
-    """The comparison as printed: per model, RSS per stream and p99 with/without streams."""
+    """The comparison as printed: per model and call, p50, p99 and CPU with 0 and N streams."""
     streams = summaries[0]["streams"]
+    header = (
+        f"{'model':<9} {'KB/stream':>9}  {'call':<15} {'calls/s':>13} {'p50 ms':>13}"
+        f" {'p99 ms':>13} {'p99 ×':>5} {'CPU µs/call':>11}"
+    )
     lines = [
-        f"server models: {streams} idle streams, unary calls at C={CONCURRENCY} (medians)",
-        f"{'model':<9} {'KB/stream':>9}  "
-        + "  ".join(f"{s.name + ' p50/p99 ms (0 → ' + str(streams) + ')':<44}" for s in SCENARIOS),
+        f"server models: 0 → {streams:,} idle streams, unary calls at C={CONCURRENCY} (medians)",
+        header,
+        "-" * len(header),
     ]
     for summary in summaries:
-        cells = []
         for scenario in SCENARIOS:
             idle, busy = summary[f"{scenario.name} 0"], summary[f"{scenario.name} {streams}"]
             ratio = busy["p99_ms"] / idle["p99_ms"] if idle["p99_ms"] else float("nan")
-            cells.append(
-                f"{idle['p50_ms']:5.2f}/{idle['p99_ms']:6.2f} → {busy['p50_ms']:5.2f}/"
-                f"{busy['p99_ms']:6.2f} (p99 {ratio:4.2f} ×)".ljust(44)
+            lines.append(
+                f"{summary['model']:<9} {summary['rss_per_stream_kb']:9.1f}  {scenario.name:<15}"
+                f" {idle['calls_per_second']:5.0f} → {busy['calls_per_second']:5.0f}"
+                f" {idle['p50_ms']:5.2f} → {busy['p50_ms']:5.2f}"
+                f" {idle['p99_ms']:5.1f} → {busy['p99_ms']:5.1f} {ratio:5.2f}"
+                f" {idle['cpu_us_per_call']:4.0f} → {busy['cpu_us_per_call']:4.0f}"
             )
-        lines.append(
-            f"{summary['model']:<9} {summary['rss_per_stream_kb']:9.1f}  " + "  ".join(cells)
-        )
     return "\n".join(lines)
 
 

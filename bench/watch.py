@@ -29,7 +29,7 @@ from bench.measure import measure, percentile
 from bench.scenarios import REPORTS, Scenario, metadata_for, report_scenarios
 from bench.watchers import Watch, Watchers
 from report_service.v1 import report_pb2, report_service_pb2
-from tests.processes import ServiceProcess, free_port, start_service
+from tests.processes import ServiceProcess, start_service
 
 CONCURRENCY = 16
 WATCH = REPORTS + "WatchReport"
@@ -62,11 +62,6 @@ def _watches(address: str, report_ids: list[str], count: int, first: int = 0) ->
     return watches
 
 
-def _environment() -> dict[str, str]:
-    # Enough room for the watchers whatever the defaults: the limits are not what is measured.
-    return {"REPORT_WATCHES": "4096"}
-
-
 # ---------------------------------------------------------------------------
 # Idle-watcher capacity
 # ---------------------------------------------------------------------------
@@ -75,7 +70,7 @@ def _environment() -> dict[str, str]:
 def run_capacity(
     generators: Generators, url: str, work: Path, watchers: int, warmup: float, duration: float
 ) -> dict:
-    server = start_service("report-service", url, work / "watch-capacity.log", env=_environment())
+    server = start_service("report-service", url, work / "watch-capacity.log")
     try:
         with server.channel() as channel:
             get = report_scenarios(channel, CONCURRENCY)[0]
@@ -133,15 +128,7 @@ def run_fanout(url: str, work: Path, size: Size, processes: int = 2) -> dict:
     servers: list[ServiceProcess] = []
     try:
         for n in range(processes):  # one after the other: the first migrates the database
-            servers.append(
-                start_service(
-                    "report-service",
-                    url,
-                    work / f"watch-fanout-{n}.log",
-                    port=free_port(),
-                    env=_environment(),
-                )
-            )
+            servers.append(start_service("report-service", url, work / f"watch-fanout-{n}.log"))
         writer = metadata_for("user:fanout-writer")
         report_ids = [f"team:fanout-{k}" for k in range(size.reports)]
         with servers[0].channel() as channel:
