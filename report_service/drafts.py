@@ -86,21 +86,21 @@ def _draft_id_taken(row: Report) -> FailedPrecondition:
 
 def edit_report(
     drivers: DriverRegistry, original: Report, principal: str, now: datetime
-) -> report_pb2.Report:
+) -> tuple[report_pb2.Report, bool]:
     """principal's draft of original as it is, created first if principal has none (or an
-    expired one)."""
+    expired one); and whether it was created."""
     # Locked: a concurrent discard must not remove the draft between its row and its datasets.
     existing = _live_draft(drivers, original, principal)
     if existing is None:
         try:
-            return write_draft(drivers, original, principal, None, {}, now)
+            return write_draft(drivers, original, principal, None, {}, now), True
         except Aborted as race:
             # A concurrent EditReport of the same principal created it first: that is the
             # draft to return, as if this call had come second.
             existing = store.find_draft(original.id, principal, lock=True)
             if existing is None or race.reason != DRAFT_CREATED_CONCURRENTLY:
                 raise
-    return store.report_message(existing, original.etag)
+    return store.report_message(existing, original.etag), False
 
 
 def put_draft(

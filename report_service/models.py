@@ -8,8 +8,11 @@ import peewee
 
 from shared import idempotency
 from shared.clock import utcnow as utcnow  # the services' one clock (shared.clock)
+from shared.events import EventStore
 
 database = peewee.DatabaseProxy()
+# WatchReport's events (report_service.watching); tables made by migration 0005.
+EVENTS = EventStore(database, "report_service_events")
 
 ID_MAX_LENGTH = 512
 

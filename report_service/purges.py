@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from report_service import expiry, mapping, store
+from report_service import expiry, mapping, store, watching
 from report_service.drivers import DriverRegistry
 from report_service.models import Report, database
 from report_service.requests import REQUEST_IDS
@@ -72,5 +72,8 @@ def purge_drafts(drivers: DriverRegistry, now: datetime, limit: int) -> int:
             except FailedPrecondition as refusal:
                 _LOGGER.warning("kept expired draft %r: %s", row.id, refusal.message)
                 refused.add(row.id)
-        store.delete_reports([row.id for row in expired if row.id not in refused])
-    return len(expired) - len(refused)
+        purged = [row for row in expired if row.id not in refused]
+        store.delete_reports([row.id for row in purged])
+        if purged:
+            watching.drafts_expired([(row.editing_id, row.id, row.owner_id) for row in purged])
+    return len(purged)

@@ -9,7 +9,7 @@ import grpc
 
 from report_service import expiry
 from report_service.drivers import DriverRegistry
-from report_service.models import database
+from report_service.models import EVENTS, database
 from report_service.purges import purges
 from report_service.revisions import REVISIONS_KEPT
 from report_service.servicer import ReportServicer
@@ -37,6 +37,7 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     add_servicers=add_servicers,
     service_names=(report_service_pb2.DESCRIPTOR.services_by_name["ReportService"].full_name,),
-    lifetimes=("idempotency_ttl", "draft_ttl", "purge_interval"),
+    lifetimes=("idempotency_ttl", "draft_ttl", "purge_interval", "event_retention"),
     options=(REVISIONS_KEPT,),
+    events=EVENTS,
 )

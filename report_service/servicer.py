@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from report_service import drafts, fields, mapping, rebase, revisions, store, validation
+from report_service import drafts, fields, mapping, rebase, revisions, store, validation, watching
 from report_service.drivers import DriverRegistry
 from report_service.models import Report, database, utcnow
 from report_service.requests import WRITE
 from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
+from report_service.watching import Type
 from shared.auth import current_principal
 from shared.budget import check_size, items_within, page_within
 from shared.db import read_transaction
@@ -94,7 +95,9 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             store.insert_report(row, values)
             reason = revisions.Reason.REASON_CREATED
             revisions.record(row.id, reason, principal, now, self._revisions_kept)
-        return mapping.report_to_proto(row, values["datasets"])
+            created = mapping.report_to_proto(row, values["datasets"])
+            watching.report_changed(Type.TYPE_REPORT_CREATED, created, principal)
+        return created
 
     def GetReport(self, request, context) -> report_pb2.Report:
         report_id = _checked_id("id", request.id)
@@ -136,20 +139,27 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
                     revisions.record(row.id, reason, principal, now, self._revisions_kept)
             updated = store.report_message(row)
             validation.check_report_budget(updated, "report", values)  # rolls the update back
+            if values and row.editing_id is None:
+                watching.report_changed(Type.TYPE_REPORT_UPDATED, updated, principal)
+            elif values:
+                watching.draft_changed(
+                    Type.TYPE_DRAFT_UPDATED, row.editing_id, row.id, principal, draft=updated
+                )
             return updated
 
     @WRITE(request_id=True, validate_only=True)
     def DeleteReport(self, request, context) -> report_service_pb2.DeleteReportResponse:
         report_id = _checked_id("id", request.id)
+        principal = current_principal().subject
         with database.atomic():
-            row = store.locked_report(
-                report_id, current_principal().subject, original_lock=store.EXCLUSIVE
-            )
+            row = store.locked_report(report_id, principal, original_lock=store.EXCLUSIVE)
             check_etag("etag", request.etag, row.etag, "the report")
             if row.editing_id is None:
                 drafts.delete_original(self._drivers, row)
+                watching.report_deleted(row.id, principal)
             else:
                 drafts.discard_draft(self._drivers, row)
+                watching.draft_changed(Type.TYPE_DRAFT_DISCARDED, row.editing_id, row.id, principal)
         return report_service_pb2.DeleteReportResponse()
 
     # -----------------------------------------------------------------------
@@ -162,8 +172,12 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         principal = current_principal().subject
         with database.atomic():
             original = store.original_report(report_id, principal, lock=store.SHARED)
-            draft = drafts.edit_report(self._drivers, original, principal, utcnow())
+            draft, created = drafts.edit_report(self._drivers, original, principal, utcnow())
             validation.check_report_budget(draft, "id", ())  # only a driver could grow it
+            if created:
+                watching.draft_changed(
+                    Type.TYPE_DRAFT_CREATED, original.id, draft.id, principal, draft=draft
+                )
             return draft
 
     def GetReportDraft(self, request, context) -> report_pb2.Report:
@@ -189,6 +203,8 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
                 self._drivers, original, principal, overrides, utcnow(), request.etag
             )
             validation.check_report_budget(draft, "draft", overrides)
+            kind = Type.TYPE_DRAFT_CREATED if created else Type.TYPE_DRAFT_UPDATED
+            watching.draft_changed(kind, original.id, draft.id, principal, draft=draft)
         return report_service_pb2.PutReportDraftResponse(report=draft, created=created)
 
     @WRITE(request_id=True, validate_only=True)
@@ -200,6 +216,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             draft = store.own_draft(original.id, principal, lock=True)
             check_etag("etag", request.etag, draft.etag, "your draft")
             drafts.discard_draft(self._drivers, draft)
+            watching.draft_changed(Type.TYPE_DRAFT_DISCARDED, original.id, draft.id, principal)
         return report_service_pb2.DiscardReportDraftResponse()
 
     @WRITE(request_id=True, validate_only=True)
@@ -216,6 +233,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
                 self._drivers, original, draft, principal, utcnow(), self._revisions_kept
             )
             validation.check_report_budget(committed, "id", ())  # only a driver could grow it
+            watching.draft_committed(committed, draft.id, principal)
             return committed
 
     # -----------------------------------------------------------------------
@@ -280,8 +298,13 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             original = store.original_report(report_id, principal, lock=store.SHARED)
             draft = store.own_draft(original.id, principal, lock=True)
             check_etag("etag", request.etag, draft.etag, "your draft")
+            etag = draft.etag
             rebased = rebase.rebase(self._drivers, original, draft, principal, utcnow())
             validation.check_report_budget(rebased.draft, "id", ())  # only a driver could grow it
+            if rebased.draft.etag != etag:  # a draft based on the original now is kept as is
+                watching.draft_changed(
+                    Type.TYPE_DRAFT_UPDATED, original.id, draft.id, principal, draft=rebased.draft
+                )
             return rebased
 
     # -----------------------------------------------------------------------
@@ -326,4 +349,13 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
                 original, revision, principal, utcnow(), self._revisions_kept
             )
             validation.check_report_budget(rolled_back, "revision_id", ())
+            watching.report_changed(Type.TYPE_REPORT_ROLLED_BACK, rolled_back, principal)
             return rolled_back
+
+    # -----------------------------------------------------------------------
+    # Watching
+    # -----------------------------------------------------------------------
+
+    def WatchReport(self, request, context) -> Iterator[report_pb2.ReportEvent]:
+        report_id = _checked_id("id", request.id)
+        return watching.watch(report_id, request.start_after, current_principal().subject)

@@ -130,12 +130,12 @@ def _checked_visible(row, report_id: str, principal: str):
     expired draft is NOT_FOUND with reason DRAFT_EXPIRED (report_service.expiry).
     """
     if row is None or (row.editing_id is not None and row.owner_id != principal):
-        raise _not_found(report_id)
+        raise not_found(report_id)
     expiry.check_live(row)
     return row
 
 
-def _not_found(report_id: str) -> NotFound:
+def not_found(report_id: str) -> NotFound:
     return NotFound(f"there is no report {report_id!r}", reason=REPORT_NOT_FOUND)
 
 
@@ -154,7 +154,7 @@ def locked_report(report_id: str, principal: str, *, original_lock: str) -> Repo
     lock = original_lock
     if row.editing_id is not None:
         if _select_report(row.editing_id, lock=SHARED) is None:  # deleted with its drafts
-            raise _not_found(report_id)
+            raise not_found(report_id)
         lock = EXCLUSIVE
     return _checked_visible(_select_report(report_id, lock=lock), report_id, principal)
 

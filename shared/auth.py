@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import math
 import threading
 import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 import jwt
@@ -38,10 +39,12 @@ MAX_NUMERIC_DATE = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a Ti
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's `sub`, and the permissions it grants."""
+    """Who is calling: the token's `sub`, the permissions it grants, and until when (a Unix
+    time, leeway included: a watch stream ends UNAUTHENTICATED then, shared.watch)."""
 
     subject: str
     permissions: frozenset[str]
+    expires: float = field(default=math.inf, compare=False)
 
 
 _PRINCIPAL: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
@@ -162,8 +165,9 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:  # also InvalidKeyError, which is no InvalidTokenError
             raise Unauthenticated(f"bearer token rejected: {exc}", reason="INVALID_TOKEN") from None
         _check_numeric_dates(claims)
-        principal = Principal(subject=_subject(claims), permissions=_permissions(claims))
-        return principal, float(claims["exp"]) + self._leeway, jwk
+        expires = float(claims["exp"]) + self._leeway
+        principal = Principal(_subject(claims), _permissions(claims), expires)
+        return principal, expires, jwk
 
 
 def _key_id(token: str) -> str:

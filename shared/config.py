@@ -63,6 +63,7 @@ class Settings:
     draft_ttl: float = 30 * DAY  # REPORT_DRAFT_TTL: untouched report drafts; 0: never
     proposal_ttl: float = 7 * DAY  # COHORT_PROPOSAL_TTL: pending soft proposals; 0: never
     purge_interval: float = 60.0  # *_PURGE_INTERVAL: seconds between purges (shared.purge)
+    event_retention: float = 3 * DAY  # *_EVENT_RETENTION: watch events kept (shared.events)
     # *_CLOCK_OFFSET: seconds the service's clock runs ahead (shared.clock). Tests only: it
     # moves every time the service stores or compares, never token validation.
     clock_offset: float = 0.0
@@ -87,6 +88,9 @@ LIFETIMES = {
     "draft_ttl": Lifetime("how long an untouched report draft lives; 0: forever"),
     "proposal_ttl": Lifetime("how long a soft proposal may stay pending; 0: forever"),
     "purge_interval": Lifetime("seconds between purges of what expired; 0: no purging"),
+    "event_retention": Lifetime(
+        "how long watch events are kept, so that a stream can resume (at least 24h)", DAY
+    ),
 }
 
 

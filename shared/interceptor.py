@@ -23,6 +23,7 @@ from shared.metrics import rpc_type
 from shared.text_checks import RULES, value_violations
 from shared.tracing import active as active_tracer
 from shared.tracing import traced
+from shared.watch import Watches, bind_watch, unbind_watch
 
 _ACCESS_LOG = logging.getLogger("shared.access")
 # grpc's classes are generic in its stubs only.
@@ -83,12 +84,14 @@ class PlatformInterceptor(grpc.ServerInterceptor):
         database: Any = None,
         drain: Drain | None = None,
         lanes: Lanes | None = None,
+        watches: Watches | None = None,
     ) -> None:
         self._domain = domain
         self._verifier = verifier
         self._database = database  # the service's store: each call's connection and deadline
         self._drain = drain
         self._lanes = lanes  # where each call runs, or is refused (None: grpc's one pool)
+        self._watches = watches  # the server's open watch streams (None: none are served)
 
     def intercept_service(
         self,
@@ -114,9 +117,17 @@ class PlatformInterceptor(grpc.ServerInterceptor):
     def _serve(self, method: str, handler: Handler) -> Handler | None:
         if method.startswith(OPEN_SERVICES):
             return self._open(method, handler)
+        if handler.unary_stream is not None and self._watches is not None:
+            watch = grpc.unary_stream_rpc_method_handler(
+                self._wrap_watch(method, handler.unary_stream),
+                request_deserializer=_tolerant(handler.request_deserializer),
+                response_serializer=handler.response_serializer,
+            )
+            return watch if self._lanes is None else self._lanes.watch_call(watch)
         if handler.unary_unary is None:
-            # Every RPC of ours is unary; a streaming one would bypass the checks below,
-            # so it is not served at all (the client sees UNIMPLEMENTED).
+            # Our RPCs are unary, or watches (response streams, above); any other kind would
+            # bypass the checks below, so it is not served at all (the client sees
+            # UNIMPLEMENTED).
             return None
         behavior = handler.unary_unary
         if self._drain is not None and self._drain.draining:
@@ -153,13 +164,7 @@ class PlatformInterceptor(grpc.ServerInterceptor):
             call: dict[str, object] = {"method": method, "principal": None}
             logged_call = bind_call(call)
             try:
-                call.update(call_fields(context.peer(), metadata, request))
-                principal = self._verifier.verify(authorization(metadata))
-                call["principal"] = principal.subject
-                # A no-op unless tracing is on (shared.tracing): then the call's server span.
-                trace.get_current_span().set_attribute("enduser.id", principal.subject)
-                authorize(principal, method)
-                _check_request(request)
+                principal = self._authenticated(method, request, context, metadata, call)
                 token = bind_principal(principal)
                 try:
                     return run_call(self._database, context, lambda: behavior(request, context))
@@ -170,15 +175,87 @@ class PlatformInterceptor(grpc.ServerInterceptor):
                 code = _STATUS_CODES.get(status.code, grpc.StatusCode.UNKNOWN)
                 context.abort_with_status(rpc_status.to_status(status))
             finally:
-                duration_ms = (time.perf_counter() - started) * 1000
-                _ACCESS_LOG.info(
-                    "rpc method=%s principal=%s code=%s duration_ms=%.2f",
-                    method,
-                    call["principal"] or "-",
-                    code.name,
-                    duration_ms,
-                    extra={"code": code.name, "duration_ms": round(duration_ms, 3)},
-                )
+                _log_access(method, call, code, started)
                 unbind_call(logged_call)
 
         return guarded
+
+    def _authenticated(
+        self,
+        method: str,
+        request: Any,
+        context: grpc.ServicerContext,
+        metadata: Any,
+        call: dict[str, object],
+    ) -> Any:
+        """The caller, authenticated and authorised for method, its request checked."""
+        call.update(call_fields(context.peer(), metadata, request))
+        principal = self._verifier.verify(authorization(metadata))
+        call["principal"] = principal.subject
+        # A no-op unless tracing is on (shared.tracing): then the call's server span.
+        trace.get_current_span().set_attribute("enduser.id", principal.subject)
+        authorize(principal, method)
+        _check_request(request)
+        return principal
+
+    def _wrap_watch(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        """A watch stream (shared.watch): the same checks, then its messages until it ends.
+
+        No run_call: a watch holds no connection or transaction while it waits; it takes a
+        connection for each short read (shared.watch.follow).
+        """
+        watches = self._watches
+        assert watches is not None  # only wrapped when the server serves watches
+
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            metadata = context.invocation_metadata()
+            call: dict[str, object] = {"method": method, "principal": None}
+            logged_call = bind_call(call)
+            watch = None
+            outcome = "ENDED"
+            try:
+                principal = self._authenticated(method, request, context, metadata, call)
+                if self._drain is not None and self._drain.draining:
+                    self._drain.refuse(request, context)
+                watch = watches.open(context, principal)
+                token, watching = bind_principal(principal), bind_watch(watch)
+                try:
+                    yield from behavior(request, context)
+                finally:
+                    unbind_watch(watching)
+                    unbind_principal(token)
+                if watch.gone:
+                    code, outcome = grpc.StatusCode.CANCELLED, "CLIENT_LEFT"
+            except Exception as exc:  # every failure becomes a Status, as for unary calls
+                status = to_status(exc, self._domain)
+                code = _STATUS_CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+                outcome = getattr(exc, "reason", code.name)
+                context.abort_with_status(rpc_status.to_status(status))
+            except GeneratorExit:  # grpc closed the stream: the client left, or a cut-off
+                cut = watch.cut if watch is not None else None
+                code = cut.code if cut is not None else grpc.StatusCode.CANCELLED
+                outcome = cut.reason if cut is not None else "CLIENT_LEFT"
+                raise
+            finally:
+                if watch is not None:
+                    watches.close(watch, outcome)
+                _log_access(method, call, code, started)
+                unbind_call(logged_call)
+
+        return guarded
+
+
+def _log_access(
+    method: str, call: dict[str, object], code: grpc.StatusCode, started: float
+) -> None:
+    duration_ms = (time.perf_counter() - started) * 1000
+    _ACCESS_LOG.info(
+        "rpc method=%s principal=%s code=%s duration_ms=%.2f",
+        method,
+        call["principal"] or "-",
+        code.name,
+        duration_ms,
+        extra={"code": code.name, "duration_ms": round(duration_ms, 3)},
+    )

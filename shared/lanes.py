@@ -16,9 +16,12 @@ grpc's one polling thread) into a lane of its own, and none queues a call for lo
   `slow_call_seconds` for a thread, below), so that calls waiting on a lock hold threads, not
   the service. `calls` equals the PostgreSQL pool, so an admitted call never waits for a
   connection.
-- refusals: a lane that is full answers RESOURCE_EXHAUSTED (reason `TOO_MANY_CALLS` or
-  `TOO_MANY_STREAMS`) at once. The refusal reads no request, so it never waits for a client,
-  and runs on two threads of its own.
+- watches: the services' watch streams (shared.watch), at most `watches` open per process
+  (and `watches_per_principal` of one principal); each sleeps on its thread while caught up,
+  and the drain ends them at once rather than waiting for them.
+- refusals: a lane that is full answers RESOURCE_EXHAUSTED (reason `TOO_MANY_CALLS`,
+  `TOO_MANY_STREAMS` or `TOO_MANY_WATCHES`) at once. The refusal reads no request, so it
+  never waits for a client, and runs on two threads of its own.
 
 Threads are not free: threads that run Python at once contend for the GIL (docs/performance.md,
 Performance: 4 threads served 1.4 x the calls of 16 at 30-40 % less CPU per call), and most
@@ -90,6 +93,9 @@ class Limits:
     stream_idle_seconds: float = 60.0  # a reflection stream with no request for this long ends
     request_seconds: float = 5.0  # the longest wait for a unary call's request message
     health_request_seconds: float = 1.0  # the same for health Check
+    watches: int = 2000  # open watch streams (one sleeping thread each; shared.watch)
+    watches_per_principal: int = 100  # open watch streams of one principal
+    watch_send_seconds: float = 10.0  # a watch whose client reads nothing this long is cut off
 
     @property
     def backstop(self) -> int:
@@ -97,7 +103,7 @@ class Limits:
 
         Refusals are not counted by a lane; they take microseconds and never wait.
         """
-        return self.calls + self.streams + self.health_threads + 1024
+        return self.calls + self.streams + self.health_threads + self.watches + 1024
 
 
 # ---------------------------------------------------------------------------
@@ -363,6 +369,7 @@ class IdleReaper:
 
 TOO_MANY_CALLS = "TOO_MANY_CALLS"
 TOO_MANY_STREAMS = "TOO_MANY_STREAMS"
+TOO_MANY_WATCHES = "TOO_MANY_WATCHES"
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 
@@ -379,11 +386,13 @@ class Lanes:
         )
         self.streams = Lane("stream", limits.streams)
         self.health = Lane("health", limits.health_threads)
+        self.watches = Lane("watch", limits.watches)
         self.refusals = Lane("refuse", 2, bounded=False)
         self.reaper = IdleReaper(min(limits.health_request_seconds, limits.stream_idle_seconds))
         self.calls.measure("calls")
         self.streams.measure("streams")
         self.health.measure("health")
+        self.watches.measure("watches")
 
     def service_call(self, handler: Handler) -> Handler:
         """A unary RPC of the service: the calls lane, or a refusal when it is full."""
@@ -394,6 +403,18 @@ class Lanes:
             self.limits.request_seconds,
             f"the server is running its limit of {self.calls.capacity} calls; retry with backoff",
             TOO_MANY_CALLS,
+        )
+
+    def watch_call(self, handler: Handler) -> Handler:
+        """A watch stream of the service (shared.watch): the watches lane, or a refusal."""
+        return self._admitted(
+            handler,
+            self.watches,
+            "watches",
+            self.limits.request_seconds,
+            f"the server has its limit of {self.watches.capacity} watch streams open; retry "
+            "later or on another instance",
+            TOO_MANY_WATCHES,
         )
 
     def open_call(self, method: str, handler: Handler) -> Handler:
@@ -442,7 +463,7 @@ class Lanes:
     def shutdown(self) -> None:
         self.reaper.end_streams()
         self.reaper.stop()
-        for lane in (self.refusals, self.health, self.streams, self.calls):
+        for lane in (self.refusals, self.health, self.streams, self.watches, self.calls):
             lane.shutdown(wait=True)
 
     def _on(self, handler: Handler, lane: Lane, limit: float) -> Handler:

@@ -100,6 +100,24 @@ class Metrics:
             ("lane", "reason"),
             registry=registry,
         )
+        self.watches_open = Gauge(
+            "watch_streams_open",
+            "Watch streams open now (shared/watch.py).",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.watch_events = Counter(
+            "watch_events_delivered",
+            "Events sent on watch streams (SNAPSHOT and opening messages included).",
+            registry=registry,
+        )
+        self.watches_ended = Counter(
+            "watch_streams_ended",
+            "Watch streams ended, by why: CLIENT_LEFT, ENDED (OK), SHUTTING_DOWN, "
+            "WATCHER_TOO_SLOW, TOKEN_EXPIRED, TOO_MANY_WATCHES, or another error's reason.",
+            ("reason",),
+            registry=registry,
+        )
         self.pool_in_use = Gauge(
             "db_pool_connections_in_use",
             "PostgreSQL connections checked out of the pool.",

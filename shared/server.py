@@ -35,6 +35,7 @@ from shared.reflection import enable_reflection
 from shared.service import ServiceDefinition
 from shared.tracing import enable as enable_tracing
 from shared.tracing import shutdown as shutdown_tracing
+from shared.watch import Feed, Watches
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def create_server(
     settings: Settings,
     lanes: Lanes,
     drain: Drain | None = None,
+    watches: Watches | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer, Sequence[Purge]]:
     """A bound, not yet started server with the production interceptor; port 0 picks one;
     and the service's purges (shared.purge), for the caller to run.
@@ -117,7 +119,12 @@ def create_server(
         lanes.calls,
         [
             PlatformInterceptor(
-                definition.name, TokenVerifier(settings.auth), definition.database, drain, lanes
+                definition.name,
+                TokenVerifier(settings.auth),
+                definition.database,
+                drain,
+                lanes,
+                watches,
             )
         ],
         reuse_port=settings.workers > 1,
@@ -158,9 +165,22 @@ def run_server(
     database = open_store(definition, settings, migrate=migrate)
     drain = Drain()
     lanes = Lanes(limits, definition.name, track=drain.track)
+    feed = Feed(definition.events) if definition.events is not None else None
+    watches = Watches(limits.watches_per_principal, limits.watch_send_seconds, feed)
+
+    def end_streams() -> None:
+        lanes.reaper.end_streams()
+        watches.end_all()
+
     try:
-        server, port, health_servicer, purges = create_server(definition, settings, lanes, drain)
+        server, port, health_servicer, purges = create_server(
+            definition, settings, lanes, drain, watches
+        )
+        if definition.events is not None:
+            purges = [*purges, definition.events.purge_task(settings.event_retention)]
         purger = Purger(database, purges, settings.purge_interval)
+        if feed is not None:
+            feed.start()
         server.start()
         for name in ("", *definition.service_names):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -175,9 +195,12 @@ def run_server(
                 drain,
                 settings.grace_period,
                 notice,
-                end_streams=lanes.reaper.end_streams,
+                end_streams=end_streams,
             )
     finally:
+        watches.stop()
+        if feed is not None:
+            feed.stop()
         lanes.shutdown()
         close_store(database)
         set_clock_offset(0.0)

@@ -11,6 +11,7 @@ import grpc
 import peewee
 
 from shared.config import Option, Settings
+from shared.events import EventStore
 from shared.purge import Purge
 
 
@@ -40,3 +41,5 @@ class ServiceDefinition:
     # The shared.config.LIFETIMES it reads from flags and environment (`--draft-ttl`, ...).
     lifetimes: tuple[str, ...] = ("idempotency_ttl", "purge_interval")
     options: tuple[Option, ...] = ()  # the service's own whole-number settings, on `serve`
+    # Its event store (shared.events), if it serves watch streams: the server runs its feed.
+    events: EventStore | None = None

@@ -38,8 +38,22 @@ def access_rule(method: MethodDescriptor) -> auth_pb2.MethodAuth:
 
 
 def invoke(channel: grpc.Channel, method: MethodDescriptor, request, metadata, timeout=30):
-    """Call method with request (a message, or its bytes as they are); raises grpc.RpcError."""
+    """Call method with request (a message, or its bytes as they are); raises grpc.RpcError.
+
+    A watch (server-streaming) answers with its first message (None if it ended at once with
+    OK), after which the stream is cancelled: an open watch never ends by itself.
+    """
     response_type = message_factory.GetMessageClass(method.output_type)
+    if method.server_streaming:
+        responses = channel.unary_stream(
+            f"/{method.containing_service.full_name}/{method.name}",
+            request_serializer=lambda r: r if isinstance(r, bytes) else r.SerializeToString(),
+            response_deserializer=response_type.FromString,
+        )(request, metadata=metadata, timeout=timeout)
+        try:
+            return next(responses, None)
+        finally:
+            responses.cancel()
     stub = channel.unary_unary(
         f"/{method.containing_service.full_name}/{method.name}",
         request_serializer=lambda r: r if isinstance(r, bytes) else r.SerializeToString(),

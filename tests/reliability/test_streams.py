@@ -113,6 +113,7 @@ def test_the_streaming_methods_are_derived_from_what_the_server_lists(sqlite_url
         f"/{REFLECTION_V1}/ServerReflectionInfo",
         f"/{REFLECTION_V1ALPHA}/ServerReflectionInfo",
         "/grpc.health.v1.Health/Watch",
+        "/report_service.v1.ReportService/WatchReport",
     }
 
 

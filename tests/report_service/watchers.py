@@ -1,0 +1,89 @@
+"""A WatchReport client for tests: the stream read on a thread of its own, its events queued."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import grpc
+
+from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
+
+Type = report_pb2.ReportEvent.Type
+_END = object()
+
+
+class Watcher:
+    """An open WatchReport stream: `next()` its next event, `ending()` how it ended."""
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        metadata,
+        report_id: str,
+        start_after: str = "",
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        stub = report_service_pb2_grpc.ReportServiceStub(channel)
+        self.call = stub.WatchReport(
+            report_service_pb2.WatchReportRequest(id=report_id, start_after=start_after),
+            metadata=metadata,
+            timeout=timeout,
+        )
+        self._queue: queue.Queue = queue.Queue()
+        self.error: grpc.RpcError | None = None
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def unread(channel: grpc.Channel, metadata, report_id: str):
+        """A stream whose first event (the snapshot) is read, and nothing after it."""
+        call = report_service_pb2_grpc.ReportServiceStub(channel).WatchReport(
+            report_service_pb2.WatchReportRequest(id=report_id), metadata=metadata
+        )
+        next(call)
+        return call
+
+    def _read(self) -> None:
+        try:
+            for event in self.call:
+                self._queue.put(event)
+        except grpc.RpcError as error:
+            self.error = error
+        self._queue.put(_END)
+
+    def next(self, timeout: float = 10.0) -> report_pb2.ReportEvent:
+        item = self._queue.get(timeout=timeout)
+        if item is _END:
+            self._queue.put(_END)
+            raise AssertionError(f"the stream ended: {self.error}")
+        return item
+
+    def take(self, count: int, timeout: float = 10.0) -> list[report_pb2.ReportEvent]:
+        return [self.next(timeout) for _ in range(count)]
+
+    def types(self, count: int, timeout: float = 10.0) -> list[str]:
+        return [Type.Name(event.type) for event in self.take(count, timeout)]
+
+    def idle(self, seconds: float = 0.5) -> bool:
+        """True if no event (and no end) arrives within seconds."""
+        try:
+            item = self._queue.get(timeout=seconds)
+        except queue.Empty:
+            return True
+        self._queue.put(item)
+        return False
+
+    def ending(self, timeout: float = 10.0) -> grpc.RpcError | None:
+        """Wait for the end of the stream (after its remaining events): its error, or None
+        if it ended with OK."""
+        while True:
+            item = self._queue.get(timeout=timeout)
+            if item is _END:
+                self._queue.put(_END)
+                return self.error
+
+    def cancel(self) -> None:
+        self.call.cancel()
+        self._thread.join(5)
