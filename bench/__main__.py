@@ -174,6 +174,7 @@ def _watch_and_models(args, generators, stores, work, results) -> list[dict]:
             warmup,
             duration,
             postgres="postgres" in args.databases.split(","),
+            only=args.only,
         )
         found += watch.targets(results["watch"])
     if args.models if args.models is not None else not (args.quick or args.only):

@@ -29,7 +29,7 @@ from bench.measure import measure, percentile
 from bench.scenarios import REPORTS, Scenario, metadata_for, report_scenarios
 from bench.watchers import Watch, Watchers
 from report_service.v1 import report_pb2, report_service_pb2
-from tests.processes import ServiceProcess, start_service
+from tests.processes import ServiceProcess, _cpu_seconds, start_service
 
 CONCURRENCY = 16
 WATCH = REPORTS + "WatchReport"
@@ -145,10 +145,19 @@ def run_fanout(url: str, work: Path, size: Size, processes: int = 2) -> dict:
         try:
             if holder.errors:
                 print(f"  ! watches: {len(holder.errors)} errors, first: {holder.errors[0]}")
+            cpu_before = [s.cpu_seconds() for s in servers] + [_cpu_seconds(holder.pid)]
             writes = asyncio.run(
                 _write([s.address for s in servers], report_ids, writer, size.rate, size.seconds)
             )
             time.sleep(1.0)  # the last writes' deliveries
+            cpu = [
+                after - before
+                for before, after in zip(
+                    cpu_before,
+                    [s.cpu_seconds() for s in servers] + [_cpu_seconds(holder.pid)],
+                    strict=True,
+                )
+            ]
         finally:
             held = holder.stop()
     finally:
@@ -181,6 +190,10 @@ def run_fanout(url: str, work: Path, size: Size, processes: int = 2) -> dict:
         # From the writer's response instead (negative: delivered before the response came).
         "after_response_p50_ms": percentile(after_response, 0.50) * 1000,
         "after_response_p99_ms": percentile(after_response, 0.99) * 1000,
+        # CPU seconds over the writes and the second after them: each service process, then
+        # the watchers' process (the client side, for comparison).
+        "server_cpu_seconds": cpu[:-1],
+        "watchers_cpu_seconds": cpu[-1],
         "stream_errors": held.errors,
     }
     print(
@@ -188,7 +201,9 @@ def run_fanout(url: str, work: Path, size: Size, processes: int = 2) -> dict:
         f" writes at {size.rate:.0f}/s: {len(latencies)} of {expected} deliveries,"
         f" commit → delivery p50 {figures['p50_ms']:.1f} ms p99 {figures['p99_ms']:.1f} ms"
         f" max {figures['max_ms']:.1f} ms; from the writer's response p50"
-        f" {figures['after_response_p50_ms']:.1f} ms p99 {figures['after_response_p99_ms']:.1f} ms",
+        f" {figures['after_response_p50_ms']:.1f} ms p99 {figures['after_response_p99_ms']:.1f} ms;"
+        f" CPU s: services {', '.join(f'{c:.1f}' for c in cpu[:-1])}, watchers {cpu[-1]:.1f}"
+        f" over {size.seconds + 1:.0f} s",
         flush=True,
     )
     return figures
@@ -203,6 +218,7 @@ async def _write(
     channels = [grpc.aio.insecure_channel(address) for address in addresses]
     updates = [channel.unary_unary(REPORTS + "UpdateReport") for channel in channels]
     mask = field_mask_pb2.FieldMask(paths=["name"])
+    errors: list[str] = []
 
     async def update(k: int) -> float | None:
         report = report_pb2.Report(id=report_ids[k % len(report_ids)], name=f"name {k}")
@@ -212,7 +228,7 @@ async def _write(
         try:
             await updates[k % len(updates)](request.SerializeToString(), metadata=metadata)
         except grpc.aio.AioRpcError as exc:
-            print(f"  ! UpdateReport: {exc.code().name} {exc.details()}", flush=True)
+            errors.append(f"{exc.code().name} {exc.details()}")
             return None
         return time.time()
 
@@ -224,17 +240,28 @@ async def _write(
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(update(k)))
     results = await asyncio.gather(*tasks)
+    if errors:
+        print(f"  ! UpdateReport: {len(errors)} errors, first: {errors[0]}", flush=True)
     for channel in channels:
         await channel.close()
     return list(results)
 
 
 def run_watch(
-    generators: Generators, stores, work: Path, size: Size, warmup, duration, *, postgres: bool
+    generators: Generators,
+    stores,
+    work: Path,
+    size: Size,
+    warmup,
+    duration,
+    *,
+    postgres: bool,
+    only: str = "",
 ) -> dict:
-    """Both scenarios; fan-out only with PostgreSQL."""
-    results = {
-        "capacity": run_capacity(
+    """Both scenarios (those whose name has `only`); fan-out only with PostgreSQL."""
+    results = {}
+    if only in NAMES[0]:
+        results["capacity"] = run_capacity(
             generators,
             stores.url("sqlite", "watch-capacity"),
             work,
@@ -242,8 +269,7 @@ def run_watch(
             warmup,
             max(duration, 1.0),  # a p99 wants more calls than --quick's window gives
         )
-    }
-    if postgres:
+    if postgres and only in NAMES[1]:
         results["fanout"] = run_fanout(stores.url("postgres", "watch-fanout"), work, size)
     return results
 

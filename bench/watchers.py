@@ -114,6 +114,10 @@ class Watchers:
             raise TimeoutError(f"{len(watches)} watches did not open in {OPEN_TIMEOUT:.0f} s")
         _, self.opened, self.open_seconds, self.errors = self._connection.recv()
 
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
     def stop(self) -> Held:
         self._connection.send("stop")
         _, held = self._connection.recv()
