@@ -162,6 +162,7 @@ def _watch_and_models(args, generators, stores, work, results) -> list[dict]:
 
     found: list[dict] = []
     warmup, duration = PROFILES["quick" if args.quick else "full"]
+    started = time.monotonic()
     if not args.no_watch and (not args.only or any(args.only in n for n in watch.NAMES)):
         size = QUICK if args.quick else FULL
         if args.watchers:
@@ -177,6 +178,7 @@ def _watch_and_models(args, generators, stores, work, results) -> list[dict]:
             only=args.only,
         )
         found += watch.targets(results["watch"])
+        print(f"  (watch scenarios: {time.monotonic() - started:.0f} s)", flush=True)
     if args.models if args.models is not None else not (args.quick or args.only):
         results["models"] = models.run_models(
             generators, work, streams=FULL.watchers, warmup=warmup, duration=duration

@@ -85,7 +85,8 @@ async def _hold(watches: list[Watch], connection) -> Held:
 
     followers = [asyncio.create_task(follow(i, call)) for i, call in enumerate(calls) if opened[i]]
     connection.send(("ready", held.opened, held.open_seconds, list(held.errors)))
-    await loop.run_in_executor(None, connection.recv)  # the parent says stop
+    while await loop.run_in_executor(None, connection.recv) == "count":  # or "stop"
+        connection.send(len(held.received))
     for call in calls:
         call.cancel()
     for task in followers:
@@ -113,6 +114,22 @@ class Watchers:
             self._process.kill()
             raise TimeoutError(f"{len(watches)} watches did not open in {OPEN_TIMEOUT:.0f} s")
         _, self.opened, self.open_seconds, self.errors = self._connection.recv()
+
+    def received(self) -> int:
+        """How many messages have arrived after the first ones, so far."""
+        self._connection.send("count")
+        return self._connection.recv()
+
+    def settle(self, quiet: float = 1.0, limit: float = 30.0) -> None:
+        """Return once no message has arrived for `quiet` seconds (at most `limit`)."""
+        deadline = time.monotonic() + limit
+        count = self.received()
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            now = self.received()
+            if now == count:
+                return
+            count = now
 
     @property
     def pid(self) -> int:
