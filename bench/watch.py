@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 import uuid
 from dataclasses import dataclass
@@ -46,10 +47,11 @@ class Size:
     reports: int  # reports the fan-out watchers watch (and the writer updates)
     rate: float  # fan-out UpdateReport calls per second
     seconds: float  # fan-out writing time
+    rounds: int  # capacity rounds (without, with the watchers), interleaved
 
 
-QUICK = Size(watchers=200, reports=20, rate=100, seconds=1.0)
-FULL = Size(watchers=1000, reports=100, rate=100, seconds=10.0)
+QUICK = Size(watchers=200, reports=20, rate=100, seconds=1.0, rounds=1)
+FULL = Size(watchers=1000, reports=100, rate=100, seconds=10.0, rounds=3)
 
 
 def _watches(address: str, report_ids: list[str], count: int, first: int = 0) -> list[Watch]:
@@ -68,47 +70,73 @@ def _watches(address: str, report_ids: list[str], count: int, first: int = 0) ->
 
 
 def run_capacity(
-    generators: Generators, url: str, work: Path, watchers: int, warmup: float, duration: float
+    generators: Generators,
+    url: str,
+    work: Path,
+    watchers: int,
+    warmup: float,
+    duration: float,
+    rounds: int = 1,
 ) -> dict:
+    """Rounds of (no watcher, `watchers` watchers), interleaved so that the machine's noise hits
+    both; medians over the rounds. RSS per watcher from the first round (later rounds reuse
+    the memory the first one grew)."""
     server = start_service("report-service", url, work / "watch-capacity.log")
     try:
         with server.channel() as channel:
             get = report_scenarios(channel, CONCURRENCY)[0]
         check = Scenario("health Check", "report-service", [[Step(CHECK, b"")]], 0, 2)
         report_ids = [f"team:bench-{k}" for k in range(CONCURRENCY)]
-        figures: dict = {"watchers": watchers}
-        _measure_unary(generators, server, (check, get), 0, figures, warmup, duration)
-        before = server.rss_bytes()
-        holder = Watchers(_watches(server.address, report_ids, watchers))
-        try:
-            during = server.rss_bytes()
-            figures.update(opened=holder.opened, open_seconds=holder.open_seconds)
-            if holder.errors:
-                print(f"  ! watches: {len(holder.errors)} errors, first: {holder.errors[0]}")
-            _measure_unary(generators, server, (check, get), watchers, figures, warmup, duration)
-        finally:
-            held = holder.stop()
-        figures.update(
-            rss_before_mib=before / 2**20,
-            rss_with_mib=during / 2**20,
-            rss_per_watcher_kb=(during - before) / max(holder.opened, 1) / 1024,
-            ended_early=held.ended,
-        )
-        print(
-            f"  watch capacity: {holder.opened} of {watchers} watchers opened in"
-            f" {holder.open_seconds:.1f} s; RSS {before / 2**20:.1f} → {during / 2**20:.1f} MiB,"
-            f" {figures['rss_per_watcher_kb']:.1f} KB per watcher",
-            flush=True,
-        )
+        rows: dict[str, list[dict]] = {}
+        figures: dict = {
+            "watchers": watchers,
+            "rounds": rounds,
+            "opened": watchers,
+            "ended_early": 0,
+        }
+        for round_ in range(rounds):
+            _measure_unary(generators, server, (check, get), 0, rows, warmup, duration)
+            before = server.rss_bytes()
+            holder = Watchers(_watches(server.address, report_ids, watchers))
+            try:
+                during = server.rss_bytes()
+                if holder.errors:
+                    print(f"  ! watches: {len(holder.errors)} errors, first: {holder.errors[0]}")
+                _measure_unary(generators, server, (check, get), watchers, rows, warmup, duration)
+            finally:
+                held = holder.stop()
+            figures["opened"] = min(figures["opened"], holder.opened)
+            figures["ended_early"] += held.ended
+            if round_ == 0:
+                figures.update(
+                    open_seconds=holder.open_seconds,
+                    rss_before_mib=before / 2**20,
+                    rss_with_mib=during / 2**20,
+                    rss_per_watcher_kb=(during - before) / max(holder.opened, 1) / 1024,
+                )
+            print(
+                f"  watch capacity round {round_ + 1}: {holder.opened} of {watchers} watchers"
+                f" opened in {holder.open_seconds:.1f} s; RSS {before / 2**20:.1f} →"
+                f" {during / 2**20:.1f} MiB ({(during - before) / watchers / 1024:.1f} KB each)",
+                flush=True,
+            )
+        for key, measured in rows.items():
+            figures[key] = {
+                name: statistics.median(row[name] for row in measured)
+                for name in ("calls_per_second", "p50_ms", "p99_ms", "cpu_us_per_call")
+            } | {
+                "calls": sum(r["calls"] for r in measured),
+                "errors": sum(r["errors"] for r in measured),
+            }
         return figures
     finally:
         server.stop()
 
 
-def _measure_unary(generators, server, scenarios, watchers, figures, warmup, duration) -> None:
+def _measure_unary(generators, server, scenarios, watchers, rows, warmup, duration) -> None:
     for scenario in scenarios:
         row = measure(generators, server, scenario, "sqlite", CONCURRENCY, warmup, duration)
-        figures[f"{scenario.name} {watchers}"] = row.as_dict()
+        rows.setdefault(f"{scenario.name} {watchers}", []).append(row.as_dict())
         print(
             f"  watch capacity {scenario.name:<13} {watchers:>5} watchers C={CONCURRENCY}"
             f" {row.calls_per_second:6.0f}/s p50 {row.p50_ms:6.2f} ms p99 {row.p99_ms:6.2f} ms"
@@ -271,6 +299,7 @@ def run_watch(
             size.watchers,
             warmup,
             max(duration, 0.6),  # a p99 wants more calls than --quick's window gives
+            size.rounds,
         )
     if postgres and only in NAMES[1]:
         results["fanout"] = run_fanout(stores.url("postgres", "watch-fanout"), work, size)

@@ -16,7 +16,7 @@ from tests.conftest import _postgres_test_url
 
 @pytest.mark.postgres
 def test_fanout_counts_each_write_once_at_every_watcher_of_both_processes(tmp_path, postgres_admin):
-    size = Size(watchers=20, reports=4, rate=20, seconds=1.0)
+    size = Size(watchers=20, reports=4, rate=20, seconds=1.0, rounds=1)
     figures = run_fanout(_postgres_test_url(postgres_admin), tmp_path, size)
     assert figures["opened"] == 20
     assert figures["writes"] == 20 and figures["write_errors"] == 0
