@@ -31,7 +31,10 @@ SQLITE_PRAGMAS: dict[str, object] = {
     "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
     "synchronous": "normal",
 }
-POSTGRES_POOL_SIZE = 32
+POSTGRES_POOL_SIZE = 32  # the calls lane's (shared.lanes): an admitted call never waits
+WATCH_READ_CONNECTIONS = 4  # watch streams' short reads at once (shared.watch), beside them
+# What one process opens at most: the pool, and the event feed's LISTEN connection.
+POSTGRES_CONNECTIONS = POSTGRES_POOL_SIZE + WATCH_READ_CONNECTIONS + 1
 # statement_timeout is an int32 of milliseconds (~24.8 days); a client's deadline may be
 # years away, and a larger value would fail every BEGIN. Clamped, such a call is bounded by
 # the largest timeout PostgreSQL accepts: no statement of ours runs that long anyway.
@@ -65,7 +68,7 @@ def open_database(url: str) -> peewee.Database:
             password=unquote(parsed.password) if parsed.password else None,
             host=parsed.hostname,
             port=parsed.port,
-            max_connections=POSTGRES_POOL_SIZE,
+            max_connections=POSTGRES_POOL_SIZE + WATCH_READ_CONNECTIONS,
             stale_timeout=300,
             timeout=10,
             **{"connect_timeout": 5, **dict(parse_qsl(parsed.query))},

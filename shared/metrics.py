@@ -114,7 +114,7 @@ class Metrics:
         self.watches_ended = Counter(
             "watch_streams_ended",
             "Watch streams ended, by why: CLIENT_LEFT, ENDED (OK), SHUTTING_DOWN, "
-            "WATCHER_TOO_SLOW, TOKEN_EXPIRED, TOO_MANY_WATCHES, or another error's reason.",
+            "WATCHER_TOO_SLOW, TOKEN_EXPIRED, or another error's reason.",
             ("reason",),
             registry=registry,
         )

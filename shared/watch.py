@@ -34,11 +34,12 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
 from typing import Any, TypeVar
 
 import grpc
-import peewee
 
+from shared.db import WATCH_READ_CONNECTIONS
 from shared.drain import SHUTTING_DOWN
 from shared.errors import ResourceExhausted, ServiceError, Unauthenticated, Unavailable
 from shared.events import EventStore, StoredEvent, Stream
@@ -50,12 +51,14 @@ TOO_MANY_WATCHES = "TOO_MANY_WATCHES"
 WATCHER_TOO_SLOW = "WATCHER_TOO_SLOW"
 TOKEN_EXPIRED = "TOKEN_EXPIRED"
 BATCH = 100  # events read per short transaction; the connection goes back in between
+DRAIN_SEND_SECONDS = 0.5  # at the drain, a send pending this long is cancelled
 KEEPALIVE_SECONDS = 30.0  # a caught-up watch looks at its token and the drain at least so often
 SQLITE_POLL_SECONDS = 0.05
 POSTGRES_SAFETY_POLL_SECONDS = 1.0
 _RECONNECT_MAX_SECONDS = 5.0
 
 M = TypeVar("M")
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------
@@ -63,12 +66,55 @@ M = TypeVar("M")
 # ---------------------------------------------------------------------------
 
 
+class _Topic:
+    """A subscribed topic: its subscribers, and the events last read for them.
+
+    Fan-out: a change wakes every watch of its topic at once (a thousand editors of one
+    report). Each reading the table would take a thousand connections' turns for one event;
+    instead the first reads, under the topic's lock, and the others take what it read. The
+    cache answers only while no notification came since its read (`generation`), and only
+    for positions it covers; anything else reads the table.
+    """
+
+    KEPT = 256  # events kept per topic
+
+    def __init__(self) -> None:
+        self.subscribers: set[threading.Event] = set()
+        self.lock = threading.Lock()
+        self.generation = 0  # notifications seen
+        self.read_generation = -1  # the generation the cache was complete at
+        self.events: list[StoredEvent] = []  # contiguous seqs, ascending
+
+    def cached_after(self, seq: int, limit: int) -> list[StoredEvent] | None:
+        """The events after seq from the cache, or None if it cannot tell."""
+        if self.read_generation != self.generation or not self.events:
+            return None
+        if self.events[0].seq > seq + 1:
+            return None
+        return [event for event in self.events if event.seq > seq][:limit]
+
+    def remember(self, seq: int, read: list[StoredEvent], limit: int, generation: int) -> None:
+        """Keep what a read after seq returned; complete if it was not cut at limit."""
+        if self.events and self.events[0].seq <= seq + 1 <= self.events[-1].seq + 1:
+            merged = [event for event in self.events if event.seq <= seq] + read
+        else:
+            merged = list(read)
+        self.events = merged[-self.KEPT :]
+        self.read_generation = generation if len(read) < limit and self.events else -1
+
+
 class Feed:
     """Wakes the subscribers of a topic when one of its events commits (any process)."""
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(
+        self, store: EventStore, safety_poll_seconds: float = POSTGRES_SAFETY_POLL_SECONDS
+    ) -> None:
         self._store = store
-        self._topics: dict[str, set[threading.Event]] = defaultdict(set)
+        self._safety_poll_seconds = safety_poll_seconds
+        self._topics: dict[str, _Topic] = defaultdict(_Topic)
+        # Reads of the event table at once, each on a pooled connection of their own
+        # (shared.db.WATCH_READ_CONNECTIONS): watches never take the calls' connections.
+        self._readers = futures.ThreadPoolExecutor(WATCH_READ_CONNECTIONS, "watch-read")
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._wakeup_r, self._wakeup_w = os.pipe()  # ends the listener's select() at stop
@@ -83,6 +129,7 @@ class Feed:
         os.write(self._wakeup_w, b"x")
         if self._thread.is_alive():
             self._thread.join()
+        self._readers.shutdown(wait=True)
         os.close(self._wakeup_r)
         os.close(self._wakeup_w)
 
@@ -90,29 +137,61 @@ class Feed:
     def subscribed(self, topic: str, wake: threading.Event) -> Iterator[None]:
         """wake is set whenever an event of topic may have committed, inside the block."""
         with self._lock:
-            self._topics[topic].add(wake)
+            self._topics[topic].subscribers.add(wake)
         try:
             yield
         finally:
             with self._lock:
-                subscribers = self._topics.get(topic)
-                if subscribers is not None:
-                    subscribers.discard(wake)
-                    if not subscribers:
+                state = self._topics.get(topic)
+                if state is not None:
+                    state.subscribers.discard(wake)
+                    if not state.subscribers:
                         del self._topics[topic]
 
     def notify(self, topic: str) -> None:
         with self._lock:
-            subscribers = list(self._topics.get(topic, ()))
+            state = self._topics.get(topic)
+            if state is None:
+                return
+            state.generation += 1  # before the wake-ups: the cache is stale from now on
+            subscribers = list(state.subscribers)
         for wake in subscribers:
             wake.set()
 
     def notify_all(self) -> None:
         """After a lost connection: every subscriber reads again (nothing is lost)."""
+        for topic in self.topics():
+            self.notify(topic)
+
+    def read(self, read: Callable[[], T]) -> T:
+        """read() on one of the feed's WATCH_READ_CONNECTIONS reader threads, on a connection
+        for it alone (back to the pool after it: a watch lasts hours).
+
+        Not on the watch's own thread: every thread that has run the store's code keeps
+        its memory (1,000 idle watches of a process: 104 KiB RSS each on SQLite, 66 on
+        PostgreSQL, when each read on its own thread; 59 on both so), and idle watches
+        are what a process holds most of.
+        """
+
+        def on_a_connection() -> T:
+            with self._store.database.connection_context():
+                return read()
+
+        return self._readers.submit(on_a_connection).result()
+
+    def read_after(self, topic: str, seq: int, limit: int) -> list[StoredEvent]:
+        """store.read_after for a subscriber of topic: from what another subscriber has just
+        read when it can (see _Topic), else from the table."""
         with self._lock:
-            subscribers = [wake for wakes in self._topics.values() for wake in wakes]
-        for wake in subscribers:
-            wake.set()
+            state = self._topics[topic]
+        with state.lock:
+            cached = state.cached_after(seq, limit)
+            if cached is not None:
+                return cached
+            generation = state.generation  # read before the table: a later notify restales
+            events = self.read(lambda: self._store.read_after(topic, seq, limit))
+            state.remember(seq, events, limit, generation)
+            return events
 
     def topics(self) -> list[str]:
         with self._lock:
@@ -164,7 +243,7 @@ class Feed:
             self.notify_all()  # anything committed while it was not listening
             self.ready.set()
             known: dict[str, int] = {}
-            next_poll = time.monotonic() + POSTGRES_SAFETY_POLL_SECONDS
+            next_poll = time.monotonic() + self._safety_poll_seconds
             while not self._stopping.is_set():
                 timeout = max(next_poll - time.monotonic(), 0)
                 readable, _, _ = select.select([connection, self._wakeup_r], [], [], timeout)
@@ -178,7 +257,7 @@ class Feed:
                         self.notify(topic)
                 if time.monotonic() >= next_poll:
                     self._safety_poll(connection, known)
-                    next_poll = time.monotonic() + POSTGRES_SAFETY_POLL_SECONDS
+                    next_poll = time.monotonic() + self._safety_poll_seconds
         finally:
             connection.close()
 
@@ -192,10 +271,14 @@ class Feed:
             cursor.execute(
                 "SELECT topic, last_seq FROM event_topic WHERE topic = ANY(%s)", (topics,)
             )
-            for topic, last in cursor.fetchall():
-                if known.get(topic, last) != last:
-                    self.notify(topic)
-                known[topic] = last
+            counters = dict(cursor.fetchall())
+        for topic in set(known) - set(topics):
+            del known[topic]
+        for topic in topics:
+            last = counters.get(topic, 0)  # no row yet: no event yet
+            if topic in known and known[topic] != last:
+                self.notify(topic)
+            known[topic] = last
 
 
 # ---------------------------------------------------------------------------
@@ -259,11 +342,11 @@ class OpenWatch:
             metrics.watch_events.inc()
 
     def end_with(self, error: ServiceError) -> None:
-        """End the stream with error: at its next check, or now if it is blocked sending."""
+        """End the stream with error at its next check; one whose send is still pending
+        DRAIN_SEND_SECONDS later is cancelled by the watchdog (a send in progress usually
+        completes at once: only then does the client get the status with its details)."""
         self.ending = error
         self.wake.set()
-        if self.sending_since is not None:
-            self.cancel_with(error)
 
     def cancel_with(self, error: ServiceError) -> None:
         """Cancel the call so that the client sees error's code and message (no details)."""
@@ -287,6 +370,7 @@ class Watches:
         self._open: set[OpenWatch] = set()
         self._by_principal: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
+        self._closed = threading.Condition(self._lock)
         self._draining = False
         self._stopped = threading.Event()
         self._watchdog = threading.Thread(target=self._watch_sends, name="watchdog", daemon=True)
@@ -299,6 +383,9 @@ class Watches:
             if self._draining:
                 raise _shutting_down()
             if self._by_principal[principal.subject] >= self._per_principal:
+                metrics = active_metrics()
+                if metrics is not None:
+                    metrics.lane_refusals.labels("watches", TOO_MANY_WATCHES).inc()
                 raise ResourceExhausted(
                     f"you have {self._per_principal} watch streams open on this server, its "
                     "limit per principal; close one first",
@@ -321,6 +408,7 @@ class Watches:
             self._by_principal[watch.principal] -= 1
             if not self._by_principal[watch.principal]:
                 del self._by_principal[watch.principal]
+            self._closed.notify_all()
         metrics = active_metrics()
         if metrics is not None:
             metrics.watches_open.dec()
@@ -331,25 +419,30 @@ class Watches:
         return len(self._open)
 
     def end_all(self) -> None:
-        """For the drain: every open watch ends UNAVAILABLE (SHUTTING_DOWN) now."""
+        """For the drain: every open watch ends UNAVAILABLE (SHUTTING_DOWN) now; returns once
+        they have (at most about 2 x DRAIN_SEND_SECONDS: a send that does not complete is
+        cancelled by the watchdog), so that their statuses go out before the listener closes."""
         with self._lock:
             self._draining = True
             watches = list(self._open)
         for watch in watches:
             watch.end_with(_shutting_down())
+        with self._closed:
+            self._closed.wait_for(lambda: not self._open, timeout=2 * DRAIN_SEND_SECONDS)
 
     def stop(self) -> None:
         self._stopped.set()
         self._watchdog.join()
 
     def _watch_sends(self) -> None:
-        period = min(max(self._send_seconds / 4, 0.05), 1.0)
+        period = min(max(self._send_seconds / 4, 0.05), DRAIN_SEND_SECONDS / 2)
         while not self._stopped.wait(period):
             now = time.monotonic()
             with self._lock:
                 sending = [(watch, watch.sending_since) for watch in self._open]
             for watch, since in sending:
-                if watch.cut is not None or since is None or now - since <= self._send_seconds:
+                limit = DRAIN_SEND_SECONDS if watch.ending is not None else self._send_seconds
+                if watch.cut is not None or since is None or now - since <= limit:
                     continue
                 _LOGGER.info("cutting off a watch whose client has not read for %.1fs", now - since)
                 watch.cancel_with(
@@ -392,13 +485,6 @@ def unbind_watch(token: contextvars.Token[OpenWatch | None]) -> None:
 # ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def reading(database: peewee.DatabaseProxy) -> Iterator[None]:
-    """A connection for one short read, back to the pool after it (a watch lasts hours)."""
-    with database.connection_context():
-        yield
-
-
 def follow(
     store: EventStore,
     stream: Stream,
@@ -423,18 +509,14 @@ def follow(
     with feed.subscribed(stream.topic, watch.wake):
         if start_after:
             seq = stream.seq_of(start_after)
-            with reading(store.database):
-                store.check_resume(stream.topic, seq)
+            feed.read(lambda: store.check_resume(stream.topic, seq))
         else:
-            with reading(store.database):
-                seq, messages = opening()
-                messages = list(messages)
+            seq, messages = feed.read(lambda: _listed(opening()))
             for message in messages:
                 yield from watch.send(message)
         while True:
             watch.wake.clear()  # before the read: an event committed after it wakes the wait
-            with reading(store.database):
-                batch = store.read_after(stream.topic, seq, BATCH)
+            batch = feed.read_after(stream.topic, seq, BATCH)
             for event in batch:
                 seq = event.seq
                 if not event.visible_to(watch.principal):
@@ -444,3 +526,8 @@ def follow(
                     return
             if len(batch) < BATCH and not watch.wait():
                 return
+
+
+def _listed(opened: tuple[int, Iterable[M]]) -> tuple[int, list[M]]:
+    seq, messages = opened
+    return seq, list(messages)

@@ -734,7 +734,8 @@ class ReportEvent(_message.Message):
         """
         TYPE_DRAFT_CREATED: ReportEvent._Type.ValueType  # 7
         """DRAFT_CREATED: the caller's draft was created (EditReport,
-        PutReportDraft).
+        PutReportDraft; also when it replaces the caller's expired draft, which
+        then has no DRAFT_EXPIRED event of its own).
         """
         TYPE_DRAFT_UPDATED: ReportEvent._Type.ValueType  # 8
         """DRAFT_UPDATED: the caller's draft changed (UpdateReport,
@@ -772,7 +773,8 @@ class ReportEvent(_message.Message):
     """
     TYPE_DRAFT_CREATED: ReportEvent.Type.ValueType  # 7
     """DRAFT_CREATED: the caller's draft was created (EditReport,
-    PutReportDraft).
+    PutReportDraft; also when it replaces the caller's expired draft, which
+    then has no DRAFT_EXPIRED event of its own).
     """
     TYPE_DRAFT_UPDATED: ReportEvent.Type.ValueType  # 8
     """DRAFT_UPDATED: the caller's draft changed (UpdateReport,
@@ -797,7 +799,10 @@ class ReportEvent(_message.Message):
     event_id: _builtins.str
     """event_id is an opaque cursor: pass the last one processed as
     WatchReportRequest.start_after to resume after it. Cursors of one report
-    are ordered; a SNAPSHOT carries the position it was read at.
+    are ordered; a SNAPSHOT carries the position it was read at. The one
+    thing a cursor reveals: positions count every event of the report,
+    other principals' draft events included, which are not delivered (so
+    two consecutive events' cursors may be further apart than one).
     """
     type: Global___ReportEvent.Type.ValueType
     """type is what happened."""

@@ -656,10 +656,12 @@ class ReportServiceServicer:
         RESOURCE_EXHAUSTED (reason `TOO_MANY_WATCHES`) when the process, or the
         caller, has as many watches open as it admits, and (reason
         `WATCHER_TOO_SLOW`) ending a stream whose client reads more slowly than
-        events arrive (resume with start_after); UNAVAILABLE (reason
-        `SHUTTING_DOWN`) ending every open stream when the server stops (resume
-        on another replica); UNAUTHENTICATED ending a stream whose token has
-        expired (open a new one with a fresh token).
+        events arrive (resume with start_after; that status carries no
+        google.rpc.Status details, its message names the reason); UNAVAILABLE
+        (reason `SHUTTING_DOWN`) ending every open stream when the server stops
+        (resume on another replica); UNAUTHENTICATED (reason `TOKEN_EXPIRED`)
+        ending a stream whose token has expired (open a new one with a fresh
+        token).
         (Streams the events themselves, so the standard response name does not
         apply.)
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME

@@ -33,7 +33,7 @@ from draft_edge.proxy import STOP_SECONDS
 from report_service.server import SERVICE as REPORT
 from shared.cli import build_parser
 from shared.config import ConfigError, EdgeSettings, load_edge_settings
-from shared.db import POSTGRES_POOL_SIZE
+from shared.db import POSTGRES_CONNECTIONS
 from shared.drain import SHUTDOWN_NOTICE
 from shared.tracing import SPAN_FLUSH_SECONDS
 from tests.processes import REPO_ROOT
@@ -296,7 +296,7 @@ def test_compose_postgres_takes_every_connection_the_replicas_pools_may_open():
     command = services["postgres"]["command"]
     max_connections = int(command[command.index("-c") + 1].removeprefix("max_connections="))
     processes = sum(services[name]["deploy"]["replicas"] for name in DEFINITIONS)
-    assert max_connections >= processes * POSTGRES_POOL_SIZE + 3  # + superuser_reserved
+    assert max_connections >= processes * POSTGRES_CONNECTIONS + 3  # + superuser_reserved
 
 
 # ---------------------------------------------------------------------------

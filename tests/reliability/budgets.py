@@ -232,6 +232,8 @@ REPORT_CASES: dict[str, tuple[Case, ...]] = {
             report_id=s.ids["report"], revision_id=_oldest_revision(s, s.ids["report"])
         ),
     ),
+    # The SNAPSHOT: the original and the caller's draft, each up to the budget.
+    "WatchReport": (lambda s: _R.WatchReportRequest(id=_committable(s)),),
     "RollbackReport": (
         lambda s: _R.RollbackReportRequest(
             id=s.ids["edited"], revision_id=_oldest_revision(s, s.ids["edited"])

@@ -174,5 +174,6 @@ READ_ONLY: dict[str, set[str]] = {
         "DiffReportDraft",
         "ListReportRevisions",
         "GetReportRevision",
+        "WatchReport",
     },
 }

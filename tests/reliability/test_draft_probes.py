@@ -99,13 +99,16 @@ CASTS = (
 
 # Random per write: they differ between the worlds whatever the other principal did.
 _RANDOM = ("etag", "original_etag", "revision_id", "base_revision_id")
+# The one documented exception (ReportEvent.event_id in report.proto): a watch cursor is a
+# position among every event of the report, other principals' draft events counted.
+_POSITIONS = ("event_id",)
 
 
 def _clear_timestamps(message: Message) -> None:
     """Clear every timestamp of message, and the random etags and revision ids."""
     for field, value in message.ListFields():
         if field.message_type is None:
-            if field.name in _RANDOM:
+            if field.name in _RANDOM or field.name in _POSITIONS:
                 message.ClearField(field.name)
             continue
         if field.message_type.full_name == timestamp_pb2.Timestamp.DESCRIPTOR.full_name:

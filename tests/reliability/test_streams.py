@@ -189,6 +189,7 @@ def test_open_streams_do_not_hold_the_drain(sqlite_url):
     server_block = serving(REPORT, sqlite_url, grace_period=10.0)
     server = server_block.__enter__()
     with held() as calls:
+        with_report(server)
         methods = streaming_methods(server.channel)
         for method in methods:
             for _ in range(5):
@@ -376,3 +377,24 @@ def test_a_churn_of_streams_of_every_kind_leaves_health_and_calls_answering(sqli
         )
         assert not errors
         assert probes
+
+
+def test_200_idle_watches_leave_health_and_calls_answering_and_all_get_the_next_change(
+    sqlite_url,
+):
+    from tests.report_service.watchers import Watcher
+
+    with serving(REPORT, sqlite_url) as server:
+        with_report(server)
+        watchers = [
+            Watcher(server.channel, bearer(f"user:watcher-{index % 4}"), ORIGINAL)
+            for index in range(200)
+        ]
+        for watcher in watchers:
+            watcher.next()  # the SNAPSHOT: each is open, and idle from now on
+        for _ in range(20):
+            assert_still_answering(server.channel, get_report(server))
+        update_original(server, "Seen by all").result()
+        assert {watcher.next().report.name for watcher in watchers} == {"Seen by all"}
+        for watcher in watchers:
+            watcher.cancel()

@@ -16,8 +16,8 @@ from google.protobuf import field_mask_pb2
 from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
 from tests.processes import service_process
 from tests.report_service.support import valid_report
-from tests.report_service.watchers import Type, Watcher
-from tests.support import bearer, failure
+from tests.report_service.watchers import Type, Watcher, reason_of
+from tests.support import bearer
 
 ORIGINAL = "team:sales-dashboard"
 
@@ -74,6 +74,6 @@ def test_sigterm_ends_open_watches_unavailable_and_the_process_exits_inside_its_
         for watcher in watchers:
             error = watcher.ending(timeout=5)
             assert error is not None and error.code() == grpc.StatusCode.UNAVAILABLE
-            assert failure(error).reason == "SHUTTING_DOWN"
+            assert reason_of(error) == "SHUTTING_DOWN"
     # The drain's notice (1 s) and the listener's close, not the grace period.
     assert stopped < grace / 2

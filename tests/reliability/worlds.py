@@ -337,6 +337,9 @@ _REPORT_NOT_OWNED: dict[str, Builder] = {
     "RollbackReport": lambda w: _R.RollbackReportRequest(
         id=w.ids["original"], revision_id=w.ids["revision"]
     ),
+    # An original is every reader's to watch; its stream carries another principal's draft
+    # events to nobody (tests/report_service/test_watch.py), and naming a draft is NOT_FOUND.
+    "WatchReport": lambda w: _R.WatchReportRequest(id=w.ids["original"]),
 }
 
 

@@ -18,8 +18,8 @@ from shared.lanes import Limits
 from shared.server import LIMITS, run_server
 from tests import support
 from tests.report_service.support import Client, struct, valid_report
-from tests.report_service.watchers import Type, Watcher
-from tests.support import DAY, RunningService, bearer, failure
+from tests.report_service.watchers import Type, Watcher, reason_of
+from tests.support import DAY, RunningService, bearer, count_queries, failure
 
 ORIGINAL = "team:sales-dashboard"
 DRAFT = "user:alice:sales-dashboard-draft"
@@ -321,5 +321,51 @@ def test_a_watcher_that_stops_reading_is_cut_off_resource_exhausted(sqlite_url):
                 for _ in stream:
                     pass
             assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "WATCHER_TOO_SLOW" in caught.value.details()
+            assert reason_of(caught.value) == "WATCHER_TOO_SLOW"
         assert alice.call("GetReport", id=ORIGINAL).id == ORIGINAL
+
+
+def test_the_drain_ends_a_watch_blocked_on_a_client_that_reads_nothing_unavailable(sqlite_url):
+    block = serving(sqlite_url, grace_period=10.0)
+    server = block.__enter__()
+    try:
+        alice = Client.of(server, "user:alice")
+        alice.create()
+        with grpc.insecure_channel(server.address, [("grpc.http2.bdp_probe", 0)]) as channel:
+            stream = Watcher.unread(channel, alice.metadata, ORIGINAL)
+            big = struct({"blob": "x" * 200_000})
+            for _ in range(10):  # more than the windows: the server's send blocks
+                alice.call(
+                    "UpdateReport",
+                    report=report_pb2.Report(id=ORIGINAL, defn=big),
+                    update_mask=field_mask_pb2.FieldMask(paths=["defn"]),
+                )
+            started = time.monotonic()
+            block.__exit__(None, None, None)
+            assert time.monotonic() - started < 5  # not the 10 s grace period
+            with pytest.raises(grpc.RpcError) as caught:
+                for _ in stream:
+                    pass
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert reason_of(caught.value) == "SHUTTING_DOWN", caught.value.details()
+    except BaseException:
+        block.__exit__(None, None, None)
+        raise
+
+
+def test_one_change_seen_by_many_watchers_is_read_from_the_table_about_once(alice):
+    alice.create()
+    watchers = [watch(alice) for _ in range(30)]
+    for watcher in watchers:
+        watcher.next()
+    rename(alice, "Warm")  # the first change fills the topic's cache
+    for watcher in watchers:
+        watcher.next()
+    time.sleep(0.2)
+    with count_queries() as counted:
+        rename(alice, "Seen by all")
+        assert {watcher.next().report.name for watcher in watchers} == {"Seen by all"}
+    reads = [s for s in counted.statements if "FROM event WHERE" in s and "ORDER BY seq" in s]
+    assert 1 <= len(reads) <= 3, reads  # one, or a few when a read met the next notification
+    for watcher in watchers:
+        watcher.cancel()

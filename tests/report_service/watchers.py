@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import queue
+import re
 import threading
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
 
 Type = report_pb2.ReportEvent.Type
 _END = object()
+
+
+def reason_of(error: grpc.RpcError) -> str:
+    """The ErrorInfo reason of a stream's end; from the message when the status came with
+    the stream's cancellation, which carries no details (shared/watch.py)."""
+    status = rpc_status.from_call(error)
+    if status is None:
+        found = re.search(r"\(reason (\w+)\)$", error.details() or "")
+        return found.group(1) if found else ""
+    info = error_details_pb2.ErrorInfo()
+    for detail in status.details:
+        if detail.Is(info.DESCRIPTOR):
+            detail.Unpack(info)
+    return info.reason
 
 
 class Watcher:

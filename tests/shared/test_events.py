@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -126,5 +127,39 @@ def test_the_feed_wakes_nobody_for_an_append_that_rolled_back(store):
                 _append(store, "b", NewEvent(1, "y"))
                 assert seen.wait(10)
             assert not woken.is_set()
+    finally:
+        feed.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_on_postgresql_the_notification_wakes_a_subscriber_without_the_safety_poll(store):
+    feed = Feed(store, safety_poll_seconds=3600)
+    feed.start()
+    assert feed.ready.wait(10)
+    try:
+        woken = threading.Event()
+        with feed.subscribed("a", woken):
+            woken.clear()
+            _append(store, "a", NewEvent(1, "x"))
+            assert woken.wait(10)
+    finally:
+        feed.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_on_postgresql_the_safety_poll_wakes_a_subscriber_whose_notification_was_lost(store):
+    feed = Feed(store, safety_poll_seconds=0.1)
+    feed.start()
+    assert feed.ready.wait(10)
+    try:
+        woken = threading.Event()
+        with feed.subscribed("a", woken):
+            time.sleep(0.3)  # a poll has seen the topic's counter
+            woken.clear()
+            # Appended through a store whose notifications go to another channel: lost.
+            _append(EventStore(store.database, "elsewhere"), "a", NewEvent(1, "x"))
+            assert woken.wait(10)
     finally:
         feed.stop()

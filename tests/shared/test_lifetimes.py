@@ -90,3 +90,10 @@ def test_serve_refuses_to_start_with_a_short_idempotency_ttl(tmp_path):
     )
     assert done.returncode == 2
     assert "REPORT_IDEMPOTENCY_TTL must be at least 24h" in done.stderr
+
+
+def test_watch_events_are_kept_72_hours_by_default_and_at_least_a_day():
+    assert _settings(REPORT).event_retention == 3 * DAY
+    with pytest.raises(ConfigError, match="REPORT_EVENT_RETENTION must be at least 24h"):
+        _settings(REPORT, REPORT_EVENT_RETENTION="12h")
+    assert _settings(REPORT, REPORT_EVENT_RETENTION="7d").event_retention == 7 * DAY

@@ -233,3 +233,37 @@ def test_a_worker_that_dies_stops_counting_in_the_gauges_and_keeps_its_counts(sq
             assert time.monotonic() < deadline, samples.get(streams_in_use)
             time.sleep(0.1)
     assert_counts_of_known_calls(samples, times=1, live=False)
+
+
+def test_watch_streams_are_counted_open_delivered_and_ended_by_reason(sqlite_url):
+    from tests.report_service.support import Client
+    from tests.report_service.watchers import Watcher
+
+    registry = CollectorRegistry()
+    sample = registry.get_sample_value
+    with (
+        recording(registry),
+        serving(REPORT, sqlite_url, Limits(watches_per_principal=1)) as server,
+    ):
+        alice = Client.of(server, "user:alice")
+        alice.create()
+        watcher = Watcher(server.channel, alice.metadata, "team:sales-dashboard")
+        watcher.next()
+        refused = Watcher(server.channel, alice.metadata, "team:sales-dashboard").ending()
+        assert refused is not None and refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert sample("watch_streams_open") == 1
+        alice.call("DeleteReport", id="team:sales-dashboard")
+        watcher.next()  # REPORT_DELETED, after which the stream ends with OK
+        assert watcher.ending() is None
+        deadline = time.monotonic() + 10
+        while sample("watch_streams_open") != 0:
+            assert time.monotonic() < deadline, "the stream never ended on the server"
+            time.sleep(0.05)
+        assert sample("watch_events_delivered_total") == 2  # SNAPSHOT, REPORT_DELETED
+        assert sample("watch_streams_ended_total", {"reason": "ENDED"}) == 1
+        assert (
+            sample(
+                "grpc_server_lane_refusals_total", {"lane": "watches", "reason": "TOO_MANY_WATCHES"}
+            )
+            == 1
+        )
