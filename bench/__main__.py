@@ -4,13 +4,16 @@ Starts a baseline server and both services (production CLI, SQLite and PostgreSQ
 processes, sets data up through their RPCs and `seed`, drives each scenario with
 load-generator processes at C = 1, 16, 64, and prints one table (ratios to the baseline of
 the same database and C), the growth curves, and the targets. Everything also goes to
-bench/results/<time>.json; the growth plot to bench/results/<time>-growth.png.
+bench/results/<time>.json; the growth plot to bench/results/<time>-growth.png. Then the watch
+scenarios (bench.watch: idle watchers, fan-out latency; small with --quick) and, in the full
+run or with --models, the server models compared (bench.models).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import statistics
@@ -26,6 +29,7 @@ from bench.loadgen import Generators
 from bench.measure import Row, measure
 from bench.scenarios import SETUPS, baseline, seed_catalog
 from bench.stores import Stores, postgres_problem
+from bench.watch import FULL, QUICK
 from tests.processes import start_module, start_service
 
 RESULTS = Path(__file__).parent / "results"
@@ -38,7 +42,7 @@ PROFILES = {  # warm-up and measured seconds per point
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="short windows: under 60 s in all")
+    mode.add_argument("--quick", action="store_true", help="short windows: under 90 s in all")
     mode.add_argument("--rss", action="store_true", help="only the RSS check (100,000 calls)")
     parser.add_argument("--databases", default="sqlite,postgres", help="sqlite,postgres")
     parser.add_argument("--concurrency", default="1,16,64", help="calls in flight, e.g. 1,16,64")
@@ -49,6 +53,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-growth", action="store_true", help="skip the growth curves")
     parser.add_argument("--plot", type=Path, help="also write the growth plot here")
     parser.add_argument("--rss-calls", type=int, default=100_000, help="calls of the RSS check")
+    parser.add_argument("--no-watch", action="store_true", help="skip the watch scenarios")
+    parser.add_argument(
+        "--watchers",
+        type=int,
+        help=f"watchers of the watch scenarios ({QUICK.watchers} with --quick, else"
+        f" {FULL.watchers})",
+    )
+    parser.add_argument(
+        "--models",
+        action=argparse.BooleanOptionalAction,
+        help="compare the server models (bench.models; default: in the full run only)",
+    )
     parser.add_argument(
         "--tracing",
         action="store_true",
@@ -140,6 +156,38 @@ def _tracing(work: Path, results: dict) -> Iterator[None]:
         print(f"the OTLP receiver got {results['spans_received']} spans")
 
 
+def _watch_and_models(args, generators, stores, work, results) -> list[dict]:
+    """The watch scenarios and the server models, each when asked for; their targets."""
+    from bench import models, watch
+
+    found: list[dict] = []
+    warmup, duration = PROFILES["quick" if args.quick else "full"]
+    started = time.monotonic()
+    if not args.no_watch and (not args.only or any(args.only in n for n in watch.NAMES)):
+        size = QUICK if args.quick else FULL
+        if args.watchers:
+            size = dataclasses.replace(size, watchers=args.watchers)
+        results["watch"] = watch.run_watch(
+            generators,
+            stores,
+            work,
+            size,
+            warmup,
+            duration,
+            postgres="postgres" in args.databases.split(","),
+            only=args.only,
+        )
+        found += watch.targets(results["watch"])
+        print(f"  (watch scenarios: {time.monotonic() - started:.0f} s)", flush=True)
+    if args.models if args.models is not None else not (args.quick or args.only):
+        results["models"] = models.run_models(
+            generators, work, streams=FULL.watchers, warmup=warmup, duration=duration
+        )
+        print()
+        print(models.table(results["models"]))
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     warmup, duration = PROFILES["quick" if args.quick else "full"]
@@ -178,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                     if args.plot:
                         plot(points, args.plot)
                 found = report.targets(rows, points)
+                found += _watch_and_models(args, generators, stores, work, results)
         finally:
             generators.close()
             stores.drop()

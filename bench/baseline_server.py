@@ -2,24 +2,17 @@
 
 No interceptor (so no token check), no database: what the platform's gRPC plumbing alone
 costs. `python -m bench.baseline_server --port 0` prints `listening on HOST:PORT` like the
-services do and stops on SIGTERM. `--model aio` serves the same sync handler from
-grpc.aio's server and its migration thread pool instead: the alternative server model,
-measured by `python -m bench.models`.
+services do and stops on SIGTERM. (The server models compared: bench.models.)
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
-import threading
 from concurrent import futures
 
 import grpc
 
 from shared.server import (
-    MAX_CONCURRENT_RPCS,
-    MAX_MESSAGE_BYTES,
     THREADS,
     grpc_server,
     wait_for_signal,
@@ -51,41 +44,12 @@ def serve_sync(host: str, port: int) -> None:
     executor.shutdown(wait=True)
 
 
-async def serve_aio(host: str, port: int) -> None:
-    executor = futures.ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="rpc")
-    server = grpc.aio.server(
-        migration_thread_pool=executor,
-        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
-        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
-    )
-    server.add_generic_rpc_handlers((_handler(),))
-    port = server.add_insecure_port(f"{host}:{port}")
-    await server.start()
-    print(f"listening on {host}:{port}", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, _wait_for_signal_off_main)
-    await server.stop(1)
-    executor.shutdown(wait=True)
-
-
-_STOP = threading.Event()
-
-
-def _wait_for_signal_off_main() -> None:
-    _STOP.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="baseline_server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--model", choices=("sync", "aio"), default="sync")
     args = parser.parse_args()
-    if args.model == "sync":
-        serve_sync(args.host, args.port)
-        return
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: _STOP.set())
-    asyncio.run(serve_aio(args.host, args.port))
+    serve_sync(args.host, args.port)
 
 
 if __name__ == "__main__":
