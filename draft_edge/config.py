@@ -29,6 +29,10 @@ READY_PATH = "/ready"
 # refuses new ones (each costs buffers; the services admit 32 calls each anyway).
 MAX_CONNECTIONS = 10_000
 
+# HTTP/2 pings to each client connection: one unanswered for `timeout` closes it, and with it
+# the watches it held open (whose routes have no idle timeout).
+DOWNSTREAM_KEEPALIVE = {"interval": "30s", "timeout": "10s"}
+
 _TYPES = "type.googleapis.com/envoy.extensions.filters"
 # Envoy's own refusals (no such path, a field the request names that the RPC lacks, a body
 # too large, no upstream) in the shape the services' errors have: a JSON google.rpc.Status,
@@ -105,6 +109,7 @@ def _edge_listener(settings: EdgeSettings) -> dict[str, Any]:
             # The edge is the first proxy: the peer is the client (rate limits key on it), and
             # it is appended to x-forwarded-for for the services.
             "use_remote_address": True,
+            "http2_protocol_options": {"connection_keepalive": DOWNSTREAM_KEEPALIVE},
             "route_config": {"name": "services", "virtual_hosts": [virtual_host]},
             "http_filters": http_filters,
             "local_reply_config": local_replies(),
@@ -148,6 +153,10 @@ def route(rpc: descriptors.Rpc, timeout_seconds: int) -> dict[str, Any]:
     action: dict[str, Any] = {"cluster": rpc.upstream, "retry_policy": clusters.retry_policy(read)}
     if rpc.server_streaming:
         action["timeout"] = "0s"  # a stream lasts as long as its client wants
+        # A watch may see no event for hours: Envoy's stream idle timeout (5 min by default)
+        # would cut it, so it is off on streams; a vanished client is found by the HTTP/2
+        # keep-alive pings instead (DOWNSTREAM_KEEPALIVE), which close its connection.
+        action["idle_timeout"] = "0s"
     else:
         limit = f"{timeout_seconds}s"
         action["timeout"] = limit

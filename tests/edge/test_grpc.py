@@ -15,21 +15,14 @@ from sonora.client import WebChannel
 from cohort_service.v1 import catalog_service_pb2, catalog_service_pb2_grpc
 from draft_edge.descriptors import DESCRIPTOR_SET
 from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
-from tests.edge.support import BROWSER_ORIGIN, auth, token
+from tests.edge.support import BROWSER_ORIGIN, TakesStubFlags, auth, token
 from tests.support import bearer, failure
 
 BUF = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "buf"
 
 
-class BrowserChannel(WebChannel):
-    """sonora's gRPC-Web channel, taking the flag today's generated stubs pass (which it
-    predates) so that those stubs call through it."""
-
-    def unary_unary(self, path, request_serializer, response_deserializer, **_):
-        return super().unary_unary(path, request_serializer, response_deserializer)
-
-    def unary_stream(self, path, request_serializer, response_deserializer, **_):
-        return super().unary_stream(path, request_serializer, response_deserializer)
+class BrowserChannel(TakesStubFlags, WebChannel):
+    """sonora's gRPC-Web channel."""
 
 
 def test_generated_stubs_call_both_services_through_the_edge_with_rich_errors(edge):

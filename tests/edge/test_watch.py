@@ -1,0 +1,159 @@
+"""WatchReport through the edge: a server stream as native gRPC, as gRPC-Web (a browser's
+sonora client) and as REST (the transcoder's streamed JSON array), each seeing the SNAPSHOT
+and then a change made while it waits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import grpc
+import httpx
+import sonora.aio
+
+from draft_edge import config, descriptors
+from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
+from tests.edge.support import BROWSER_ORIGIN, TakesStubFlags, auth, token
+from tests.edge.test_rest import create_report, path_id
+from tests.support import bearer
+
+Event = report_pb2.ReportEvent
+
+
+def _rename(edge, report_id: str, name: str) -> None:
+    with grpc.insecure_channel(edge.address) as channel:
+        report_service_pb2_grpc.ReportServiceStub(channel).UpdateReport(
+            report_service_pb2.UpdateReportRequest(
+                report=report_pb2.Report(id=report_id, name=name),
+                update_mask={"paths": ["name"]},
+            ),
+            metadata=bearer("user:ann"),
+            timeout=30,
+        )
+
+
+def test_a_native_grpc_watch_streams_through_the_edge(edge):
+    with edge.client() as http:
+        create_report(http, "team:watch-grpc")
+    with grpc.insecure_channel(edge.address) as channel:
+        stream = report_service_pb2_grpc.ReportServiceStub(channel).WatchReport(
+            report_service_pb2.WatchReportRequest(id="team:watch-grpc"),
+            metadata=bearer("user:bob"),
+            timeout=60,
+        )
+        snapshot = next(stream)
+        assert (snapshot.type, snapshot.report.name) == (Event.TYPE_SNAPSHOT, "Sales Dashboard")
+        _rename(edge, "team:watch-grpc", "Renamed over gRPC")
+        changed = next(stream)
+        assert (changed.type, changed.report.name) == (
+            Event.TYPE_REPORT_UPDATED,
+            "Renamed over gRPC",
+        )
+        assert changed.actor_id == "user:ann"
+        stream.cancel()
+
+
+class AsyncBrowserChannel(TakesStubFlags, sonora.aio.WebChannel):
+    """sonora's asyncio gRPC-Web channel. (Its synchronous client reads a response stream
+    through a 16 KiB buffer that waits for the buffer to fill, so a stream's messages arrive
+    only when it ends.)"""
+
+
+def test_a_grpc_web_watch_streams_to_a_browser_client(edge):
+    with edge.client() as http:
+        create_report(http, "team:watch-web")
+    metadata = [("authorization", f"Bearer {token('user:web')}"), ("origin", BROWSER_ORIGIN)]
+
+    async def watch() -> None:
+        async with AsyncBrowserChannel(edge.url) as channel:
+            reports = report_service_pb2_grpc.ReportServiceStub(channel)
+            stream = reports.WatchReport(
+                report_service_pb2.WatchReportRequest(id="team:watch-web"),
+                metadata=metadata,
+                timeout=60,
+            )
+            snapshot = await stream.read()
+            assert snapshot.type == Event.TYPE_SNAPSHOT
+            assert snapshot.report.id == "team:watch-web"
+            await asyncio.to_thread(_rename, edge, "team:watch-web", "Renamed for the browser")
+            changed = await stream.read()
+            assert (changed.type, changed.report.name) == (
+                Event.TYPE_REPORT_UPDATED,
+                "Renamed for the browser",
+            )
+            # The cursor a browser keeps resumes the stream after the snapshot, via the edge.
+            resumed = reports.WatchReport(
+                report_service_pb2.WatchReportRequest(
+                    id="team:watch-web", start_after=snapshot.event_id
+                ),
+                metadata=metadata,
+                timeout=60,
+            )
+            again = await resumed.read()
+            assert (again.event_id, again.type) == (changed.event_id, changed.type)
+
+    asyncio.run(watch())
+
+
+def test_a_rest_watch_streams_a_json_array_of_events(edge):
+    with edge.client() as http:
+        create_report(http, "team:watch-rest")
+    received: list[dict] = []
+    first = threading.Event()
+    second = threading.Event()
+
+    def read() -> None:
+        # The transcoder streams a server stream as one JSON array, an element per message.
+        with httpx.stream(
+            "GET",
+            f"{edge.url}/api/reports/{path_id('team:watch-rest')}/watch",
+            headers=auth("user:rest"),
+            timeout=60,
+        ) as answer:
+            assert answer.status_code == 200
+            buffered = ""
+            decoder = json.JSONDecoder()
+            for chunk in answer.iter_text():
+                buffered += chunk
+                while True:
+                    buffered = buffered.lstrip("[, \n")
+                    try:
+                        event, end = decoder.raw_decode(buffered)
+                    except json.JSONDecodeError:
+                        break
+                    received.append(event)
+                    buffered = buffered[end:]
+                    (second if first.is_set() else first).set()
+                if second.is_set():
+                    return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert first.wait(30), "no SNAPSHOT arrived over REST"
+    _rename(edge, "team:watch-rest", "Renamed over REST")
+    assert second.wait(30), "the change did not arrive over REST"
+    snapshot, changed = received
+    assert snapshot["type"] == "TYPE_SNAPSHOT"
+    assert snapshot["report"]["id"] == "team:watch-rest"
+    assert (changed["type"], changed["report"]["name"]) == (
+        "TYPE_REPORT_UPDATED",
+        "Renamed over REST",
+    )
+    assert changed["eventId"] and changed["eventId"] != snapshot["eventId"]
+
+
+def test_watches_are_routed_without_a_timeout_or_an_idle_timeout():
+    """A watch may be idle for hours: neither the call timeout nor Envoy's stream idle timeout
+    (5 min by default, which cut an idle watch here) may end it; keep-alive pings find dead
+    clients instead."""
+    streams = {rpc.path: config.route(rpc, 30)["route"] for rpc in descriptors.rpcs()}
+    streams = {path: r for path, r in streams.items() if r["timeout"] == "0s"}
+    assert set(streams) == {
+        "/report_service.v1.ReportService/WatchReport",
+        "/cohort_service.v1.CohortDraftService/WatchCohortDrafts",
+    }
+    for action in streams.values():
+        assert action["idle_timeout"] == "0s"
+        assert "max_stream_duration" not in action
+    assert config.DOWNSTREAM_KEEPALIVE["interval"]
