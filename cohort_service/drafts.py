@@ -9,7 +9,8 @@ from typing import NamedTuple
 
 from peewee import fn
 
-from cohort_service import expiry, form_cache, mapping
+from cohort_service import draft_events, expiry, form_cache, mapping
+from cohort_service.draft_events import Type
 from cohort_service.form_cache import SerializedForm, serialize
 from cohort_service.forms import Form, load_forms
 from cohort_service.lookups import Rows, fetch_rows
@@ -183,6 +184,14 @@ def list_drafts(
     The page ends early at the byte budget (shared.budget): first by the drafts' estimated
     sizes, before any form is loaded, then by the forms' real sizes.
     """
+    with read_transaction(database):  # one snapshot for the drafts and their proposals
+        return list_page(owner, size, cursor, include_dormant)
+
+
+def list_page(
+    owner: str, size: int, cursor: list | None, include_dormant: bool
+) -> tuple[list[draft_pb2.DraftFormState], list | None]:
+    """list_drafts in the caller's transaction."""
     states = [DraftState.ACTIVE, DraftState.DORMANT] if include_dormant else [DraftState.ACTIVE]
     query = Draft.select(Draft, _estimated_bytes().alias("estimated_bytes")).where(
         (Draft.owner == owner) & Draft.state.in_(states)
@@ -195,10 +204,9 @@ def list_drafts(
             (Draft.created_at < created_at)
             | ((Draft.created_at == created_at) & (Draft.id < last_id))
         )
-    with read_transaction(database):
-        drafts = list(query.order_by(Draft.created_at.desc(), Draft.id.desc()).limit(size + 1))
-        count = min(size, items_within(draft.estimated_bytes for draft in drafts))
-        page = form_states(owner, drafts[:count])
+    drafts = list(query.order_by(Draft.created_at.desc(), Draft.id.desc()).limit(size + 1))
+    count = min(size, items_within(draft.estimated_bytes for draft in drafts))
+    page = form_states(owner, drafts[:count])
     kept = page_within(page)
     if len(drafts) <= kept:
         return page, None
@@ -224,6 +232,7 @@ def delete_draft(owner: str, draft_id: uuid.UUID) -> None:
     with database.atomic():
         draft = find_draft(owner, draft_id, lock=True)
         delete_with_pending_proposals(draft)
+        draft_events.append(owner, draft_events.event(Type.TYPE_DELETED, draft.id, owner, None))
 
 
 def delete_with_pending_proposals(draft: Draft) -> None:

@@ -8,8 +8,11 @@ import peewee
 
 from shared import idempotency
 from shared.clock import utcnow as utcnow  # the services' one clock (shared.clock)
+from shared.events import EventStore
 
 database = peewee.DatabaseProxy()
+# WatchCohortDrafts' events (cohort_service.watching); tables made by migration 0007.
+EVENTS = EventStore(database, "cohort_service_events")
 
 
 def name_key(name: str) -> str:

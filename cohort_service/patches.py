@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import peewee
 from peewee import Case, fn
 
-from cohort_service import expiry, form_cache
+from cohort_service import draft_events, expiry, form_cache
+from cohort_service.draft_events import Type
 from cohort_service.drafts import (
     delete_with_pending_proposals,
     find_draft,
@@ -49,6 +50,7 @@ from shared.budget import RESOURCE_MAX_BYTES, over_budget
 from shared.compiled import CompiledQuery, unconverted
 from shared.errors import FailedPrecondition, NotFound, Violations
 from shared.etags import check_etag, new_etag
+from shared.events import NewEvent
 from shared.failpoints import failpoint
 from shared.idempotency import fingerprint
 
@@ -110,10 +112,13 @@ def patch_draft(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
         fields = patch.populated_fields
         before = (current, stored)
         if request.soft:
-            response = _stage(owner, key, draft, before, result, resolution.change, rows, fields)
+            response, event = _stage(
+                owner, key, draft, before, result, resolution.change, rows, fields
+            )
         else:
-            response = _apply(owner, key, draft, before, result, rows, fields)
+            response, event = _apply(owner, key, draft, before, result, rows, fields)
         KEYS.remember(owner, key, response)
+        draft_events.append(owner, event)
         failpoint("cohort.patch.before_commit")
         return response
 
@@ -126,7 +131,8 @@ def _apply(
     result: Form,
     rows: Rows,
     fields: Sequence[str],
-) -> bytes:
+) -> tuple[bytes, NewEvent]:
+    """Apply the patch; its response and its event (PATCHED)."""
     now = utcnow()
     created = draft is None
     if draft is None:
@@ -156,7 +162,8 @@ def _apply(
         _advance(draft)
     save_form(draft.id, before[0], result)
     failpoint("cohort.patch.after_save")
-    return _response(draft.id, key, message, form.data)
+    event = draft_events.event(Type.TYPE_PATCHED, draft.id, owner, form.data)
+    return _response(draft.id, key, message, form.data), event
 
 
 def _advance(draft: Draft) -> None:
@@ -275,7 +282,9 @@ def _stage(
     change: Change,
     rows: Rows,
     fields: Sequence[str],
-) -> bytes:
+) -> tuple[bytes, NewEvent]:
+    """Stage the patch as a proposal; the response (the form it would make) and the event
+    (PROPOSAL_STAGED, with the draft as stored, now listing the proposal)."""
     now = utcnow()
     created_draft = draft is None
     if draft is None:
@@ -304,16 +313,19 @@ def _stage(
         renew_etag(draft)  # its form now lists one more proposal
         draft.staged_proposals += 1
     failpoint("cohort.patch.after_save")
+    proposals = _proposals(draft)
     shown = serialize(preview, rows, draft.revision, reuse=before)
-    form = form_cache.form_state(draft, shown, _proposals(draft), state=DraftState.DORMANT)
+    form = form_cache.form_state(draft, shown, proposals, state=DraftState.DORMANT)
     # Both the preview and the draft as stored, with every pending proposal, must fit.
     _form_bytes(form, fields, stored=draft.form_bytes or 0)
-    return _response(
+    stored = form_cache.form_state(draft, before[1], proposals).data
+    response = _response(
         draft.id,
         key,
         "proposal staged; accept or reject it with this idempotency_key and `accept`",
         form.data,
     )
+    return response, draft_events.event(Type.TYPE_PROPOSAL_STAGED, draft.id, owner, stored)
 
 
 # The form of a draft with no links (a new one), as stored at revision 0.
@@ -395,8 +407,9 @@ def acknowledge(owner: str, request: draft_service_pb2.PatchCohortDraftRequest) 
         # After the replay: a repeated ack gets its first response whatever the etag is now.
         check_etag("etag", request.etag, draft.etag if draft else None, "the proposal's draft")
         failpoint("cohort.ack.after_decision")
-        response = _accept(owner, proposal) if accept else _reject(owner, proposal)
+        response, events = _accept(owner, proposal) if accept else _reject(owner, proposal)
         Proposal.update(decision_response=response).where(Proposal.id == proposal.id).execute()
+        draft_events.append(owner, *events)
         return response
 
 
@@ -442,8 +455,9 @@ def _claim_decision(
     return proposal, decided_now
 
 
-def _accept(owner: str, proposal: Proposal) -> bytes:
-    """Re-check the proposal against the draft as it is now, then apply it."""
+def _accept(owner: str, proposal: Proposal) -> tuple[bytes, list[NewEvent]]:
+    """Re-check the proposal against the draft as it is now, then apply it; the response and
+    the event (PROPOSAL_ACCEPTED)."""
     draft = find_draft(owner, proposal.draft_id, lock=True)
     stored = serialized_forms(owner, [draft])[draft.id]
     current = stored.form()
@@ -473,21 +487,32 @@ def _accept(owner: str, proposal: Proposal) -> bytes:
     draft.form_cache = serialized.encode()
     _advance(draft)
     save_form(draft.id, current, result)
-    return _response(draft.id, proposal.key, "proposal accepted", form.data)
+    event = draft_events.event(Type.TYPE_PROPOSAL_ACCEPTED, draft.id, owner, form.data)
+    return _response(draft.id, proposal.key, "proposal accepted", form.data), [event]
 
 
-def _reject(owner: str, proposal: Proposal) -> bytes:
-    """Discard the proposal; a dormant draft it created goes with it."""
+def _reject(owner: str, proposal: Proposal) -> tuple[bytes, list[NewEvent]]:
+    """Discard the proposal; a dormant draft it created goes with it. The response and the
+    events: PROPOSAL_REJECTED, then DELETED when the draft went with it."""
     draft = locked_draft(owner, proposal.draft_id)
     if draft is not None and not (proposal.created_draft and draft.state == DraftState.DORMANT):
         renew_etag(draft)  # its form lists one proposal fewer
         form = form_state_bytes(owner, [draft])[0]
-        return _response(draft.id, proposal.key, "proposal rejected; the draft is unchanged", form)
+        response = _response(
+            draft.id, proposal.key, "proposal rejected; the draft is unchanged", form
+        )
+        return response, [draft_events.event(Type.TYPE_PROPOSAL_REJECTED, draft.id, owner, form)]
+    events = []
     if draft is not None:
         delete_with_pending_proposals(draft)
-    return _response(
+        events = [
+            draft_events.event(kind, draft.id, owner, None)
+            for kind in (Type.TYPE_PROPOSAL_REJECTED, Type.TYPE_DELETED)
+        ]
+    response = _response(
         proposal.draft_id,
         proposal.key,
         "proposal rejected; the dormant draft it created was deleted",
         None,
     )
+    return response, events

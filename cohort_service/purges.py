@@ -3,16 +3,21 @@ dormant drafts they created; idempotency keys and decided proposals past their r
 
 from __future__ import annotations
 
+import itertools
+import uuid
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 import peewee
 
-from cohort_service import expiry
-from cohort_service.drafts import delete_with_pending_proposals
+from cohort_service import draft_events, expiry
+from cohort_service.draft_events import Type
+from cohort_service.drafts import delete_with_pending_proposals, form_state_bytes
 from cohort_service.idempotency import KEYS
 from cohort_service.models import Draft, DraftState, Proposal, ProposalDecision, database
 from cohort_service.patches import renew_etag
 from shared.config import Settings
+from shared.events import NewEvent
 from shared.purge import Purge
 
 
@@ -85,9 +90,32 @@ def reject_expired(now: datetime, limit: int) -> int:
             if proposal.created_draft and draft.state == DraftState.DORMANT:
                 delete_with_pending_proposals(draft)  # as rejecting it would
                 deleted.add(draft.id)
+        forms = {}
         for draft_id in {proposal.draft_id for proposal in expiring} - deleted:
-            renew_etag(held[draft_id])  # its form lists fewer proposals, as after a reject
+            draft = held[draft_id]
+            renew_etag(draft)  # its form lists fewer proposals, as after a reject
+            forms[draft_id] = form_state_bytes(draft.owner, [draft])[0]
+        draft_events.append_by_owner(_expiry_events(expiring, held, forms))
         return len(expiring)
+
+
+def _expiry_events(
+    expiring: list[Proposal], held: dict[uuid.UUID, Draft], forms: dict[uuid.UUID, bytes]
+) -> dict[str, list[NewEvent]]:
+    """PROPOSAL_EXPIRED per proposal, with its draft's form after the purge, or followed by
+    DELETED when its draft went with it; by owner, the service the actor."""
+    events: dict[str, list[NewEvent]] = defaultdict(list)
+    ordered = sorted(expiring, key=lambda proposal: (str(proposal.draft_id), proposal.key))
+    for draft_id, proposals in itertools.groupby(ordered, key=lambda p: p.draft_id):
+        owner = held[draft_id].owner
+        form = forms.get(draft_id)
+        kinds = [Type.TYPE_PROPOSAL_EXPIRED] * len(list(proposals))
+        if form is None:
+            kinds.append(Type.TYPE_DELETED)
+        events[owner].extend(
+            draft_events.event(kind, draft_id, owner, form, actor="") for kind in kinds
+        )
+    return events
 
 
 def purge_decided(before: datetime, limit: int) -> int:

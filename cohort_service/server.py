@@ -9,7 +9,7 @@ from typing import cast
 import grpc
 
 from cohort_service import expiry, seed
-from cohort_service.models import database
+from cohort_service.models import EVENTS, database
 from cohort_service.purges import purges
 from cohort_service.servicer_catalog import CohortCatalogServicer
 from cohort_service.servicer_drafts import SERIALIZED_RESPONSES, CohortDraftServicer
@@ -70,7 +70,8 @@ SERVICE = ServiceDefinition(
         catalog_service_pb2.DESCRIPTOR.services_by_name["CohortCatalogService"].full_name,
         draft_service_pb2.DESCRIPTOR.services_by_name["CohortDraftService"].full_name,
     ),
-    lifetimes=("idempotency_ttl", "proposal_ttl", "purge_interval"),
+    lifetimes=("idempotency_ttl", "proposal_ttl", "purge_interval", "event_retention"),
+    events=EVENTS,
     commands={
         "seed": Command(
             help="load catalog data (departments, simulations, profiles, flags) from a JSON file",

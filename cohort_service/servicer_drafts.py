@@ -1,11 +1,13 @@
-"""CohortDraftService: patch, read, list and delete the caller's cohort drafts."""
+"""CohortDraftService: patch, read, list, delete and watch the caller's cohort drafts."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from google.protobuf import empty_pb2
 
-from cohort_service import drafts, patches
-from cohort_service.v1 import draft_service_pb2, draft_service_pb2_grpc
+from cohort_service import drafts, patches, watching
+from cohort_service.v1 import draft_pb2, draft_service_pb2, draft_service_pb2_grpc
 from cohort_service.validation import parse_uuid
 from cohort_service.writes import WRITE
 from shared.auth import current_principal
@@ -52,3 +54,7 @@ class CohortDraftServicer(draft_service_pb2_grpc.CohortDraftServiceServicer):
     def DeleteCohortDraft(self, request, context) -> empty_pb2.Empty:
         drafts.delete_draft(current_principal().subject, _draft_id(request.draft_id))
         return empty_pb2.Empty()
+
+    def WatchCohortDrafts(self, request, context) -> Iterator[draft_pb2.CohortDraftEvent]:
+        draft_id = _draft_id(request.draft_id) if request.draft_id else None
+        return watching.watch(current_principal().subject, draft_id, request.start_after)

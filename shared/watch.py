@@ -496,6 +496,7 @@ def follow(
     opening: Callable[[], tuple[int, Iterable[M]]],
     convert: Callable[[StoredEvent, str], M],
     last: Callable[[StoredEvent], bool] = lambda event: False,
+    keep: Callable[[StoredEvent], bool] = lambda event: True,
 ) -> Iterator[M]:
     """The messages of a watch stream, for the servicer to return; runs until it ends.
 
@@ -503,11 +504,14 @@ def follow(
     (the topic's position in that snapshot, the opening messages); with it, the stream
     resumes after the cursor (INVALID_ARGUMENT if this stream did not issue it, OUT_OF_RANGE
     if its next event was purged). Then every event of the stream's topic the caller may see
-    (StoredEvent.visible_to, checked per event), converted with its cursor, in commit order;
-    after an event for which last() is true the stream ends with OK.
+    (StoredEvent.visible_to, checked per event) and keep() accepts (a stream's filter),
+    converted with its cursor, in commit order; after an event for which last() is true the
+    stream ends with OK.
 
     opening() and the reads run on the feed's reader threads (Feed.read), in the caller's
-    context; the messages are sent from the watch's own thread.
+    context; the messages are sent from the watch's own thread. The opening messages may be
+    a generator that reads more as it is sent (a snapshot too large for one read): it runs
+    on the watch's thread, so it reads through Feed.read too (current_watch().watches.feed).
     """
     watch = current_watch()
     feed = watch.watches.feed
@@ -518,7 +522,7 @@ def follow(
             seq = stream.seq_of(start_after)
             feed.read(lambda: store.check_resume(stream.topic, seq))
         else:
-            seq, messages = feed.read(lambda: _listed(opening()))
+            seq, messages = feed.read(opening)
             for message in messages:
                 yield from watch.send(message)
         while True:
@@ -526,15 +530,10 @@ def follow(
             batch = feed.read_after(stream.topic, seq, BATCH)
             for event in batch:
                 seq = event.seq
-                if not event.visible_to(watch.principal):
+                if not event.visible_to(watch.principal) or not keep(event):
                     continue
                 yield from watch.send(convert(event, stream.cursor(seq)))
                 if last(event):
                     return
             if len(batch) < BATCH and not watch.wait():
                 return
-
-
-def _listed(opened: tuple[int, Iterable[M]]) -> tuple[int, list[M]]:
-    seq, messages = opened
-    return seq, list(messages)

@@ -1,37 +1,19 @@
-"""A WatchReport client for tests: the stream read on a thread of its own, its events queued."""
+"""A WatchReport client for tests (tests.watchers.StreamWatcher)."""
 
 from __future__ import annotations
 
-import queue
-import re
-import threading
-
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from report_service.v1 import report_pb2, report_service_pb2, report_service_pb2_grpc
+from tests.watchers import StreamWatcher, reason_of
+
+__all__ = ["Type", "Watcher", "reason_of"]
 
 Type = report_pb2.ReportEvent.Type
-_END = object()
 
 
-def reason_of(error: grpc.RpcError) -> str:
-    """The ErrorInfo reason of a stream's end; from the message when the status came with
-    the stream's cancellation, which carries no details (shared/watch.py)."""
-    status = rpc_status.from_call(error)
-    if status is None:
-        found = re.search(r"\(reason (\w+)\)$", error.details() or "")
-        return found.group(1) if found else ""
-    info = error_details_pb2.ErrorInfo()
-    for detail in status.details:
-        if detail.Is(info.DESCRIPTOR):
-            detail.Unpack(info)
-    return info.reason
-
-
-class Watcher:
-    """An open WatchReport stream: `next()` its next event, `ending()` how it ended."""
+class Watcher(StreamWatcher):
+    """An open WatchReport stream."""
 
     def __init__(
         self,
@@ -43,15 +25,13 @@ class Watcher:
         timeout: float | None = None,
     ) -> None:
         stub = report_service_pb2_grpc.ReportServiceStub(channel)
-        self.call = stub.WatchReport(
-            report_service_pb2.WatchReportRequest(id=report_id, start_after=start_after),
-            metadata=metadata,
-            timeout=timeout,
+        super().__init__(
+            stub.WatchReport(
+                report_service_pb2.WatchReportRequest(id=report_id, start_after=start_after),
+                metadata=metadata,
+                timeout=timeout,
+            )
         )
-        self._queue: queue.Queue = queue.Queue()
-        self.error: grpc.RpcError | None = None
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
 
     @staticmethod
     def unread(channel: grpc.Channel, metadata, report_id: str):
@@ -61,46 +41,3 @@ class Watcher:
         )
         next(call)
         return call
-
-    def _read(self) -> None:
-        try:
-            for event in self.call:
-                self._queue.put(event)
-        except grpc.RpcError as error:
-            self.error = error
-        self._queue.put(_END)
-
-    def next(self, timeout: float = 10.0) -> report_pb2.ReportEvent:
-        item = self._queue.get(timeout=timeout)
-        if item is _END:
-            self._queue.put(_END)
-            raise AssertionError(f"the stream ended: {self.error}")
-        return item
-
-    def take(self, count: int, timeout: float = 10.0) -> list[report_pb2.ReportEvent]:
-        return [self.next(timeout) for _ in range(count)]
-
-    def types(self, count: int, timeout: float = 10.0) -> list[str]:
-        return [Type.Name(event.type) for event in self.take(count, timeout)]
-
-    def idle(self, seconds: float = 0.5) -> bool:
-        """True if no event (and no end) arrives within seconds."""
-        try:
-            item = self._queue.get(timeout=seconds)
-        except queue.Empty:
-            return True
-        self._queue.put(item)
-        return False
-
-    def ending(self, timeout: float = 10.0) -> grpc.RpcError | None:
-        """Wait for the end of the stream (after its remaining events): its error, or None
-        if it ended with OK."""
-        while True:
-            item = self._queue.get(timeout=timeout)
-            if item is _END:
-                self._queue.put(_END)
-                return self.error
-
-    def cancel(self) -> None:
-        self.call.cancel()
-        self._thread.join(5)
