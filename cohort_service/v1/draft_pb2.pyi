@@ -641,9 +641,15 @@ class CohortDraftEvent(_message.Message):
         TYPE_PROPOSAL_ACCEPTED: CohortDraftEvent._Type.ValueType  # 5
         """PROPOSAL_ACCEPTED: an ack accepted a proposal and applied it."""
         TYPE_PROPOSAL_REJECTED: CohortDraftEvent._Type.ValueType  # 6
-        """PROPOSAL_REJECTED: an ack rejected a proposal."""
+        """PROPOSAL_REJECTED: an ack rejected a proposal. When the proposal had
+        created the draft (still dormant), the draft goes with it: no
+        form_state, and a DELETED event follows.
+        """
         TYPE_PROPOSAL_EXPIRED: CohortDraftEvent._Type.ValueType  # 7
-        """PROPOSAL_EXPIRED: the service rejected a proposal that expired."""
+        """PROPOSAL_EXPIRED: the service rejected a proposal that expired (one
+        event per proposal); as for PROPOSAL_REJECTED, a dormant draft it
+        created is deleted, and DELETED follows.
+        """
         TYPE_DELETED: CohortDraftEvent._Type.ValueType  # 8
         """DELETED: the draft was deleted (DeleteCohortDraft, or a dormant draft
         whose proposal expired); `form_state` is absent.
@@ -669,9 +675,15 @@ class CohortDraftEvent(_message.Message):
     TYPE_PROPOSAL_ACCEPTED: CohortDraftEvent.Type.ValueType  # 5
     """PROPOSAL_ACCEPTED: an ack accepted a proposal and applied it."""
     TYPE_PROPOSAL_REJECTED: CohortDraftEvent.Type.ValueType  # 6
-    """PROPOSAL_REJECTED: an ack rejected a proposal."""
+    """PROPOSAL_REJECTED: an ack rejected a proposal. When the proposal had
+    created the draft (still dormant), the draft goes with it: no
+    form_state, and a DELETED event follows.
+    """
     TYPE_PROPOSAL_EXPIRED: CohortDraftEvent.Type.ValueType  # 7
-    """PROPOSAL_EXPIRED: the service rejected a proposal that expired."""
+    """PROPOSAL_EXPIRED: the service rejected a proposal that expired (one
+    event per proposal); as for PROPOSAL_REJECTED, a dormant draft it
+    created is deleted, and DELETED follows.
+    """
     TYPE_DELETED: CohortDraftEvent.Type.ValueType  # 8
     """DELETED: the draft was deleted (DeleteCohortDraft, or a dormant draft
     whose proposal expired); `form_state` is absent.
@@ -706,7 +718,8 @@ class CohortDraftEvent(_message.Message):
     @_builtins.property
     def form_state(self) -> Global___DraftFormState:
         """form_state is the draft's form after the change, as GetCohortDraft
-        returns it; absent for SYNCED and DELETED.
+        returns it; absent for SYNCED and DELETED, and when the draft is gone
+        after the change (see PROPOSAL_REJECTED).
         """
 
     def __init__(

@@ -121,14 +121,18 @@ class CohortDraftServiceStub:
 
     Without start_after the stream opens with the current state: for one
     draft, one SNAPSHOT event with its form; for all drafts, one SNAPSHOT
-    event per draft (dormant ones included, oldest first) and then one
-    SYNCED event; then every later change. With start_after (the event_id
-    of the last event the client processed) it resumes with exactly the
-    events after it, none lost and none repeated, across restarts and
-    replicas, as long as that event is still kept (COHORT_EVENT_RETENTION,
-    at least 24 hours); no SNAPSHOT is sent. A cursor from a one-draft
-    stream resumes a one-draft stream of the same draft; one from an
-    all-drafts stream, an all-drafts stream.
+    event per draft (dormant ones included, newest first, as
+    ListCohortDrafts lists them) and then one SYNCED event; then every later
+    change. Many drafts are read a page at a time: a change committed while
+    a later page was read, which that page's SNAPSHOT already shows, is not
+    sent again (resuming from the SYNCED event_id sends it). A one-draft
+    stream ends with OK after the draft's DELETED event. With start_after
+    (the event_id of the last event the client processed) it resumes with
+    exactly the events after it, none lost and none repeated, across
+    restarts and replicas, as long as that event is still kept
+    (COHORT_EVENT_RETENTION, at least 24 hours); no SNAPSHOT is sent. A
+    cursor from a one-draft stream resumes a one-draft stream of the same
+    draft; one from an all-drafts stream, an all-drafts stream.
 
     Returns INVALID_ARGUMENT for a draft_id that is not a UUID or a
     start_after this RPC did not issue for this stream; NOT_FOUND (reason
@@ -237,14 +241,18 @@ class CohortDraftServiceAsyncStub(CohortDraftServiceStub):
 
     Without start_after the stream opens with the current state: for one
     draft, one SNAPSHOT event with its form; for all drafts, one SNAPSHOT
-    event per draft (dormant ones included, oldest first) and then one
-    SYNCED event; then every later change. With start_after (the event_id
-    of the last event the client processed) it resumes with exactly the
-    events after it, none lost and none repeated, across restarts and
-    replicas, as long as that event is still kept (COHORT_EVENT_RETENTION,
-    at least 24 hours); no SNAPSHOT is sent. A cursor from a one-draft
-    stream resumes a one-draft stream of the same draft; one from an
-    all-drafts stream, an all-drafts stream.
+    event per draft (dormant ones included, newest first, as
+    ListCohortDrafts lists them) and then one SYNCED event; then every later
+    change. Many drafts are read a page at a time: a change committed while
+    a later page was read, which that page's SNAPSHOT already shows, is not
+    sent again (resuming from the SYNCED event_id sends it). A one-draft
+    stream ends with OK after the draft's DELETED event. With start_after
+    (the event_id of the last event the client processed) it resumes with
+    exactly the events after it, none lost and none repeated, across
+    restarts and replicas, as long as that event is still kept
+    (COHORT_EVENT_RETENTION, at least 24 hours); no SNAPSHOT is sent. A
+    cursor from a one-draft stream resumes a one-draft stream of the same
+    draft; one from an all-drafts stream, an all-drafts stream.
 
     Returns INVALID_ARGUMENT for a draft_id that is not a UUID or a
     start_after this RPC did not issue for this stream; NOT_FOUND (reason
@@ -380,14 +388,18 @@ class CohortDraftServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Without start_after the stream opens with the current state: for one
         draft, one SNAPSHOT event with its form; for all drafts, one SNAPSHOT
-        event per draft (dormant ones included, oldest first) and then one
-        SYNCED event; then every later change. With start_after (the event_id
-        of the last event the client processed) it resumes with exactly the
-        events after it, none lost and none repeated, across restarts and
-        replicas, as long as that event is still kept (COHORT_EVENT_RETENTION,
-        at least 24 hours); no SNAPSHOT is sent. A cursor from a one-draft
-        stream resumes a one-draft stream of the same draft; one from an
-        all-drafts stream, an all-drafts stream.
+        event per draft (dormant ones included, newest first, as
+        ListCohortDrafts lists them) and then one SYNCED event; then every later
+        change. Many drafts are read a page at a time: a change committed while
+        a later page was read, which that page's SNAPSHOT already shows, is not
+        sent again (resuming from the SYNCED event_id sends it). A one-draft
+        stream ends with OK after the draft's DELETED event. With start_after
+        (the event_id of the last event the client processed) it resumes with
+        exactly the events after it, none lost and none repeated, across
+        restarts and replicas, as long as that event is still kept
+        (COHORT_EVENT_RETENTION, at least 24 hours); no SNAPSHOT is sent. A
+        cursor from a one-draft stream resumes a one-draft stream of the same
+        draft; one from an all-drafts stream, an all-drafts stream.
 
         Returns INVALID_ARGUMENT for a draft_id that is not a UUID or a
         start_after this RPC did not issue for this stream; NOT_FOUND (reason

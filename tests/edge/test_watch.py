@@ -1,11 +1,12 @@
-"""WatchReport through the edge: a server stream as native gRPC, as gRPC-Web (a browser's
-sonora client) and as REST (the transcoder's streamed JSON array), each seeing the SNAPSHOT
-and then a change made while it waits."""
+"""Watches through the edge: WatchReport as native gRPC, as gRPC-Web (a browser's sonora
+client) and as REST (the transcoder's streamed JSON array), and WatchCohortDrafts as REST,
+each seeing its opening event and then a change made while it waits."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import threading
 
 import grpc
@@ -96,21 +97,17 @@ def test_a_grpc_web_watch_streams_to_a_browser_client(edge):
     asyncio.run(watch())
 
 
-def test_a_rest_watch_streams_a_json_array_of_events(edge):
-    with edge.client() as http:
-        create_report(http, "team:watch-rest")
-    received: list[dict] = []
-    first = threading.Event()
-    second = threading.Event()
+class RestWatch:
+    """A watch over REST, read on a thread: the transcoder streams a server stream as one
+    JSON array, an element per message."""
 
-    def read() -> None:
-        # The transcoder streams a server stream as one JSON array, an element per message.
-        with httpx.stream(
-            "GET",
-            f"{edge.url}/api/reports/{path_id('team:watch-rest')}/watch",
-            headers=auth("user:rest"),
-            timeout=60,
-        ) as answer:
+    def __init__(self, url: str, headers: dict) -> None:
+        self._events: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(url, headers), daemon=True)
+        self._thread.start()
+
+    def _read(self, url: str, headers: dict) -> None:
+        with httpx.stream("GET", url, headers=headers, timeout=60) as answer:
             assert answer.status_code == 200
             buffered = ""
             decoder = json.JSONDecoder()
@@ -122,18 +119,25 @@ def test_a_rest_watch_streams_a_json_array_of_events(edge):
                         event, end = decoder.raw_decode(buffered)
                     except json.JSONDecodeError:
                         break
-                    received.append(event)
+                    self._events.put(event)
                     buffered = buffered[end:]
-                    (second if first.is_set() else first).set()
-                if second.is_set():
-                    return
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    assert first.wait(30), "no SNAPSHOT arrived over REST"
+    def next(self, what: str) -> dict:
+        try:
+            return self._events.get(timeout=30)
+        except queue.Empty:
+            raise AssertionError(f"{what} did not arrive over REST") from None
+
+
+def test_a_rest_watch_streams_a_json_array_of_events(edge):
+    with edge.client() as http:
+        create_report(http, "team:watch-rest")
+    watch = RestWatch(
+        f"{edge.url}/api/reports/{path_id('team:watch-rest')}/watch", auth("user:rest")
+    )
+    snapshot = watch.next("the SNAPSHOT")
     _rename(edge, "team:watch-rest", "Renamed over REST")
-    assert second.wait(30), "the change did not arrive over REST"
-    snapshot, changed = received
+    changed = watch.next("the change")
     assert snapshot["type"] == "TYPE_SNAPSHOT"
     assert snapshot["report"]["id"] == "team:watch-rest"
     assert (changed["type"], changed["report"]["name"]) == (
@@ -141,6 +145,20 @@ def test_a_rest_watch_streams_a_json_array_of_events(edge):
         "Renamed over REST",
     )
     assert changed["eventId"] and changed["eventId"] != snapshot["eventId"]
+
+
+def test_a_rest_watch_of_the_callers_cohort_drafts_sees_a_patch_made_over_rest(edge):
+    headers = auth("user:cohort-watcher")
+    watch = RestWatch(f"{edge.url}/cohort/drafts/watch", headers)
+    assert watch.next("SYNCED")["type"] == "TYPE_SYNCED"  # no drafts yet
+    with edge.client() as http:
+        created = http.post("/cohort/draft", json={"name": "Watched"}, headers=headers)
+        assert created.status_code == 200, created.text
+    patched = watch.next("the patch")
+    assert patched["type"] == "TYPE_PATCHED"
+    assert patched["draftId"] == created.json()["draftId"]
+    assert patched["formState"]["name"]["value"] == "Watched"
+    assert patched["actorId"] == "user:cohort-watcher"
 
 
 def test_watches_are_routed_without_a_timeout_or_an_idle_timeout():

@@ -327,6 +327,12 @@ COHORT_CASES: dict[str, tuple[Case, ...]] = {
         ),
     ),
     "GetCohortDraft": (lambda s: _D.GetCohortDraftRequest(draft_id=s.ids["draft"]),),
+    # All drafts: the snapshot is read a page at a time (its first page, two big drafts,
+    # before the first event); and one draft.
+    "WatchCohortDrafts": (
+        lambda s: _D.WatchCohortDraftsRequest(),
+        lambda s: _D.WatchCohortDraftsRequest(draft_id=s.ids["draft"]),
+    ),
     "ListCohortDrafts": (
         lambda s: _D.ListCohortDraftsRequest(page_size=1000, include_dormant=True),
     ),

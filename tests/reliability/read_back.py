@@ -164,6 +164,7 @@ READ_ONLY: dict[str, set[str]] = {
         "ListFlags",
         "GetCohortDraft",
         "ListCohortDrafts",
+        "WatchCohortDrafts",
     },
     "report": {
         "GetReport",

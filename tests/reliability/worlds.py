@@ -159,6 +159,11 @@ _COHORT_OWNED: dict[str, tuple[tuple[Builder, grpc.StatusCode], ...]] = {
     "GetCohortDraft": (
         (lambda w: draft_service_pb2.GetCohortDraftRequest(draft_id=w.ids["draft"]), OK),
     ),
+    # A stream of one draft; the all-drafts stream shows nothing of another principal's
+    # (tests/cohort_service/test_watch.py).
+    "WatchCohortDrafts": (
+        (lambda w: draft_service_pb2.WatchCohortDraftsRequest(draft_id=w.ids["draft"]), OK),
+    ),
     "DeleteCohortDraft": (
         (lambda w: draft_service_pb2.DeleteCohortDraftRequest(draft_id=w.ids["draft"]), OK),
         (
