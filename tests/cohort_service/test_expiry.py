@@ -109,6 +109,7 @@ def test_keys_and_decided_proposals_are_kept_a_day_then_purged(at):
             "decided proposals": 0,
             "idempotency keys": 1,
             "expired proposals": 2,
+            "expired events": 3,  # the patch's and the two soft patches' (72 h retention)
         }
         assert {r.key for r in IdempotencyRecord.select()} == {"soft-a", "soft-new"}
     with at(days=8.0) as server:  # decided 0.99 days ago: kept, for repeated acks
@@ -116,6 +117,7 @@ def test_keys_and_decided_proposals_are_kept_a_day_then_purged(at):
             "decided proposals": 0,
             "idempotency keys": 0,
             "expired proposals": 0,
+            "expired events": 0,  # the expiry's own, a day old
         }
     with at(days=8.02) as server:
         alice = _alice(server)

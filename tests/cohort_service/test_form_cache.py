@@ -149,7 +149,10 @@ def test_migration_0006_counts_the_pending_proposals_of_stored_drafts(database_u
                 f" ({p}, 'user:alice', {p}, {p}, {p}, '{{}}', {p}, {p})",
                 (uuid.uuid4().hex, key, draft_id.hex, False, decision, utcnow()),
             )
-        assert apply_migrations(database, SERVICE.migrations) == ["0006_draft_form_cache"]
+        assert apply_migrations(database, SERVICE.migrations) == [
+            "0006_draft_form_cache",
+            "0007_draft_events",
+        ]
         counted = database.execute_sql("SELECT staged_proposals FROM draft").fetchall()
     finally:
         close_store(database)

@@ -98,11 +98,13 @@ def test_a_grpc_web_watch_streams_to_a_browser_client(edge):
 
 
 class RestWatch:
-    """A watch over REST, read on a thread: the transcoder streams a server stream as one
-    JSON array, an element per message."""
+    """A watch over REST, read on a thread until `count` events came (then it closes the
+    connection): the transcoder streams a server stream as one JSON array, an element per
+    message."""
 
-    def __init__(self, url: str, headers: dict) -> None:
+    def __init__(self, url: str, headers: dict, count: int) -> None:
         self._events: queue.Queue = queue.Queue()
+        self._count = count
         self._thread = threading.Thread(target=self._read, args=(url, headers), daemon=True)
         self._thread.start()
 
@@ -121,6 +123,9 @@ class RestWatch:
                         break
                     self._events.put(event)
                     buffered = buffered[end:]
+                    self._count -= 1
+                    if not self._count:
+                        return
 
     def next(self, what: str) -> dict:
         try:
@@ -133,7 +138,7 @@ def test_a_rest_watch_streams_a_json_array_of_events(edge):
     with edge.client() as http:
         create_report(http, "team:watch-rest")
     watch = RestWatch(
-        f"{edge.url}/api/reports/{path_id('team:watch-rest')}/watch", auth("user:rest")
+        f"{edge.url}/api/reports/{path_id('team:watch-rest')}/watch", auth("user:rest"), 2
     )
     snapshot = watch.next("the SNAPSHOT")
     _rename(edge, "team:watch-rest", "Renamed over REST")
@@ -149,7 +154,7 @@ def test_a_rest_watch_streams_a_json_array_of_events(edge):
 
 def test_a_rest_watch_of_the_callers_cohort_drafts_sees_a_patch_made_over_rest(edge):
     headers = auth("user:cohort-watcher")
-    watch = RestWatch(f"{edge.url}/cohort/drafts/watch", headers)
+    watch = RestWatch(f"{edge.url}/cohort/drafts/watch", headers, 2)
     assert watch.next("SYNCED")["type"] == "TYPE_SYNCED"  # no drafts yet
     with edge.client() as http:
         created = http.post("/cohort/draft", json={"name": "Watched"}, headers=headers)
