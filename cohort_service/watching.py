@@ -13,6 +13,7 @@ from cohort_service.v1 import draft_pb2
 from shared.clock import utcnow
 from shared.columns import timestamp
 from shared.db import read_transaction
+from shared.errors import NotFound
 from shared.events import StoredEvent, Stream
 from shared.watch import current_watch, follow
 
@@ -39,6 +40,11 @@ def _watch_one(
     owner: str, draft_id: uuid.UUID, start_after: str
 ) -> Iterator[draft_pb2.CohortDraftEvent]:
     stream = Stream(topic(owner), str(draft_id))
+    if start_after:
+        seq = stream.seq_of(start_after)
+        feed = current_watch().watches.feed
+        assert feed is not None  # the service declares its event store
+        feed.read(functools.partial(_check_resumable, owner, draft_id, stream.topic, seq))
 
     def opening() -> tuple[int, list[draft_pb2.CohortDraftEvent]]:
         with read_transaction(database):  # the position and the form of one snapshot
@@ -48,7 +54,7 @@ def _watch_one(
         snapshot.form_state.MergeFromString(form)
         return seq, [snapshot]
 
-    return follow(
+    yield from follow(
         EVENTS,
         stream,
         start_after,
@@ -57,6 +63,16 @@ def _watch_one(
         last=lambda event: event.type == Type.TYPE_DELETED,
         keep=lambda event: event.resource_id == stream.filter,
     )
+
+
+def _check_resumable(owner: str, draft_id: uuid.UUID, topic_name: str, seq: int) -> None:
+    """A one-draft stream resumes while its draft is there, or its DELETED event is still to
+    come (the stream then ends after it); else NOT_FOUND: it would wait for nothing."""
+    try:
+        drafts.find_draft(owner, draft_id)
+    except NotFound:
+        if not EVENTS.has_after(topic_name, seq, str(draft_id), Type.TYPE_DELETED):
+            raise
 
 
 def _watch_all(owner: str, start_after: str) -> Iterator[draft_pb2.CohortDraftEvent]:

@@ -205,6 +205,16 @@ class EventStore:
             if found is None:
                 raise _expired()
 
+    def has_after(self, topic: str, seq: int, resource_id: str, kind: int) -> bool:
+        """Whether topic has an event of type kind about resource_id after seq."""
+        found = self.database.execute_sql(
+            self._sql(
+                "SELECT 1 FROM event WHERE topic = ? AND seq > ? AND resource_id = ? AND type = ?"
+            ),
+            (topic, seq, resource_id, kind),
+        ).fetchone()
+        return found is not None
+
     # ------------------------------------------------------------------ retention
 
     def purge(self, now: datetime, retention: float, limit: int) -> int:

@@ -34,6 +34,7 @@ class StreamWatcher:
     def __init__(self, call) -> None:
         self.call = call
         self._queue: queue.Queue = queue.Queue()
+        self._ahead: list = []  # taken from the queue and not consumed: comes first, in order
         self.error: grpc.RpcError | None = None
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -46,10 +47,13 @@ class StreamWatcher:
             self.error = error
         self._queue.put(_END)
 
+    def _get(self, timeout: float) -> Any:
+        return self._ahead.pop(0) if self._ahead else self._queue.get(timeout=timeout)
+
     def next(self, timeout: float = 10.0) -> Any:
-        item = self._queue.get(timeout=timeout)
+        item = self._get(timeout)
         if item is _END:
-            self._queue.put(_END)
+            self._ahead.insert(0, _END)
             raise AssertionError(f"the stream ended: {self.error}")
         return item
 
@@ -62,19 +66,19 @@ class StreamWatcher:
     def idle(self, seconds: float = 0.5) -> bool:
         """True if no event (and no end) arrives within seconds."""
         try:
-            item = self._queue.get(timeout=seconds)
+            item = self._get(seconds)
         except queue.Empty:
             return True
-        self._queue.put(item)
+        self._ahead.insert(0, item)  # put back first: the events keep their order
         return False
 
     def ending(self, timeout: float = 10.0) -> grpc.RpcError | None:
         """Wait for the end of the stream (after its remaining events): its error, or None
         if it ended with OK."""
         while True:
-            item = self._queue.get(timeout=timeout)
+            item = self._get(timeout)
             if item is _END:
-                self._queue.put(_END)
+                self._ahead.insert(0, _END)
                 return self.error
 
     def cancel(self) -> None:

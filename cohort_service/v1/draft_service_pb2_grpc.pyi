@@ -126,7 +126,11 @@ class CohortDraftServiceStub:
     change. Many drafts are read a page at a time: a change committed while
     a later page was read, which that page's SNAPSHOT already shows, is not
     sent again (resuming from the SYNCED event_id sends it). A one-draft
-    stream ends with OK after the draft's DELETED event. With start_after
+    stream ends with OK after the draft's DELETED event. A proposal that
+    expires is hidden from reads at once, but PROPOSAL_EXPIRED (and DELETED
+    for a dormant draft it created) is sent when the service's purge rejects
+    it: up to COHORT_PURGE_INTERVAL later (60 s), and never while purging is
+    off (0). With start_after
     (the event_id of the last event the client processed) it resumes with
     exactly the events after it, none lost and none repeated, across
     restarts and replicas, as long as that event is still kept
@@ -137,7 +141,8 @@ class CohortDraftServiceStub:
     Returns INVALID_ARGUMENT for a draft_id that is not a UUID or a
     start_after this RPC did not issue for this stream; NOT_FOUND (reason
     `DRAFT_NOT_FOUND`) if draft_id names no draft of the caller's and no
-    start_after is given; OUT_OF_RANGE (reason `EVENT_EXPIRED`) if
+    start_after is given, or start_after is at or after the draft's DELETED
+    event (nothing is left to send); OUT_OF_RANGE (reason `EVENT_EXPIRED`) if
     start_after is older than the events kept (read again and watch without
     it); RESOURCE_EXHAUSTED (reason `TOO_MANY_WATCHES`) when the process, or
     the caller, has as many watches open as it admits, and (reason
@@ -246,7 +251,11 @@ class CohortDraftServiceAsyncStub(CohortDraftServiceStub):
     change. Many drafts are read a page at a time: a change committed while
     a later page was read, which that page's SNAPSHOT already shows, is not
     sent again (resuming from the SYNCED event_id sends it). A one-draft
-    stream ends with OK after the draft's DELETED event. With start_after
+    stream ends with OK after the draft's DELETED event. A proposal that
+    expires is hidden from reads at once, but PROPOSAL_EXPIRED (and DELETED
+    for a dormant draft it created) is sent when the service's purge rejects
+    it: up to COHORT_PURGE_INTERVAL later (60 s), and never while purging is
+    off (0). With start_after
     (the event_id of the last event the client processed) it resumes with
     exactly the events after it, none lost and none repeated, across
     restarts and replicas, as long as that event is still kept
@@ -257,7 +266,8 @@ class CohortDraftServiceAsyncStub(CohortDraftServiceStub):
     Returns INVALID_ARGUMENT for a draft_id that is not a UUID or a
     start_after this RPC did not issue for this stream; NOT_FOUND (reason
     `DRAFT_NOT_FOUND`) if draft_id names no draft of the caller's and no
-    start_after is given; OUT_OF_RANGE (reason `EVENT_EXPIRED`) if
+    start_after is given, or start_after is at or after the draft's DELETED
+    event (nothing is left to send); OUT_OF_RANGE (reason `EVENT_EXPIRED`) if
     start_after is older than the events kept (read again and watch without
     it); RESOURCE_EXHAUSTED (reason `TOO_MANY_WATCHES`) when the process, or
     the caller, has as many watches open as it admits, and (reason
@@ -393,7 +403,11 @@ class CohortDraftServiceServicer(metaclass=_abc_1.ABCMeta):
         change. Many drafts are read a page at a time: a change committed while
         a later page was read, which that page's SNAPSHOT already shows, is not
         sent again (resuming from the SYNCED event_id sends it). A one-draft
-        stream ends with OK after the draft's DELETED event. With start_after
+        stream ends with OK after the draft's DELETED event. A proposal that
+        expires is hidden from reads at once, but PROPOSAL_EXPIRED (and DELETED
+        for a dormant draft it created) is sent when the service's purge rejects
+        it: up to COHORT_PURGE_INTERVAL later (60 s), and never while purging is
+        off (0). With start_after
         (the event_id of the last event the client processed) it resumes with
         exactly the events after it, none lost and none repeated, across
         restarts and replicas, as long as that event is still kept
@@ -404,7 +418,8 @@ class CohortDraftServiceServicer(metaclass=_abc_1.ABCMeta):
         Returns INVALID_ARGUMENT for a draft_id that is not a UUID or a
         start_after this RPC did not issue for this stream; NOT_FOUND (reason
         `DRAFT_NOT_FOUND`) if draft_id names no draft of the caller's and no
-        start_after is given; OUT_OF_RANGE (reason `EVENT_EXPIRED`) if
+        start_after is given, or start_after is at or after the draft's DELETED
+        event (nothing is left to send); OUT_OF_RANGE (reason `EVENT_EXPIRED`) if
         start_after is older than the events kept (read again and watch without
         it); RESOURCE_EXHAUSTED (reason `TOO_MANY_WATCHES`) when the process, or
         the caller, has as many watches open as it admits, and (reason

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 
 import grpc
@@ -295,6 +296,36 @@ def test_a_cursor_older_than_the_retention_is_out_of_range(database_url):
         assert error is not None
         answer = failure(error)
         assert (answer.code, answer.reason) == (grpc.StatusCode.OUT_OF_RANGE, "EVENT_EXPIRED")
+
+
+def test_a_one_draft_stream_resumed_after_its_draft_was_deleted_ends_or_is_not_found(alice):
+    draft_id = alice.patch(name="Q1").draft_id
+    watcher = watch(alice, draft_id)
+    snapshot = watcher.next()
+    alice.delete(draft_id)
+    deleted = watcher.next()
+    assert deleted.type == Type.TYPE_DELETED and watcher.ending() is None
+    # Before the DELETED event: it comes, then OK.
+    resumed = watch(alice, draft_id, start_after=snapshot.event_id)
+    assert resumed.next().event_id == deleted.event_id and resumed.ending() is None
+    # After it there is nothing to wait for: NOT_FOUND rather than a stream open for ever.
+    error = watch(alice, draft_id, start_after=deleted.event_id).ending(timeout=5)
+    assert error is not None
+    answer = failure(error)
+    assert (answer.code, answer.reason) == (grpc.StatusCode.NOT_FOUND, "DRAFT_NOT_FOUND")
+
+
+def test_idle_keeps_the_events_in_order(alice):
+    draft_id = alice.patch(name="Q0").draft_id
+    watcher = opened(alice, draft_id)
+    for name in ("Q1", "Q2"):
+        alice.patch(draft_id=draft_id, name=name)
+    deadline = time.monotonic() + 10
+    while watcher._queue.qsize() < 2:  # both queued: a put-back at the end would reorder
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert not watcher.idle(5)  # looks at Q1 and keeps it first
+    assert [e.form_state.name.value for e in watcher.take(2)] == ["Q1", "Q2"]
 
 
 def test_a_missing_draft_is_not_found(alice):
