@@ -53,6 +53,7 @@ from shared.etags import check_etag, new_etag
 from shared.events import NewEvent
 from shared.failpoints import failpoint
 from shared.idempotency import fingerprint
+from shared.wire import field_head
 
 PatchResponse = draft_service_pb2.PatchCohortDraftResponse
 
@@ -330,8 +331,7 @@ def _stage(
 
 # The form of a draft with no links (a new one), as stored at revision 0.
 _NO_FORM = serialize(Form(), Rows(), 0)
-# PatchCohortDraftResponse.form_state: field 5, length-delimited (wire type 2).
-_FORM_STATE_TAG = bytes([5 << 3 | 2])
+_FORM_STATE_FIELD = PatchResponse.DESCRIPTOR.fields_by_name["form_state"].number
 
 
 def _proposals(draft: Draft) -> list[Proposal]:
@@ -356,16 +356,7 @@ def _response(draft_id: uuid.UUID, key: str, message: str, form: bytes | None) -
     ).SerializeToString()
     if form is None:
         return head
-    return b"".join((head, _FORM_STATE_TAG, _varint(len(form)), form))
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    return b"".join((head, field_head(_FORM_STATE_FIELD, len(form)), form))
 
 
 # ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from cohort_service.v1 import draft_service_pb2
 from report_service.v1 import report_pb2, report_service_pb2
 from shared.server import MAX_MESSAGE_BYTES
+from shared.wire import field_head
 from tests.processes import service_process
 from tests.reliability.rpc import DEFINITIONS, all_methods, invoke, request_type
 from tests.report_service.support import valid_report
@@ -96,21 +97,12 @@ def test_a_list_over_the_limit_is_invalid_argument_naming_the_field(
 @pytest.mark.parametrize("service", sorted(DEFINITIONS))
 def test_a_request_over_the_message_limit_is_resource_exhausted(service, channels):
     method = next(m for s, m in all_methods() if s == service)
-    oversized = b"\x0a" + _varint(MAX_MESSAGE_BYTES) + b"x" * MAX_MESSAGE_BYTES
+    oversized = field_head(1, MAX_MESSAGE_BYTES) + b"x" * MAX_MESSAGE_BYTES
 
     with pytest.raises(grpc.RpcError) as caught:
         invoke(channels[service], method, oversized, bearer())
 
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 # ---------------------------------------------------------------------------
@@ -155,7 +147,7 @@ def test_a_service_process_keeps_its_memory_under_a_stream_of_oversized_requests
     descriptor = descriptor_pool.Default().FindServiceByName(method[0]).FindMethodByName(method[1])
     near_limit = [request.SerializeToString() for request in _near_limit_requests(service)]
     assert all(MAX_MESSAGE_BYTES - 400_000 < len(raw) < MAX_MESSAGE_BYTES for raw in near_limit)
-    over_limit = b"\x0a" + _varint(MAX_MESSAGE_BYTES) + b"x" * MAX_MESSAGE_BYTES
+    over_limit = field_head(1, MAX_MESSAGE_BYTES) + b"x" * MAX_MESSAGE_BYTES
     requests = [*near_limit, over_limit]
     metadata = bearer()
 
