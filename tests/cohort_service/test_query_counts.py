@@ -44,9 +44,8 @@ def test_get_and_list_cost_the_same_queries_with_1_and_500_departments(alice, se
     assert counts[0] == counts[1]
 
 
-def test_a_draft_read_again_costs_no_query_for_its_value_resources(alice, server, catalog):
-    # Value resources never change once committed: the process keeps those it read.
-    draft_id = alice.patch(
+def _draft_with_three_positions(alice) -> str:
+    return alice.patch(
         simulations=["Onboarding"],
         name="Q1",
         simulation_positions=[
@@ -54,6 +53,11 @@ def test_a_draft_read_again_costs_no_query_for_its_value_resources(alice, server
             for n in range(3)
         ],
     ).draft_id
+
+
+def test_a_draft_read_again_costs_no_query_for_its_value_resources(alice, server, catalog):
+    # Value resources never change once committed: the process keeps those it read.
+    draft_id = _draft_with_three_positions(alice)
     forget_form_cache(draft_id)  # read from its links, as a draft stored before 0006
     first = alice.get(draft_id)
     with count_queries(server.database) as counter:
@@ -70,14 +74,7 @@ def test_a_draft_read_reads_its_row_and_only_then_its_proposals_if_it_has_any(
 ):
     # The form comes from the bytes on the draft row (cohort_service.form_cache), and the
     # row counts its staged proposals.
-    draft_id = alice.patch(
-        simulations=["Onboarding"],
-        name="Q1",
-        simulation_positions=[
-            draft_pb2.DraftSimulationPositionValue(simulation="Onboarding", title=f"P{n}")
-            for n in range(3)
-        ],
-    ).draft_id
+    draft_id = _draft_with_three_positions(alice)
     with count_queries(server.database) as counter:
         alice.get(draft_id)
     assert counter.statements == [counter.statements[0]] and '"draft"' in counter.statements[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +27,18 @@ def store(database_url) -> Iterator[EventStore]:
         create_tables(database)
     yield EventStore(proxy, "test_events")
     database.close_all() if hasattr(database, "close_all") else database.close()
+
+
+@contextlib.contextmanager
+def _running(store: EventStore, **settings: float) -> Iterator[Feed]:
+    """A started feed of store, listening (or polling) before the block, stopped after it."""
+    feed = Feed(store, **settings)
+    feed.start()
+    assert feed.ready.wait(10)
+    try:
+        yield feed
+    finally:
+        feed.stop()
 
 
 def _append(store: EventStore, topic: str, *events: NewEvent) -> int:
@@ -91,10 +104,7 @@ def test_cursors_name_their_stream_and_sort_as_events_do():
 
 
 def test_the_feed_wakes_a_topics_subscribers_when_its_event_commits(store):
-    feed = Feed(store)
-    feed.start()
-    assert feed.ready.wait(10)
-    try:
+    with _running(store) as feed:
         woken, other = threading.Event(), threading.Event()
         with feed.subscribed("a", woken), feed.subscribed("b", other):
             woken.clear()
@@ -102,15 +112,10 @@ def test_the_feed_wakes_a_topics_subscribers_when_its_event_commits(store):
             _append(store, "a", NewEvent(1, "x"))
             assert woken.wait(10)
             assert not other.is_set()
-    finally:
-        feed.stop()
 
 
 def test_the_feed_wakes_nobody_for_an_append_that_rolled_back(store):
-    feed = Feed(store)
-    feed.start()
-    assert feed.ready.wait(10)
-    try:
+    with _running(store) as feed:
         woken = threading.Event()
         with feed.subscribed("a", woken):
             woken.clear()
@@ -127,33 +132,23 @@ def test_the_feed_wakes_nobody_for_an_append_that_rolled_back(store):
                 _append(store, "b", NewEvent(1, "y"))
                 assert seen.wait(10)
             assert not woken.is_set()
-    finally:
-        feed.stop()
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_on_postgresql_the_notification_wakes_a_subscriber_without_the_safety_poll(store):
-    feed = Feed(store, safety_poll_seconds=3600)
-    feed.start()
-    assert feed.ready.wait(10)
-    try:
+    with _running(store, safety_poll_seconds=3600) as feed:
         woken = threading.Event()
         with feed.subscribed("a", woken):
             woken.clear()
             _append(store, "a", NewEvent(1, "x"))
             assert woken.wait(10)
-    finally:
-        feed.stop()
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_on_postgresql_the_safety_poll_wakes_a_subscriber_whose_notification_was_lost(store):
-    feed = Feed(store, safety_poll_seconds=0.1)
-    feed.start()
-    assert feed.ready.wait(10)
-    try:
+    with _running(store, safety_poll_seconds=0.1) as feed:
         woken = threading.Event()
         with feed.subscribed("a", woken):
             time.sleep(0.3)  # a poll has seen the topic's counter
@@ -161,5 +156,3 @@ def test_on_postgresql_the_safety_poll_wakes_a_subscriber_whose_notification_was
             # Appended through a store whose notifications go to another channel: lost.
             _append(EventStore(store.database, "elsewhere"), "a", NewEvent(1, "x"))
             assert woken.wait(10)
-    finally:
-        feed.stop()
